@@ -1,0 +1,102 @@
+//! Building and running the service: `Application::build(config)` binds the listener and opens
+//! storage; `run_until(shutdown)` serves until the shutdown future resolves, then drains.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::config::{Config, StorageKind};
+use crate::metrics::Metrics;
+use crate::routes;
+use crate::storage::{EmbeddedStore, Storage};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot open storage: {0}")]
+    Storage(String),
+}
+
+pub struct Application {
+    listener: TcpListener,
+    storage: Storage,
+    metrics: Metrics,
+    config: Config,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let storage = open_storage(&config).await?;
+        let addr = SocketAddr::new(config.bind_addr, config.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr, source })?;
+        Ok(Self {
+            listener,
+            storage,
+            metrics: Metrics::new(),
+            config,
+        })
+    }
+
+    /// The port actually bound (useful with `PORT=0`).
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, lets in-flight requests finish
+    /// (at most `SHUTDOWN_GRACE_SECONDS`) and returns. Every acknowledged write was committed
+    /// durably before its answer, so nothing is left to flush.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let grace = Duration::from_secs(self.config.shutdown_grace_seconds);
+        let routes = routes::all(self.storage, self.metrics, self.config.max_body_bytes);
+        let (draining, drain_started) = oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutdown requested: draining in-flight requests");
+            let _ = draining.send(());
+        };
+        let server = warp::serve(routes)
+            .incoming(self.listener)
+            .graceful(signal)
+            .run();
+        let deadline = async move {
+            if drain_started.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            () = server => tracing::info!("all connections drained"),
+            () = deadline => tracing::warn!(?grace, "drain deadline passed; closing remaining connections"),
+        }
+    }
+}
+
+async fn open_storage(config: &Config) -> Result<Storage, StartupError> {
+    match config.storage {
+        StorageKind::Embedded => EmbeddedStore::open(&config.data_dir, config.embedded_cache_bytes)
+            .map(Storage::Embedded)
+            .map_err(|e| StartupError::Storage(e.to_string())),
+        StorageKind::Dynamodb => Err(StartupError::Storage(
+            "STORAGE=dynamodb is not available in this build yet".into(),
+        )),
+    }
+}

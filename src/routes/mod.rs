@@ -1,0 +1,73 @@
+//! HTTP routes, one file per resource. Each route is a function returning a filter, with a
+//! `/// METHOD /path` doc line; handlers answer a `Response` themselves (problems included),
+//! and [`problem::recover`] turns whatever warp rejects into a problem body.
+
+pub mod body;
+pub mod health;
+pub mod metrics;
+pub mod picus;
+pub mod problem;
+pub mod telemetry;
+
+use std::convert::Infallible;
+
+use warp::Filter;
+use warp::reply::Reply;
+
+use crate::metrics::Metrics;
+use crate::storage::Storage;
+
+/// Injects the storage handle into a handler.
+pub fn with_storage(
+    storage: Storage,
+) -> impl Filter<Extract = (Storage,), Error = Infallible> + Clone {
+    warp::any().map(move || storage.clone())
+}
+
+/// Every route of the service, with problem bodies for rejections and one log line and
+/// metrics sample per request.
+pub fn all(
+    storage: Storage,
+    metrics: Metrics,
+    max_body_bytes: usize,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let observer = metrics.clone();
+    let log = warp::log::custom(move |info| {
+        let route = crate::metrics::route_template(info.path());
+        observer.observe_request(route, info.method(), info.status(), info.elapsed());
+        tracing::info!(
+            target: "telemetry::http",
+            route,
+            method = %info.method(),
+            status = info.status().as_u16(),
+            latency_ms = info.elapsed().as_secs_f64() * 1e3,
+            "request"
+        );
+    });
+    health::liveness_get()
+        .or(health::readiness_get(storage.clone()))
+        .unify()
+        .or(telemetry::readings_put(
+            storage.clone(),
+            metrics.clone(),
+            max_body_bytes,
+        ))
+        .unify()
+        .or(telemetry::stats_get(storage.clone()))
+        .unify()
+        .or(telemetry::readings_get(storage.clone()))
+        .unify()
+        .or(picus::item_put(storage.clone()))
+        .unify()
+        .or(picus::item_get(storage.clone()))
+        .unify()
+        .or(picus::item_list(storage.clone()))
+        .unify()
+        .or(picus::item_delete(storage))
+        .unify()
+        .or(metrics::metrics_get(metrics))
+        .unify()
+        .recover(problem::recover)
+        .unify()
+        .with(log)
+}

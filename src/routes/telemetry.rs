@@ -1,0 +1,211 @@
+//! The readings API: `PUT /api/temperature`, `GET /api/stats`, `GET /api/readings`.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::json;
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+use warp::{Filter, Rejection};
+
+use super::body;
+use super::problem::Problem;
+use super::with_storage;
+use crate::domain::{Batch, BatchError, MAX_BATCH, SensorId, Timestamp};
+use crate::metrics::Metrics;
+use crate::storage::{PutOutcome, ReadingsQuery, Storage};
+
+/// Default and largest page of `GET /api/readings`.
+pub const DEFAULT_LIMIT: usize = 100;
+pub const MAX_LIMIT: usize = 1_000;
+
+/// PUT /api/temperature
+pub fn readings_put(
+    storage: Storage,
+    metrics: Metrics,
+    max_body_bytes: usize,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "temperature")
+        .and(warp::put())
+        .and(warp::header::optional::<String>("content-type"))
+        .and(body::limited(max_body_bytes))
+        .and(with_storage(storage))
+        .and(warp::any().map(move || metrics.clone()))
+        .then(put_readings)
+}
+
+async fn put_readings(
+    content_type: Option<String>,
+    body: Bytes,
+    storage: Storage,
+    metrics: Metrics,
+) -> Response {
+    let batch = match body::parse_json(content_type.as_deref(), &body)
+        .and_then(|value| Batch::parse(&value).map_err(batch_problem))
+    {
+        Ok(batch) => batch,
+        Err(problem) => {
+            metrics.readings_rejected(problem.status());
+            return problem.into_response();
+        }
+    };
+    let received = batch.readings.len() + batch.repeats;
+    match storage.put_readings(batch).await {
+        Ok(PutOutcome::Stored { stored, duplicates }) => {
+            metrics.readings_stored(stored, duplicates);
+            "Ok".into_response()
+        }
+        Ok(PutOutcome::Conflict(conflicts)) => {
+            metrics.readings_conflicted(received);
+            Problem::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "{} reading(s) conflict with stored readings of the same sensorID and time; \
+                     readings are immutable, so nothing of this request was stored",
+                    conflicts.len()
+                ),
+            )
+            .with("conflicts", conflicts)
+            .into_response()
+        }
+        Err(error) => Problem::from(error).into_response(),
+    }
+}
+
+fn batch_problem(error: BatchError) -> Problem {
+    match error {
+        BatchError::Empty => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the batch is empty: send one reading or an array of 1 to 1000",
+        ),
+        BatchError::TooMany(count) => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the batch has {count} readings; at most {MAX_BATCH} are accepted per request"),
+        )
+        .with("limit", MAX_BATCH),
+        BatchError::NotReadings => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the body must be a reading object or an array of reading objects",
+        ),
+        BatchError::Invalid(invalid) => {
+            let indexes: Vec<usize> = invalid.iter().map(|i| i.index).collect();
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("invalid reading(s) at index {indexes:?}; nothing was stored"),
+            )
+            .with("errors", invalid)
+        }
+        BatchError::SelfConflict(conflicts) => Problem::new(
+            StatusCode::CONFLICT,
+            "the request holds the same sensorID and time with different temperatures; \
+             nothing was stored",
+        )
+        .with("conflicts", conflicts),
+    }
+}
+
+/// GET /api/stats[?sensorID=X]
+pub fn stats_get(
+    storage: Storage,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "stats")
+        .and(warp::get())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(with_storage(storage))
+        .then(get_stats)
+}
+
+async fn get_stats(query: HashMap<String, String>, storage: Storage) -> Response {
+    let sensor = match query.get("sensorID").map(|s| SensorId::from_text(s)) {
+        None => None,
+        Some(Ok(sensor)) => Some(sensor),
+        Some(Err(detail)) => return query_problem("sensorID", &detail).into_response(),
+    };
+    match storage.stats(sensor.as_ref()).await {
+        Ok(aggregate) => warp::reply::json(&aggregate.stats()).into_response(),
+        Err(error) => Problem::from(error).into_response(),
+    }
+}
+
+/// GET /api/readings?sensorID=X[&from=T][&to=T][&limit=N][&cursor=C]
+pub fn readings_get(
+    storage: Storage,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "readings")
+        .and(warp::get())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(with_storage(storage))
+        .then(get_readings)
+}
+
+#[derive(Serialize)]
+struct ReadingView {
+    #[serde(rename = "sensorID")]
+    sensor_id: String,
+    time: String,
+    temperature: f64,
+}
+
+fn query_problem(parameter: &str, detail: &str) -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        format!("query parameter {parameter}: {detail}"),
+    )
+    .with("parameter", parameter)
+}
+
+async fn get_readings(query: HashMap<String, String>, storage: Storage) -> Response {
+    let parsed = match parse_readings_query(&query) {
+        Ok(parsed) => parsed,
+        Err(problem) => return problem.into_response(),
+    };
+    match storage.readings(parsed).await {
+        Ok(page) => {
+            let readings: Vec<ReadingView> = page
+                .readings
+                .iter()
+                .map(|r| ReadingView {
+                    sensor_id: r.sensor_id.to_string(),
+                    time: r.time.to_rfc3339(),
+                    temperature: r.temperature.celsius(),
+                })
+                .collect();
+            let next = page.next.map(Timestamp::to_sortable);
+            warp::reply::json(&json!({"readings": readings, "next": next})).into_response()
+        }
+        Err(error) => Problem::from(error).into_response(),
+    }
+}
+
+fn parse_readings_query(query: &HashMap<String, String>) -> Result<ReadingsQuery, Problem> {
+    let sensor_id = match query.get("sensorID") {
+        None => return Err(query_problem("sensorID", "is required")),
+        Some(text) => SensorId::from_text(text).map_err(|d| query_problem("sensorID", &d))?,
+    };
+    let time = |name: &str| -> Result<Option<Timestamp>, Problem> {
+        query
+            .get(name)
+            .map(|text| Timestamp::parse_text(text).map_err(|d| query_problem(name, &d)))
+            .transpose()
+    };
+    let limit = match query.get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(query_problem(
+                    "limit",
+                    &format!("must be an integer from 1 to {MAX_LIMIT}"),
+                ));
+            }
+        },
+    };
+    Ok(ReadingsQuery {
+        sensor_id,
+        from: time("from")?,
+        to: time("to")?,
+        after: time("cursor")?,
+        limit,
+    })
+}

@@ -1,0 +1,141 @@
+//! Group commit: one writer task, one transaction and one durable commit for everything pending.
+//!
+//! Callers `submit` a write and wait for its answer. The writer takes the first pending write,
+//! then every other write already queued (up to `max_batch`), and hands them to the backend as
+//! one group. Under load many requests share one fsync (embedded) or one round of DynamoDB
+//! transactions, so concurrency raises throughput instead of queueing commits. Each write carries
+//! its own reply channel, and the backend answers it only after the group is durable.
+
+use std::future::Future;
+
+use tokio::sync::mpsc;
+
+use super::StorageError;
+
+/// A storage backend's write side: makes a group of writes durable, then answers each of them.
+pub trait Committer: Send + 'static {
+    type Write: Send + 'static;
+
+    /// Applies every write of `group` and answers each write's caller once it is durable.
+    fn commit(&mut self, group: Vec<Self::Write>) -> impl Future<Output = ()> + Send;
+}
+
+/// The sending side: cheap to clone, shared by every request handler.
+pub struct GroupCommit<W> {
+    sender: mpsc::Sender<W>,
+}
+
+impl<W> Clone for GroupCommit<W> {
+    fn clone(&self) -> Self {
+        Self {
+            sender: self.sender.clone(),
+        }
+    }
+}
+
+impl<W: Send + 'static> GroupCommit<W> {
+    /// Spawns the writer task. `queue` bounds pending writes (back-pressure on callers);
+    /// `max_batch` bounds one group, so one transaction stays a bounded amount of work.
+    pub fn spawn<C>(mut committer: C, queue: usize, max_batch: usize) -> Self
+    where
+        C: Committer<Write = W>,
+    {
+        let (sender, mut receiver) = mpsc::channel::<W>(queue);
+        tokio::spawn(async move {
+            let mut group = Vec::with_capacity(max_batch);
+            // `recv_many` waits for at least one write, then takes what is already queued.
+            while receiver.recv_many(&mut group, max_batch).await > 0 {
+                committer.commit(std::mem::take(&mut group)).await;
+            }
+        });
+        Self { sender }
+    }
+
+    /// Queues a write. Fails only when the writer task is gone.
+    pub async fn submit(&self, write: W) -> Result<(), StorageError> {
+        self.sender
+            .send(write)
+            .await
+            .map_err(|_| StorageError::Unavailable("the storage writer has stopped".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tokio::sync::oneshot;
+
+    /// Records the size of every group and answers with the group's sequence number.
+    struct Recorder {
+        groups: Arc<Mutex<Vec<usize>>>,
+    }
+
+    impl Committer for Recorder {
+        type Write = oneshot::Sender<usize>;
+
+        async fn commit(&mut self, group: Vec<Self::Write>) {
+            let sequence = {
+                let mut groups = self.groups.lock().unwrap();
+                groups.push(group.len());
+                groups.len()
+            };
+            for reply in group {
+                let _ = reply.send(sequence);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn pending_writes_share_one_group_and_every_caller_is_answered() {
+        let groups = Arc::new(Mutex::new(Vec::new()));
+        let (hold, release) = oneshot::channel::<()>();
+        // A first write whose commit we hold open, so the next ones queue up behind it.
+        struct Gate(Option<oneshot::Receiver<()>>, Recorder);
+        impl Committer for Gate {
+            type Write = oneshot::Sender<usize>;
+            async fn commit(&mut self, group: Vec<Self::Write>) {
+                if let Some(gate) = self.0.take() {
+                    let _ = gate.await;
+                }
+                self.1.commit(group).await;
+            }
+        }
+        let writer = GroupCommit::spawn(
+            Gate(
+                Some(release),
+                Recorder {
+                    groups: groups.clone(),
+                },
+            ),
+            64,
+            16,
+        );
+        let mut answers = Vec::new();
+        for _ in 0..21 {
+            let (reply, answer) = oneshot::channel();
+            writer.submit(reply).await.unwrap();
+            answers.push(answer);
+        }
+        hold.send(()).unwrap();
+        let mut sequences = Vec::new();
+        for answer in answers {
+            sequences.push(answer.await.unwrap());
+        }
+        let groups = groups.lock().unwrap().clone();
+        assert_eq!(
+            groups.iter().sum::<usize>(),
+            21,
+            "every write committed once"
+        );
+        assert!(groups.len() <= 3, "21 queued writes took {groups:?} groups");
+        assert!(
+            groups.iter().all(|g| *g <= 16),
+            "max_batch respected: {groups:?}"
+        );
+        assert!(
+            sequences.windows(2).all(|w| w[0] <= w[1]),
+            "answers follow commit order"
+        );
+    }
+}
