@@ -1,0 +1,11 @@
+//! Black-box contract suite: the real app on a random port, spoken to over HTTP.
+//! Run against the embedded store by default, against DynamoDB with
+//! `TELEMETRY_TEST_STORAGE=dynamodb` (see `helpers.rs`).
+
+mod errors;
+mod health;
+mod helpers;
+mod picus;
+mod readings;
+mod restart;
+mod stats;
