@@ -534,12 +534,14 @@ def check_task_definition(module: Module) -> list[str]:
             if not hc or hc[-1] != "healthcheck":
                 problems.append(f"{where}/{cname}: healthCheck must run the binary's `healthcheck` subcommand")
             image = str(c.get("image", ""))
-            tag = image.rsplit(":", 1)[-1] if ":" in image.split("/")[-1] else ""
-            tag_value = resolve(module, "${%s}" % tag[2:-1]) if tag.startswith("${") else tag
-            if not tag or tag_value == "latest" or (tag_value is None and tag.startswith("${") is False):
-                problems.append(f"{where}/{cname}: image {image!r} needs an explicit, non-latest tag")
-            if isinstance(tag_value, str) and tag_value == "latest":
-                problems.append(f"{where}/{cname}: image tag resolves to latest")
+            m = re.search(r":([^:/]+)$", image)
+            if not m:
+                problems.append(f"{where}/{cname}: image {image!r} has no explicit tag")
+            else:
+                tag = m.group(1)
+                tag_value = resolve(module, tag) if tag.startswith("${") else tag
+                if tag_value == "latest":
+                    problems.append(f"{where}/{cname}: image {image!r} uses the latest tag")
     # the drain: ALB deregistration delay shorter than the stop timeout
     for tg_name, tg in module.resources.get("aws_lb_target_group", {}).items():
         delay = resolve(module, tg.get("deregistration_delay", 300))
