@@ -21,7 +21,7 @@ async fn put_get_list_delete_round_trip() {
     // The original's curl example: -X POST -d '{..}' sends form-urlencoded.
     let response = post(
         &app,
-        r#"{"name": "pi", "value": 3.14}"#,
+        r#"{"name": "half", "value": 2.5}"#,
         "application/x-www-form-urlencoded",
     )
     .await;
@@ -33,7 +33,7 @@ async fn put_get_list_delete_round_trip() {
     let fetched: Value = app.get("/picus/get/1").await.json().await.unwrap();
     assert_eq!(
         fetched,
-        json!({"id": "1", "item": {"name": "pi", "value": 3.14}})
+        json!({"id": "1", "item": {"name": "half", "value": 2.5}})
     );
 
     let second: Value = post(&app, r#"{"id": "999", "n": 2}"#, "application/json")
@@ -50,7 +50,7 @@ async fn put_get_list_delete_round_trip() {
     assert_eq!(
         list,
         json!([
-            {"id": "1", "item": {"name": "pi", "value": 3.14}},
+            {"id": "1", "item": {"name": "half", "value": 2.5}},
             {"id": "2", "item": {"id": "999", "n": 2}},
         ])
     );
