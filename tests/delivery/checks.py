@@ -9,6 +9,7 @@ the violation), so a check that silently stopped working would be noticed.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -54,8 +55,12 @@ _META_KEYS = ("__is_block__", "__comments__", "__inline_comments__", "__start_li
 # --------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)
 def parse_hcl(text: str) -> dict:
-    """Parse HCL text into python-hcl2's dict form (quotes stripped, comments kept)."""
+    """Parse HCL text into python-hcl2's dict form (quotes stripped, comments kept).
+
+    Cached by text (the negative tests re-parse the same files many times); callers
+    must treat the result as read-only."""
     return hcl2.loads(text, serialization_options=_HCL_OPTIONS)
 
 
