@@ -723,6 +723,30 @@ def check_buildspec(buildspec: dict, readme: str | None) -> list[str]:
     return problems
 
 
+def check_toolchain_pins(buildspec: dict, dockerfile: str, cargo_toml: str | None) -> list[str]:
+    """One Rust version everywhere: buildspec's RUST_TOOLCHAIN, the Dockerfile's builder
+    image tag and Cargo.toml's rust-version agree; CodeBuild installs rustfmt and clippy."""
+    problems = []
+    toolchain = str(((buildspec.get("env") or {}).get("variables") or {}).get("RUST_TOOLCHAIN", ""))
+    m = re.search(r"^FROM\s+rust:(\d+\.\d+)(?:\.\d+)?-", dockerfile, flags=re.M)
+    image_version = m.group(1) if m else None
+    if not toolchain:
+        problems.append("buildspec.yml has no RUST_TOOLCHAIN variable")
+    if image_version is None:
+        problems.append("Dockerfile builder is not a version-tagged rust image")
+    elif toolchain and not toolchain.startswith(image_version):
+        problems.append(f"buildspec RUST_TOOLCHAIN {toolchain} != Dockerfile rust:{image_version}")
+    if cargo_toml is not None:
+        m = re.search(r'^rust-version\s*=\s*"([^"]+)"', cargo_toml, flags=re.M)
+        if m and toolchain and not m.group(1).startswith(toolchain) and not toolchain.startswith(m.group(1)):
+            problems.append(f"Cargo.toml rust-version {m.group(1)} != buildspec RUST_TOOLCHAIN {toolchain}")
+    text = " ".join(c for _, c in buildspec_commands(buildspec))
+    for component in ("rustfmt", "clippy"):
+        if f"--component {component}" not in text:
+            problems.append(f"buildspec does not install the {component} component")
+    return problems
+
+
 def render_imagedefinitions(buildspec: dict, repository_url: str, image_tag: str) -> Any:
     """Evaluate the buildspec's printf into imagedefinitions.json's content (for tests)."""
     for _, c in buildspec_commands(buildspec):

@@ -131,6 +131,12 @@ def test_buildspec_structure_without_readme(buildspec):
     assert problems == [], "\n".join(problems)
 
 
+def test_toolchain_pins(buildspec, dockerfile):
+    cargo = ROOT / "Cargo.toml"
+    problems = checks.check_toolchain_pins(buildspec, dockerfile, cargo.read_text() if cargo.exists() else None)
+    assert problems == [], "\n".join(problems)
+
+
 def test_imagedefinitions_rendered(buildspec, module):
     rendered = checks.render_imagedefinitions(buildspec, "111.dkr.ecr.eu-west-1.amazonaws.com/telemetry", "0123456789ab")
     assert rendered == [{"name": "telemetry", "imageUri": "111.dkr.ecr.eu-west-1.amazonaws.com/telemetry:0123456789ab"}]

@@ -384,6 +384,17 @@ def test_buildspec_without_imagedefinitions_artifact(buildspec):
     assert _has(checks.check_buildspec(bad, README_OK), "imagedefinitions.json is not an artifact")
 
 
+def test_toolchain_mismatch(buildspec, dockerfile):
+    bad = copy.deepcopy(buildspec)
+    bad["env"]["variables"]["RUST_TOOLCHAIN"] = "1.80"
+    problems = checks.check_toolchain_pins(bad, dockerfile, 'rust-version = "1.95"\n')
+    assert _has(problems, "!= Dockerfile rust:1.95") and _has(problems, "Cargo.toml rust-version 1.95")
+    no_clippy = copy.deepcopy(buildspec)
+    no_clippy["phases"]["install"]["commands"] = [
+        c.replace("--component clippy", "") for c in no_clippy["phases"]["install"]["commands"]]
+    assert _has(checks.check_toolchain_pins(no_clippy, dockerfile, None), "clippy")
+
+
 # --- external linters on known-bad fixtures ------------------------------------------------------------
 
 def _tool(name: str) -> str:
