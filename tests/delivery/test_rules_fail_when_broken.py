@@ -62,6 +62,13 @@ def test_unparseable_hcl_is_an_error():
          "undeclared data source data.aws_iam_policy_document.tsk"),
         ("kms.tf", "data.aws_iam_policy_document.kms.json", "data.aws_iam_policy_document.kms2.json",
          "undeclared data source data.aws_iam_policy_document.kms2"),
+        # inside depends_on, inside a string nested in jsonencode(), inside for_each
+        ("ecs.tf", "depends_on = [aws_lb_listener.http", "depends_on = [aws_lb_listener.htp",
+         "undeclared resource aws_lb_listener.htp"),
+        ("ecs.tf", "repository_url}:${var.image_tag}", "repository_url}:${var.image_tg}",
+         "undeclared variable var.image_tg"),
+        ("network.tf", "for_each = toset(var.allowed_cidrs)", "for_each = toset(var.allowed_cidr)",
+         "undeclared variable var.allowed_cidr"),
     ],
 )
 def test_dangling_reference(tf_texts, file, old, new, expected):
