@@ -704,7 +704,7 @@ def check_buildspec(buildspec: dict, readme: str | None) -> list[str]:
     # tags: commit id, never latest only
     if "CODEBUILD_RESOLVED_SOURCE_VERSION" not in text:
         problems.append("image tag must be derived from CODEBUILD_RESOLVED_SOURCE_VERSION")
-    pushed = [c.split()[-1].strip('"') for _, c in commands if c.startswith("docker push")]
+    pushed = [ref for _, c in commands for ref in re.findall(r'docker push "?([^"\s]+)"?', c)]
     non_latest = [ref for ref in pushed if not ref.endswith(":latest") and ":" in ref]
     if pushed and not non_latest:
         problems.append("buildspec pushes only `latest`; push the commit-id tag")
