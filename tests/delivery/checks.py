@@ -747,6 +747,26 @@ def check_toolchain_pins(buildspec: dict, dockerfile: str, cargo_toml: str | Non
     return problems
 
 
+_SKIP = re.compile(r"#\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?")
+
+
+def checkov_skips(tf_texts: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(file, check id, reason) of every in-place checkov skip."""
+    return [(name, m.group(1), (m.group(2) or "").strip())
+            for name, text in sorted(tf_texts.items()) for m in _SKIP.finditer(text)]
+
+
+def check_checkov_skips(tf_texts: dict[str, str], readme: str | None) -> list[str]:
+    """Every checkov skip states a reason in place and is listed in terraform/README.md."""
+    problems = []
+    for name, check_id, reason in checkov_skips(tf_texts):
+        if len(reason) < 15:
+            problems.append(f"{name}: checkov skip {check_id} without a real reason")
+        if readme is not None and check_id not in readme:
+            problems.append(f"{name}: checkov skip {check_id} is not listed in terraform/README.md")
+    return problems
+
+
 def render_imagedefinitions(buildspec: dict, repository_url: str, image_tag: str) -> Any:
     """Evaluate the buildspec's printf into imagedefinitions.json's content (for tests)."""
     for _, c in buildspec_commands(buildspec):

@@ -153,6 +153,20 @@ def test_dockerfile_shape(dockerfile):
     assert 'HEALTHCHECK' in dockerfile and '"healthcheck"]' in dockerfile
 
 
+def test_checkov_skips_have_reasons_and_are_documented(tf_texts):
+    readme = (ROOT / "terraform" / "README.md").read_text()
+    assert checks.checkov_skips(tf_texts), "expected the documented skips"
+    assert checks.check_checkov_skips(tf_texts, readme) == []
+
+
+def test_docker_context_is_a_whitelist():
+    rules = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert rules[0] == "*"
+    assert {"!Cargo.toml", "!Cargo.lock", "!src"} <= set(rules)
+    assert not any(r.lstrip("!").startswith((".git", "target", ".venv", "terraform")) for r in rules[1:])
+
+
 @pytest.mark.parametrize("path", [".dockerignore", "Dockerfile", "buildspec.yml", ".yamllint.yml"])
 def test_files_exist(path):
     assert (ROOT / path).is_file()

@@ -402,6 +402,14 @@ def test_toolchain_mismatch(buildspec, dockerfile):
     assert _has(checks.check_toolchain_pins(no_clippy, dockerfile, None), "clippy")
 
 
+def test_checkov_skip_without_reason_or_docs(tf_texts):
+    texts = _edit(tf_texts, "pipeline.tf", "#checkov:skip=CKV_AWS_316:Privileged mode is required",
+                  "#checkov:skip=CKV_AWS_316:\n  #checkov:skip=CKV_AWS_999:Privileged mode is required")
+    problems = checks.check_checkov_skips(texts, "| CKV_AWS_316 |")
+    assert _has(problems, "CKV_AWS_316 without a real reason")
+    assert _has(problems, "CKV_AWS_999 is not listed in terraform/README.md")
+
+
 # --- external linters on known-bad fixtures ------------------------------------------------------------
 
 def _tool(name: str) -> str:
