@@ -3,59 +3,18 @@
 //! stored aggregates equal a recomputation over the stored readings.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use crate::server::start;
 
 const WRITERS: usize = 8;
 const READINGS_PER_WRITER: usize = 2_000;
 /// Kill once this many readings were acknowledged (or after `KILL_AFTER`).
 const KILL_AT_ACKS: usize = 400;
 const KILL_AFTER: Duration = Duration::from_secs(10);
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-/// Starts the real binary on 127.0.0.1 with an OS-chosen port, read back from its log.
-fn start(data_dir: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_telemetry"))
-        .env("BIND_ADDR", "127.0.0.1")
-        .env("PORT", "0")
-        .env("DATA_DIR", data_dir)
-        .env("RUST_LOG", "info")
-        .env("LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the binary starts");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut lines = BufReader::new(stdout).lines();
-    let port = loop {
-        let line = lines
-            .next()
-            .expect("the server logs before exiting")
-            .expect("readable log");
-        let Ok(event) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if event["message"] == "listening" {
-            break event["port"]
-                .as_u64()
-                .expect("the listening line has a port");
-        }
-    };
-    // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    }
-}
 
 fn time_of(i: usize) -> String {
     format!(
@@ -116,6 +75,7 @@ async fn acknowledged_readings_survive_kill_9() {
     }
     server.child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
     server.child.wait().unwrap();
+    drop(server);
     for writer in writers {
         writer.await.unwrap();
     }
@@ -126,7 +86,7 @@ async fn acknowledged_readings_survive_kill_9() {
         acked.len()
     );
 
-    let mut server = start(dir.path());
+    let server = start(dir.path());
     // Everything stored, per sensor, through the paginated readings API.
     let mut stored: HashMap<(String, String), i64> = HashMap::new();
     for writer in 0..WRITERS {
@@ -218,6 +178,4 @@ async fn acknowledged_readings_survive_kill_9() {
             .unwrap();
         assert_eq!(stats["Count"].as_u64(), Some(n as u64), "sensor {sensor}");
     }
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
 }
