@@ -97,15 +97,7 @@ async fn acknowledged_readings_survive_kill_9() {
             if let Some(cursor) = &cursor {
                 query.push(("cursor", cursor.clone()));
             }
-            let page: Value = client
-                .get(format!("{}/api/readings", server.base))
-                .query(&query)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let page = get_json(&client, &format!("{}/api/readings", server.base), &query).await;
             for r in page["readings"].as_array().unwrap() {
                 let time = r["time"].as_str().unwrap().to_owned();
                 let celsius = r["temperature"].as_f64().unwrap();
@@ -134,48 +126,42 @@ async fn acknowledged_readings_survive_kill_9() {
     let micros: Vec<i64> = stored.values().map(|milli| milli * 1000).collect();
     let count = micros.len() as i64;
     let sum: i64 = micros.iter().sum();
-    let stats: Value = client
-        .get(format!("{}/api/stats", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = get_json(&client, &format!("{}/api/stats", server.base), &[]).await;
     assert_eq!(stats["Count"].as_i64(), Some(count));
+    let celsius = |micros: i64| micros as f64 / 1e6;
     assert_eq!(
         stats["Minimum"].as_f64(),
-        micros.iter().min().map(|m| *m as f64 / 1e6)
+        micros.iter().min().copied().map(celsius)
     );
     assert_eq!(
         stats["Maximum"].as_f64(),
-        micros.iter().max().map(|m| *m as f64 / 1e6)
+        micros.iter().max().copied().map(celsius)
     );
-    let average_micros = (2 * i128::from(sum) + i128::from(count)) / (2 * i128::from(count));
-    let expected_average = if sum >= 0 {
-        average_micros
-    } else {
-        (2 * i128::from(sum) - i128::from(count)) / (2 * i128::from(count))
-    };
-    assert_eq!(
-        stats["Average"].as_f64(),
-        Some(expected_average as f64 / 1e6)
-    );
+    // The mean rounded half away from zero to a micro-degree, as the service promises.
+    let exact_mean = sum as f64 / count as f64;
+    let rounded = (i128::from(sum) * 2 + i128::from(count) * i128::from(sum.signum()))
+        / (i128::from(count) * 2);
+    assert!((rounded as f64 - exact_mean).abs() <= 0.5 + 1e-9);
+    assert_eq!(stats["Average"].as_f64(), Some(rounded as f64 / 1e6));
     // Per-sensor aggregates too.
     let mut per_sensor: BTreeMap<&str, usize> = BTreeMap::new();
     for (sensor, _) in stored.keys() {
         *per_sensor.entry(sensor.as_str()).or_default() += 1;
     }
     for (sensor, n) in per_sensor {
-        let stats: Value = client
-            .get(format!("{}/api/stats", server.base))
-            .query(&[("sensorID", sensor)])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let query = [("sensorID", sensor.to_owned())];
+        let stats = get_json(&client, &format!("{}/api/stats", server.base), &query).await;
         assert_eq!(stats["Count"].as_u64(), Some(n as u64), "sensor {sensor}");
     }
+}
+
+async fn get_json(client: &reqwest::Client, url: &str, query: &[(&str, String)]) -> Value {
+    let response = client
+        .get(url)
+        .query(query)
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(response.status(), 200, "GET {url}");
+    response.json().await.expect("a JSON body")
 }
