@@ -5,21 +5,24 @@
 #   runtime: distroless cc (glibc + libgcc, no shell, no package manager), non-root.
 
 FROM rust:1.95-slim-bookworm AS builder
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /build
 
-# 1. Dependencies only: stub targets so `cargo build` compiles every dependency.
-#    benches/ is copied because [[bench]] entries in Cargo.toml must point at files;
-#    benches are not compiled by `cargo build --release`.
+# 1. Dependencies only: stub targets (src/main.rs, src/lib.rs and one per [[bench]] entry,
+#    which Cargo requires to exist) so `cargo build` compiles every dependency in a layer
+#    that is rebuilt only when Cargo.toml or Cargo.lock change.
 COPY Cargo.toml Cargo.lock ./
-COPY benches ./benches
-RUN mkdir -p src \
+RUN mkdir -p src benches \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
+    && awk -F'"' '/^\[\[bench\]\]/ { b = 1; next } /^\[/ { b = 0 } b && /^name *=/ { print "benches/" $2 ".rs" }' Cargo.toml \
+       | while read -r stub; do echo 'fn main() {}' > "$stub"; done \
     && cargo build --release --locked \
-    && rm -rf src target/release/.fingerprint/telemetry-* target/release/deps/telemetry-* target/release/deps/libtelemetry-*
+    && rm -rf src benches target/release/.fingerprint/telemetry-* \
+       target/release/deps/telemetry-* target/release/deps/libtelemetry-*
 
-# 2. The service itself.
-COPY src ./src
+# 2. The service itself (.dockerignore limits the context to Cargo.*, src/, benches/, build.rs).
+COPY . .
 RUN cargo build --release --locked \
     && install -D -m 0755 target/release/telemetry /out/usr/local/bin/telemetry \
     && install -d -m 0750 /out/data

@@ -4,66 +4,144 @@
 
 use std::time::Duration;
 
+use prometheus::core::Collector;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 use warp::http::{Method, StatusCode};
+
+use crate::domain::Aggregate;
 
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
+    http_rejected: IntCounterVec,
     readings: IntCounterVec,
+    storage_duration: HistogramVec,
+    storage_errors: IntCounterVec,
+    group_size: HistogramVec,
+    aggregate_count: IntGauge,
+    aggregate_min: Gauge,
+    aggregate_max: Gauge,
+    aggregate_average: Gauge,
+}
+
+/// Latency buckets from 0.5 ms to 5 s.
+const LATENCY_BUCKETS: [f64; 13] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
+}
+
+fn histogram(name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
+    HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+        .expect("valid metric")
+}
+
+fn gauge(name: &str, help: &str) -> Gauge {
+    Gauge::new(name, help).expect("valid metric")
 }
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new();
-        let http_requests = IntCounterVec::new(
-            Opts::new(
+        let metrics = Self {
+            registry: Registry::new(),
+            http_requests: counter(
                 "telemetry_http_requests_total",
                 "HTTP requests answered, by route template, method and status class.",
+                &["route", "method", "status"],
             ),
-            &["route", "method", "status"],
-        )
-        .expect("valid metric");
-        let http_duration = HistogramVec::new(
-            HistogramOpts::new(
+            http_duration: histogram(
                 "telemetry_http_request_duration_seconds",
                 "Time from request to response, by route template.",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ]),
-            &["route"],
-        )
-        .expect("valid metric");
-        let readings = IntCounterVec::new(
-            Opts::new(
+                &["route"],
+                LATENCY_BUCKETS.to_vec(),
+            ),
+            http_rejected: counter(
+                "telemetry_http_rejected_requests_total",
+                "Requests answered with a 4xx problem, by route template and reason.",
+                &["route", "reason"],
+            ),
+            readings: counter(
                 "telemetry_readings_total",
                 "Readings received, by outcome: stored (new), duplicate (exact repeat, no-op), \
-                 conflict (same sensorID and time, other temperature), rejected (invalid request).",
+                 conflict (in a request refused for a conflict), rejected (invalid request).",
+                &["outcome"],
             ),
-            &["outcome"],
-        )
-        .expect("valid metric");
-        for collector in [
-            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(http_duration.clone()),
-            Box::new(readings.clone()),
-        ] {
-            registry.register(collector).expect("unique metric names");
+            storage_duration: histogram(
+                "telemetry_storage_operation_duration_seconds",
+                "Time spent in storage, by backend and operation.",
+                &["backend", "operation"],
+                LATENCY_BUCKETS.to_vec(),
+            ),
+            storage_errors: counter(
+                "telemetry_storage_errors_total",
+                "Storage operations that failed, by backend, operation and kind \
+                 (unavailable: retryable; internal: a bug or corruption).",
+                &["backend", "operation", "kind"],
+            ),
+            group_size: histogram(
+                "telemetry_storage_group_commit_writes",
+                "Writes (requests) committed together by one group commit, by backend.",
+                &["backend"],
+                vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+            ),
+            aggregate_count: IntGauge::new(
+                "telemetry_aggregate_readings",
+                "Readings stored, as of the last scrape.",
+            )
+            .expect("valid metric"),
+            aggregate_min: gauge(
+                "telemetry_aggregate_min_celsius",
+                "Lowest stored temperature (NaN when there is none), as of the last scrape.",
+            ),
+            aggregate_max: gauge(
+                "telemetry_aggregate_max_celsius",
+                "Highest stored temperature (NaN when there is none), as of the last scrape.",
+            ),
+            aggregate_average: gauge(
+                "telemetry_aggregate_average_celsius",
+                "Mean stored temperature (NaN when there is none), as of the last scrape.",
+            ),
+        };
+        let collectors: Vec<Box<dyn Collector>> = vec![
+            Box::new(metrics.http_requests.clone()),
+            Box::new(metrics.http_duration.clone()),
+            Box::new(metrics.http_rejected.clone()),
+            Box::new(metrics.readings.clone()),
+            Box::new(metrics.storage_duration.clone()),
+            Box::new(metrics.storage_errors.clone()),
+            Box::new(metrics.group_size.clone()),
+            Box::new(metrics.aggregate_count.clone()),
+            Box::new(metrics.aggregate_min.clone()),
+            Box::new(metrics.aggregate_max.clone()),
+            Box::new(metrics.aggregate_average.clone()),
+        ];
+        for collector in collectors {
+            metrics
+                .registry
+                .register(collector)
+                .expect("unique metric names");
+        }
+        #[cfg(target_os = "linux")]
+        {
+            // process_cpu_seconds_total, process_resident_memory_bytes, open fds, ...
+            let process = prometheus::process_collector::ProcessCollector::for_self();
+            metrics
+                .registry
+                .register(Box::new(process))
+                .expect("unique metric names");
         }
         for outcome in ["stored", "duplicate", "conflict", "rejected"] {
-            readings.with_label_values(&[outcome]);
+            metrics.readings.with_label_values(&[outcome]);
         }
-        Self {
-            registry,
-            http_requests,
-            http_duration,
-            readings,
-        }
+        metrics.set_aggregate(&Aggregate::default());
+        metrics
     }
 
     pub fn observe_request(
@@ -86,6 +164,47 @@ impl Metrics {
         self.http_duration
             .with_label_values(&[route])
             .observe(took.as_secs_f64());
+        if status.is_client_error() {
+            self.http_rejected
+                .with_label_values(&[route, rejection_reason(status)])
+                .inc();
+        }
+    }
+
+    /// One storage call: its duration, and its failure if it failed.
+    pub fn observe_storage(
+        &self,
+        backend: &str,
+        operation: &str,
+        took: Duration,
+        failure: Option<&'static str>,
+    ) {
+        self.storage_duration
+            .with_label_values(&[backend, operation])
+            .observe(took.as_secs_f64());
+        if let Some(kind) = failure {
+            self.storage_errors
+                .with_label_values(&[backend, operation, kind])
+                .inc();
+        }
+    }
+
+    /// The size of one group commit.
+    pub fn observe_group(&self, backend: &str, writes: usize) {
+        self.group_size
+            .with_label_values(&[backend])
+            .observe(writes as f64);
+    }
+
+    /// Publishes the global aggregate as gauges (called on every scrape).
+    pub fn set_aggregate(&self, aggregate: &Aggregate) {
+        let stats = aggregate.stats();
+        self.aggregate_count
+            .set(i64::try_from(stats.count).unwrap_or(i64::MAX));
+        self.aggregate_min.set(stats.minimum.unwrap_or(f64::NAN));
+        self.aggregate_max.set(stats.maximum.unwrap_or(f64::NAN));
+        self.aggregate_average
+            .set(stats.average.unwrap_or(f64::NAN));
     }
 
     pub fn readings_stored(&self, stored: usize, duplicates: usize) {
@@ -122,6 +241,20 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// A bounded label for why a request was refused.
+fn rejection_reason(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "malformed",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        409 => "conflict",
+        413 => "too_large",
+        415 => "unsupported_media_type",
+        422 => "invalid",
+        _ => "other",
     }
 }
 
@@ -181,5 +314,45 @@ mod tests {
             ),
             "{text}"
         );
+        assert!(
+            text.contains("telemetry_aggregate_min_celsius NaN"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn client_errors_count_as_rejections_by_reason() {
+        let metrics = Metrics::new();
+        let took = Duration::from_millis(1);
+        let route = "/api/temperature";
+        metrics.observe_request(route, &Method::PUT, StatusCode::UNPROCESSABLE_ENTITY, took);
+        metrics.observe_request(route, &Method::PUT, StatusCode::PAYLOAD_TOO_LARGE, took);
+        metrics.observe_request(route, &Method::PUT, StatusCode::OK, took);
+        let text = metrics.render();
+        for line in [
+            "telemetry_http_rejected_requests_total{reason=\"invalid\",route=\"/api/temperature\"} 1",
+            "telemetry_http_rejected_requests_total{reason=\"too_large\",route=\"/api/temperature\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in {text}");
+        }
+    }
+
+    #[test]
+    fn aggregate_gauges_follow_the_stats() {
+        let metrics = Metrics::new();
+        let mut aggregate = Aggregate::default();
+        for micros in [1_500_000, -2_000_000] {
+            aggregate.add(crate::domain::Temperature::from_micros(micros).unwrap());
+        }
+        metrics.set_aggregate(&aggregate);
+        let text = metrics.render();
+        for line in [
+            "telemetry_aggregate_readings 2",
+            "telemetry_aggregate_min_celsius -2",
+            "telemetry_aggregate_max_celsius 1.5",
+            "telemetry_aggregate_average_celsius -0.25",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in {text}");
+        }
     }
 }

@@ -31,10 +31,6 @@ resource "aws_lb_target_group" "this" {
     healthy_threshold   = 2
     unhealthy_threshold = 3
   }
-
-  lifecycle {
-    create_before_destroy = true
-  }
 }
 
 # HTTP: forwards when no certificate is given, otherwise redirects to HTTPS.

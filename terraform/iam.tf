@@ -169,6 +169,7 @@ data "aws_iam_policy_document" "codebuild" {
       "ecr:UploadLayerPart",
       "ecr:CompleteLayerUpload",
       "ecr:PutImage",
+      "ecr:DescribeImages", # a retried build checks that its immutable tag is already there
     ]
     resources = [aws_ecr_repository.this.arn]
   }

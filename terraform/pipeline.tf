@@ -158,7 +158,7 @@ resource "aws_codebuild_project" "this" {
   description    = "Tests, builds and pushes the ${var.name} image (buildspec.yml)"
   service_role   = aws_iam_role.codebuild.arn
   encryption_key = aws_kms_key.this.arn
-  build_timeout  = 60
+  build_timeout  = 120 # tests (fmt, clippy, unit, contract, DynamoDB Local) + release image build
 
   source {
     type      = "CODEPIPELINE"
@@ -183,6 +183,11 @@ resource "aws_codebuild_project" "this" {
     environment_variable {
       name  = "ECR_REPOSITORY_URL"
       value = aws_ecr_repository.this.repository_url
+    }
+
+    environment_variable {
+      name  = "ECR_REPOSITORY_NAME"
+      value = aws_ecr_repository.this.name
     }
 
     environment_variable {

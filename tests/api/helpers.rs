@@ -113,7 +113,11 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> Response {
-        self.client.get(self.url(path)).send().await.expect("request sent")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
     }
 
     pub async fn put_readings(&self, body: &Value) -> Response {
@@ -126,7 +130,11 @@ impl TestApp {
     }
 
     /// PUT with an exact body and content type, as curl or a sensor would send it.
-    pub async fn put_raw(&self, body: impl Into<reqwest::Body>, content_type: Option<&str>) -> Response {
+    pub async fn put_raw(
+        &self,
+        body: impl Into<reqwest::Body>,
+        content_type: Option<&str>,
+    ) -> Response {
         let mut request = self.client.put(self.url("/api/temperature")).body(body);
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
@@ -139,7 +147,11 @@ impl TestApp {
         let response = self.put_readings(body).await;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
-        assert_eq!(status, StatusCode::OK, "PUT {body} answered {status}: {text}");
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "PUT {body} answered {status}: {text}"
+        );
         assert_eq!(text, "Ok");
     }
 
@@ -180,7 +192,10 @@ pub async fn assert_problem(response: Response, status: StatusCode) -> Value {
     let body: Value = response.json().await.expect("a JSON problem body");
     assert_eq!(body["status"], status.as_u16());
     assert!(body["title"].is_string(), "title: {body}");
-    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "detail: {body}");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "detail: {body}"
+    );
     assert!(body["type"].is_string(), "type: {body}");
     body
 }

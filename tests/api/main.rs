@@ -6,6 +6,7 @@ mod errors;
 mod health;
 mod helpers;
 mod picus;
+mod promtool;
 mod readings;
 mod restart;
 mod stats;

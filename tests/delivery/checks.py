@@ -9,6 +9,7 @@ the violation), so a check that silently stopped working would be noticed.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -54,8 +55,12 @@ _META_KEYS = ("__is_block__", "__comments__", "__inline_comments__", "__start_li
 # --------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)
 def parse_hcl(text: str) -> dict:
-    """Parse HCL text into python-hcl2's dict form (quotes stripped, comments kept)."""
+    """Parse HCL text into python-hcl2's dict form (quotes stripped, comments kept).
+
+    Cached by text (the negative tests re-parse the same files many times); callers
+    must treat the result as read-only."""
     return hcl2.loads(text, serialization_options=_HCL_OPTIONS)
 
 
@@ -534,12 +539,14 @@ def check_task_definition(module: Module) -> list[str]:
             if not hc or hc[-1] != "healthcheck":
                 problems.append(f"{where}/{cname}: healthCheck must run the binary's `healthcheck` subcommand")
             image = str(c.get("image", ""))
-            tag = image.rsplit(":", 1)[-1] if ":" in image.split("/")[-1] else ""
-            tag_value = resolve(module, "${%s}" % tag[2:-1]) if tag.startswith("${") else tag
-            if not tag or tag_value == "latest" or (tag_value is None and tag.startswith("${") is False):
-                problems.append(f"{where}/{cname}: image {image!r} needs an explicit, non-latest tag")
-            if isinstance(tag_value, str) and tag_value == "latest":
-                problems.append(f"{where}/{cname}: image tag resolves to latest")
+            m = re.search(r":([^:/]+)$", image)
+            if not m:
+                problems.append(f"{where}/{cname}: image {image!r} has no explicit tag")
+            else:
+                tag = m.group(1)
+                tag_value = resolve(module, tag) if tag.startswith("${") else tag
+                if tag_value == "latest":
+                    problems.append(f"{where}/{cname}: image {image!r} uses the latest tag")
     # the drain: ALB deregistration delay shorter than the stop timeout
     for tg_name, tg in module.resources.get("aws_lb_target_group", {}).items():
         delay = resolve(module, tg.get("deregistration_delay", 300))
@@ -697,7 +704,7 @@ def check_buildspec(buildspec: dict, readme: str | None) -> list[str]:
     # tags: commit id, never latest only
     if "CODEBUILD_RESOLVED_SOURCE_VERSION" not in text:
         problems.append("image tag must be derived from CODEBUILD_RESOLVED_SOURCE_VERSION")
-    pushed = [c.split()[-1].strip('"') for _, c in commands if c.startswith("docker push")]
+    pushed = [ref for _, c in commands for ref in re.findall(r'docker push "?([^"\s]+)"?', c)]
     non_latest = [ref for ref in pushed if not ref.endswith(":latest") and ":" in ref]
     if pushed and not non_latest:
         problems.append("buildspec pushes only `latest`; push the commit-id tag")
@@ -713,6 +720,50 @@ def check_buildspec(buildspec: dict, readme: str | None) -> list[str]:
         problems.append("imagedefinitions.json is not an artifact")
     if buildspec_container_name(buildspec) is None:
         problems.append("cannot find the container name written to imagedefinitions.json")
+    return problems
+
+
+def check_toolchain_pins(buildspec: dict, dockerfile: str, cargo_toml: str | None) -> list[str]:
+    """One Rust version everywhere: buildspec's RUST_TOOLCHAIN, the Dockerfile's builder
+    image tag and Cargo.toml's rust-version agree; CodeBuild installs rustfmt and clippy."""
+    problems = []
+    toolchain = str(((buildspec.get("env") or {}).get("variables") or {}).get("RUST_TOOLCHAIN", ""))
+    m = re.search(r"^FROM\s+rust:(\d+\.\d+)(?:\.\d+)?-", dockerfile, flags=re.M)
+    image_version = m.group(1) if m else None
+    if not toolchain:
+        problems.append("buildspec.yml has no RUST_TOOLCHAIN variable")
+    if image_version is None:
+        problems.append("Dockerfile builder is not a version-tagged rust image")
+    elif toolchain and not toolchain.startswith(image_version):
+        problems.append(f"buildspec RUST_TOOLCHAIN {toolchain} != Dockerfile rust:{image_version}")
+    if cargo_toml is not None:
+        m = re.search(r'^rust-version\s*=\s*"([^"]+)"', cargo_toml, flags=re.M)
+        if m and toolchain and not m.group(1).startswith(toolchain) and not toolchain.startswith(m.group(1)):
+            problems.append(f"Cargo.toml rust-version {m.group(1)} != buildspec RUST_TOOLCHAIN {toolchain}")
+    text = " ".join(c for _, c in buildspec_commands(buildspec))
+    for component in ("rustfmt", "clippy"):
+        if f"--component {component}" not in text:
+            problems.append(f"buildspec does not install the {component} component")
+    return problems
+
+
+_SKIP = re.compile(r"#\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?")
+
+
+def checkov_skips(tf_texts: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(file, check id, reason) of every in-place checkov skip."""
+    return [(name, m.group(1), (m.group(2) or "").strip())
+            for name, text in sorted(tf_texts.items()) for m in _SKIP.finditer(text)]
+
+
+def check_checkov_skips(tf_texts: dict[str, str], readme: str | None) -> list[str]:
+    """Every checkov skip states a reason in place and is listed in terraform/README.md."""
+    problems = []
+    for name, check_id, reason in checkov_skips(tf_texts):
+        if len(reason) < 15:
+            problems.append(f"{name}: checkov skip {check_id} without a real reason")
+        if readme is not None and check_id not in readme:
+            problems.append(f"{name}: checkov skip {check_id} is not listed in terraform/README.md")
     return problems
 
 

