@@ -76,8 +76,8 @@ use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ReturnValue, ScalarAttributeType, TableDescription, TableStatus,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
+    ScalarAttributeType, TableDescription, TableStatus,
 };
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -190,10 +190,9 @@ where
 pub(crate) fn number(item: &Item, name: &str) -> Result<Option<i128>, StorageError> {
     match item.get(name) {
         None => Ok(None),
-        Some(AttributeValue::N(n)) => n
-            .parse::<i128>()
-            .map(Some)
-            .map_err(|_| StorageError::Internal(format!("attribute {name} is not an integer: {n}"))),
+        Some(AttributeValue::N(n)) => n.parse::<i128>().map(Some).map_err(|_| {
+            StorageError::Internal(format!("attribute {name} is not an integer: {n}"))
+        }),
         Some(other) => Err(StorageError::Internal(format!(
             "attribute {name} is not a number: {other:?}"
         ))),
@@ -283,7 +282,11 @@ impl DynamoStore {
             ));
         }
         let mut builder = aws_sdk_dynamodb::config::Builder::from(&sdk);
-        if let Some(url) = config.dynamodb_endpoint_url.as_deref().filter(|u| !u.is_empty()) {
+        if let Some(url) = config
+            .dynamodb_endpoint_url
+            .as_deref()
+            .filter(|u| !u.is_empty())
+        {
             builder = builder.endpoint_url(url);
         }
         let inner = Arc::new(Inner {
@@ -659,7 +662,10 @@ async fn ensure_table(inner: &Inner, create: bool) -> Result<(), StorageError> {
     let description = match describe(inner).await? {
         Some(description) => description,
         None if create => {
-            tracing::info!(table, "creating the DynamoDB table (DYNAMODB_CREATE_TABLE=true)");
+            tracing::info!(
+                table,
+                "creating the DynamoDB table (DYNAMODB_CREATE_TABLE=true)"
+            );
             create_table(inner).await?;
             wait_until_active(inner).await?
         }
@@ -777,7 +783,12 @@ fn check_key_schema(table: &str, description: &TableDescription) -> Result<(), S
     let keys: Vec<(String, String)> = description
         .key_schema()
         .iter()
-        .map(|k| (k.attribute_name().to_owned(), k.key_type().as_str().to_owned()))
+        .map(|k| {
+            (
+                k.attribute_name().to_owned(),
+                k.key_type().as_str().to_owned(),
+            )
+        })
         .collect();
     let types: HashMap<&str, &str> = description
         .attribute_definitions()

@@ -322,10 +322,11 @@ fn pack(pending: Vec<Pending>) -> Vec<Vec<Pending>> {
 fn waves(chunks: Vec<Vec<Pending>>) -> Vec<Vec<Vec<Pending>>> {
     let mut waves: Vec<(HashSet<SensorId>, Vec<Vec<Pending>>)> = Vec::new();
     for chunk in chunks {
-        let sensors: HashSet<SensorId> = chunk.iter().map(|p| p.reading.sensor_id.clone()).collect();
-        let slot = waves.iter().position(|(taken, wave)| {
-            wave.len() < PARALLEL_CALLS && taken.is_disjoint(&sensors)
-        });
+        let sensors: HashSet<SensorId> =
+            chunk.iter().map(|p| p.reading.sensor_id.clone()).collect();
+        let slot = waves
+            .iter()
+            .position(|(taken, wave)| wave.len() < PARALLEL_CALLS && taken.is_disjoint(&sensors));
         match slot {
             Some(i) => {
                 waves[i].0.extend(sensors);
@@ -627,7 +628,10 @@ fn aggregate_update(
     ]);
     let mut values = HashMap::from([
         (":c".to_owned(), AttributeValue::N(delta.count.to_string())),
-        (":s".to_owned(), AttributeValue::N(delta.sum_micros.to_string())),
+        (
+            ":s".to_owned(),
+            AttributeValue::N(delta.sum_micros.to_string()),
+        ),
     ]);
     let mut sets = Vec::new();
     let mut conditions = Vec::new();
@@ -758,7 +762,11 @@ mod tests {
         // 1,000 readings of one sensor: 98 readings + 1 sensor + 1 shard a chunk.
         let one: Vec<Pending> = (0..1_000).map(|s| pending("a", s)).collect();
         let chunks = pack(one);
-        assert!(chunks.iter().all(|c| c.len() == 98 || c.len() == 1_000 % 98));
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c.len() == 98 || c.len() == 1_000 % 98)
+        );
         // Every reading of its own sensor: 49 readings + 49 sensors + 1 shard.
         let mut many: Vec<Pending> = (0..1_000).map(|s| pending(&format!("{s:04}"), 0)).collect();
         many.sort_by(|a, b| a.reading.sensor_id.cmp(&b.reading.sensor_id));
@@ -774,7 +782,10 @@ mod tests {
     fn chunks_sharing_a_sensor_land_in_different_waves() {
         let one: Vec<Pending> = (0..300).map(|s| pending("a", s)).collect();
         let waves = waves(pack(one));
-        assert!(waves.iter().all(|w| w.len() == 1), "one aggregate item: one chunk a wave");
+        assert!(
+            waves.iter().all(|w| w.len() == 1),
+            "one aggregate item: one chunk a wave"
+        );
         let many: Vec<Pending> = (0..300).map(|s| pending(&format!("{s:04}"), 0)).collect();
         assert_eq!(waves_of(many), 1);
     }
