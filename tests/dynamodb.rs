@@ -460,3 +460,116 @@ async fn a_thousand_readings_cost_a_few_dozen_requests_and_the_naive_baseline_wo
     dynamo.naive_put(&one).await.unwrap();
     assert_eq!(dynamo.request_count() - before, 1);
 }
+
+/// Not a correctness test: the figures the benchmark notes quote. Run it with
+/// `scripts/dynamodb-tests.sh throughput -- --ignored --nocapture` (add `--release` for
+/// optimised figures). 64 writers for a few seconds each: single-reading PUTs through the
+/// service, 50-reading PUTs through the service, and the naive one-`PutItem`-per-reading
+/// baseline (no duplicate check, no aggregates) straight against the table.
+#[tokio::test]
+#[ignore = "a measurement, run by hand"]
+async fn throughput_64_writers_against_the_naive_baseline() {
+    let Some(store) = dynamodb_store() else {
+        return;
+    };
+    const WRITERS: u32 = 64;
+    let run_for = Duration::from_secs(
+        std::env::var("THROUGHPUT_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5),
+    );
+    let app = Application::build(store.config())
+        .await
+        .expect("the app starts");
+    let storage = app.storage().clone();
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let server = tokio::spawn(app.run_until(std::future::pending::<()>()));
+
+    for per_request in [1u32, 50] {
+        let before = storage.dynamodb_request_count().unwrap();
+        let started = Instant::now();
+        let mut writers = Vec::new();
+        for writer in 0..WRITERS {
+            let (address, client) = (address.clone(), reqwest::Client::new());
+            writers.push(tokio::spawn(async move {
+                let mut sent = 0u32;
+                while started.elapsed() < run_for {
+                    let body = Value::Array(
+                        (0..per_request)
+                            .map(|i| {
+                                let n = sent + i;
+                                let at = format!(
+                                    "2022-01-{:02}T{:02}:{:02}:{:02}Z",
+                                    1 + n / 86_400,
+                                    n / 3_600 % 24,
+                                    n / 60 % 60,
+                                    n % 60
+                                );
+                                reading(
+                                    &format!("w{per_request}-{writer}"),
+                                    &at,
+                                    f64::from(n % 400) / 8.0,
+                                )
+                            })
+                            .collect(),
+                    );
+                    let response = client
+                        .put(format!("{address}/api/temperature"))
+                        .json(&body)
+                        .send()
+                        .await
+                        .expect("request sent");
+                    assert_eq!(response.status(), StatusCode::OK);
+                    sent += per_request;
+                }
+                sent
+            }));
+        }
+        let mut total = 0u64;
+        for writer in writers {
+            total += u64::from(writer.await.unwrap());
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let requests = storage.dynamodb_request_count().unwrap() - before;
+        eprintln!(
+            "service, {WRITERS} writers, {per_request} reading(s)/PUT: {total} readings in {elapsed:.1} s = \
+             {:.0} readings/s, {:.3} DynamoDB requests/reading",
+            total as f64 / elapsed,
+            requests as f64 / total as f64
+        );
+    }
+
+    let naive = Arc::new(
+        DynamoStore::open(&store.config())
+            .await
+            .expect("store opens"),
+    );
+    let started = Instant::now();
+    let mut writers = Vec::new();
+    for writer in 0..WRITERS {
+        let naive = naive.clone();
+        writers.push(tokio::spawn(async move {
+            let mut sent = 0u32;
+            while started.elapsed() < run_for {
+                let at = format!("2023-01-01T00:{:02}:{:02}Z", sent / 60 % 60, sent % 60);
+                let body = reading(&format!("naive-{writer}"), &at, 1.0);
+                let one = Batch::parse(&body).unwrap().readings.remove(0).1;
+                naive.naive_put(&one).await.expect("PutItem");
+                sent += 1;
+            }
+            sent
+        }));
+    }
+    let mut total = 0u64;
+    for writer in writers {
+        total += u64::from(writer.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    eprintln!(
+        "naive baseline, {WRITERS} writers, one PutItem per reading: {total} readings in {elapsed:.1} s = \
+         {:.0} readings/s, 1 DynamoDB request/reading",
+        total as f64 / elapsed
+    );
+    server.abort();
+}

@@ -81,6 +81,14 @@ impl Storage {
         }
     }
 
+    /// DynamoDB calls made so far (for requests-per-reading figures); `None` on other backends.
+    pub fn dynamodb_request_count(&self) -> Option<u64> {
+        match self {
+            Self::Dynamodb(store) => Some(store.request_count()),
+            Self::Embedded(_) => None,
+        }
+    }
+
     pub async fn put_readings(&self, batch: Batch) -> Result<PutOutcome, StorageError> {
         match self {
             Self::Embedded(store) => store.put_readings(batch).await,

@@ -50,7 +50,9 @@
 //! default 5,000 ms; attempts get 2/5 of it) and the SDK's standard retry mode (3 attempts,
 //! exponential backoff with jitter, throttling retried). What is still failing after that —
 //! timeouts, connection failures, throttling, 5xx — becomes [`StorageError::Unavailable`]
-//! (503 + `Retry-After`); readiness (`ping`) is a real `GetItem`, so it fails while DynamoDB is
+//! (503 + `Retry-After`). The SDK fills `TransactWriteItems`' `ClientRequestToken` once per
+//! call, so its retry of an attempt that did commit (a lost answer) is answered idempotently
+//! instead of being applied twice; readiness (`ping`) is a real `GetItem`, so it fails while DynamoDB is
 //! unreachable and recovers by itself when it is back.
 //!
 //! # Permissions
