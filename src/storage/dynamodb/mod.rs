@@ -99,7 +99,7 @@ const WRITE_QUEUE: usize = 4_096;
 /// Most requests in one group (at most 64,000 readings: 640 `BatchGetItem` calls at worst).
 const MAX_GROUP: usize = 64;
 /// Groups committed at once by one instance (each is a few DynamoDB round trips).
-const GROUPS_IN_FLIGHT: usize = 4;
+const GROUPS_IN_FLIGHT: usize = 2;
 /// Default for `DYNAMODB_TIMEOUT_MS`.
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 /// How long start-up waits for a table to become ACTIVE.
