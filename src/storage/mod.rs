@@ -108,6 +108,7 @@ impl Storage {
     pub async fn scan_stats(&self, sensor: Option<&SensorId>) -> Result<Aggregate, StorageError> {
         match self {
             Self::Embedded(store) => store.scan_stats(sensor).await,
+            Self::Dynamodb(store) => store.scan_stats(sensor).await,
         }
     }
 

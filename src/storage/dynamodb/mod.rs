@@ -408,6 +408,38 @@ impl DynamoStore {
         }
     }
 
+    /// **Benchmark baseline only**: one sensor's aggregate computed by a paginated `Query` over
+    /// all its readings (what the stored aggregates avoid). Over every sensor it would need a
+    /// `Scan`, which this backend never does (nor may, under the task role's IAM policy).
+    pub async fn scan_stats(&self, sensor: Option<&SensorId>) -> Result<Aggregate, StorageError> {
+        let Some(sensor) = sensor else {
+            return Err(StorageError::Internal(
+                "scan_stats over every sensor would need a Scan; the DynamoDB backend has none"
+                    .into(),
+            ));
+        };
+        let mut aggregate = Aggregate::default();
+        let mut after = None;
+        loop {
+            let page = self
+                .readings(ReadingsQuery {
+                    sensor_id: sensor.clone(),
+                    from: None,
+                    to: None,
+                    after,
+                    limit: 1_000,
+                })
+                .await?;
+            for reading in &page.readings {
+                aggregate.add(reading.temperature);
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(aggregate),
+            }
+        }
+    }
+
     /// Remembers a shard's stored min/max (reads are a free refresh of the writer's cache).
     fn learn_shard(&self, item: &Item, shard: &Aggregate) {
         let index = string_of(item, SORT_KEY)
