@@ -220,6 +220,29 @@ mod tests {
     }
 
     #[test]
+    fn dynamodb_settings_are_read() {
+        let config = Config::from_vars(vars(&[
+            ("STORAGE", "dynamodb"),
+            ("TABLE_NAME", "t"),
+            ("DYNAMODB_CREATE_TABLE", "true"),
+            ("DYNAMODB_TIMEOUT_MS", "1500"),
+            ("DYNAMODB_ENDPOINT_URL", "http://127.0.0.1:8000"),
+        ]))
+        .unwrap();
+        assert!(config.dynamodb_create_table);
+        assert_eq!(config.dynamodb_timeout_ms, 1500);
+        assert_eq!(
+            config.dynamodb_endpoint_url.as_deref(),
+            Some("http://127.0.0.1:8000")
+        );
+        let defaults = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(defaults.dynamodb_timeout_ms, 5_000);
+        assert!(!defaults.dynamodb_create_table);
+        let error = Config::from_vars(vars(&[("DYNAMODB_TIMEOUT_MS", "soon")])).unwrap_err();
+        assert!(error.starts_with("DYNAMODB_TIMEOUT_MS"), "{error}");
+    }
+
+    #[test]
     fn dynamodb_needs_a_table_name() {
         let error = Config::from_vars(vars(&[("STORAGE", "dynamodb")])).unwrap_err();
         assert!(error.contains("TABLE_NAME"), "{error}");

@@ -286,6 +286,22 @@ async fn dynamodb_unreachable_gives_503_with_retry_after_quickly_then_recovers()
     assert_unavailable(app.get("/api/ready").await, started, bound).await;
     let started = Instant::now();
     assert_unavailable(app.get("/api/stats").await, started, bound).await;
+    // Many writers at once while it is down: each still gets its 503 in bounded time (a write
+    // that waited in the queue a whole timeout is answered without another try).
+    let app = Arc::new(app);
+    let started = Instant::now();
+    let mut writers = Vec::new();
+    for second in 2..34 {
+        let app = app.clone();
+        writers.push(tokio::spawn(async move {
+            app.put_readings(&reading("p", &time(second), 22.0)).await
+        }));
+    }
+    for writer in writers {
+        let response = writer.await.unwrap();
+        assert_unavailable(response, started, Duration::from_secs(10)).await;
+    }
+    let app = Arc::into_inner(app).expect("no other owner");
 
     proxy.resume().await;
     let deadline = Instant::now() + Duration::from_secs(15);

@@ -50,7 +50,9 @@
 //! default 5,000 ms; attempts get 2/5 of it) and the SDK's standard retry mode (3 attempts,
 //! exponential backoff with jitter, throttling retried). What is still failing after that —
 //! timeouts, connection failures, throttling, 5xx — becomes [`StorageError::Unavailable`]
-//! (503 + `Retry-After`). The SDK fills `TransactWriteItems`' `ClientRequestToken` once per
+//! (503 + `Retry-After`). A write that waited in the queue longer than that timeout, or whose
+//! group is still retrying after it, is answered 503 too, so a slow or flapping DynamoDB gives
+//! bounded answers rather than a pile of waiting requests. The SDK fills `TransactWriteItems`' `ClientRequestToken` once per
 //! call, so its retry of an attempt that did commit (a lost answer) is answered idempotently
 //! instead of being applied twice; readiness (`ping`) is a real `GetItem`, so it fails while DynamoDB is
 //! unreachable and recovers by itself when it is back.
@@ -117,6 +119,9 @@ pub(crate) struct Inner {
     table: String,
     /// DynamoDB calls made by this store (not counting the SDK's own retries of one call).
     requests: AtomicU64,
+    /// `DYNAMODB_TIMEOUT_MS`: also bounds how long a write waits in the queue and how long its
+    /// group keeps retrying, so no request waits much beyond a few timeouts.
+    timeout: Duration,
     /// Per global shard: a min/max the stored shard is known to reach (see the module docs).
     /// A std Mutex: held for a few instructions, never across an `.await`.
     shard_extents: Mutex<Vec<Extent>>,
@@ -295,6 +300,7 @@ impl DynamoStore {
             client: Client::from_conf(builder.build()),
             table,
             requests: AtomicU64::new(0),
+            timeout: operation,
             shard_extents: Mutex::new(vec![Extent::default(); schema::AGGREGATE_SHARDS]),
         });
         ensure_table(&inner, config.dynamodb_create_table).await?;
@@ -324,7 +330,14 @@ impl DynamoStore {
 
     pub async fn put_readings(&self, batch: Batch) -> Result<PutOutcome, StorageError> {
         let (reply, answer) = oneshot::channel();
-        self.writer.submit(writer::Write { batch, reply }).await?;
+        let queued = Instant::now();
+        self.writer
+            .submit(writer::Write {
+                batch,
+                reply,
+                queued,
+            })
+            .await?;
         answer
             .await
             .map_err(|_| StorageError::Internal("the storage writer dropped a write".into()))?

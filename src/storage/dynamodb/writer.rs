@@ -39,6 +39,8 @@ const MAX_BATCH_GET_ATTEMPTS: u32 = 8;
 pub struct Write {
     pub batch: Batch,
     pub reply: oneshot::Sender<Result<PutOutcome, StorageError>>,
+    /// When the write was queued: one that waited longer than the timeout is answered 503.
+    pub queued: Instant,
 }
 
 pub struct Writer {
@@ -65,14 +67,27 @@ impl Committer for Writer {
             return; // never closed; dropping the group answers its callers with an error
         };
         let inner = self.inner.clone();
+        // Writes that already waited a whole timeout (DynamoDB slow or down): answer 503 now.
+        let (group, stale): (Vec<Write>, Vec<Write>) = group
+            .into_iter()
+            .partition(|w| w.queued.elapsed() < inner.timeout);
+        for write in stale {
+            let _ = write.reply.send(Err(StorageError::Unavailable(
+                "the write waited too long for DynamoDB".into(),
+            )));
+        }
+        if group.is_empty() {
+            return;
+        }
         // DynamoDB calls are network round trips, not a local fsync: let a few groups overlap.
         // Concurrent groups behave like concurrent instances, which the design already handles.
         tokio::spawn(async move {
             let _permit = permit;
+            let deadline = Instant::now() + inner.timeout;
             let mut pending = group;
             while !pending.is_empty() {
                 let (round, rest) = split_round(pending);
-                commit_round(&inner, round).await;
+                commit_round(&inner, round, deadline).await;
                 pending = rest;
             }
         });
@@ -163,7 +178,9 @@ fn key_item((pk, sk): (String, String)) -> Item {
     Inner::key(pk, sk)
 }
 
-async fn commit_round(inner: &Arc<Inner>, round: Vec<Write>) {
+/// Commits a round; no transaction is *retried* after `deadline` (the requests still pending
+/// then are answered 503, and their client's retry is safe).
+async fn commit_round(inner: &Arc<Inner>, round: Vec<Write>, deadline: Instant) {
     let mut requests: Vec<Request> = round
         .into_iter()
         .map(|write| Request {
@@ -257,7 +274,7 @@ async fn commit_round(inner: &Arc<Inner>, round: Vec<Write>) {
                 })
                 .collect();
             let inner = inner.clone();
-            tasks.spawn(async move { run_chunk(&inner, chunk, chunk_extents).await });
+            tasks.spawn(async move { run_chunk(&inner, chunk, chunk_extents, deadline).await });
         }
         while let Some(report) = tasks.join_next().await {
             let report = match report {
@@ -370,10 +387,21 @@ async fn run_chunk(
     inner: &Inner,
     mut chunk: Vec<Pending>,
     mut extents: HashMap<SensorId, Extent>,
+    deadline: Instant,
 ) -> ChunkReport {
     let mut report = ChunkReport::default();
     for attempt in 0..MAX_TRANSACTION_ATTEMPTS {
         if chunk.is_empty() {
+            report.extents = extents;
+            return report;
+        }
+        // First attempts always run (each is bounded by the SDK timeouts, and a big healthy
+        // group may take a while); retries stop at the deadline.
+        if attempt > 0 && Instant::now() > deadline {
+            report.error = Some((
+                chunk.iter().map(|p| p.request).collect(),
+                StorageError::Unavailable("DynamoDB writes took longer than the timeout".into()),
+            ));
             report.extents = extents;
             return report;
         }
@@ -803,6 +831,7 @@ mod tests {
         let write = |sensor: &str| Write {
             batch: batch(sensor),
             reply: oneshot::channel().0,
+            queued: Instant::now(),
         };
         let (round, rest) = split_round(vec![write("a"), write("b"), write("a")]);
         assert_eq!(round.len(), 2);
