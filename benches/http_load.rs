@@ -183,6 +183,23 @@ impl Server {
         (field("VmHWM:"), field("VmRSS:"))
     }
 
+    /// CPU time used so far, in seconds.
+    fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(&format!("/proc/{}/stat", self.child.id()))
+    }
+
+    /// Bytes written towards storage so far (page cache included).
+    fn disk_bytes(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/io", self.child.id()))
+            .ok()
+            .and_then(|io| {
+                io.lines()
+                    .find_map(|l| l.strip_prefix("write_bytes:"))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
     /// SIGTERM, then wait for the graceful drain (SIGKILL after 30 s).
     fn stop(mut self) {
         let _ = Command::new("kill")
@@ -208,6 +225,21 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
+}
+
+/// utime + stime of `/proc/<pid>/stat`, in seconds (USER_HZ is 100 on Linux).
+fn cpu_seconds(stat_path: &str) -> f64 {
+    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn listening_port(log_path: &Path) -> Option<u16> {
@@ -255,6 +287,11 @@ struct Measurement {
     max_ms: f64,
     server_peak_rss_mib: Option<f64>,
     server_rss_mib: Option<f64>,
+    /// CPU used by the server and by this load generator during the measured window, in cores.
+    server_cpu_cores: Option<f64>,
+    client_cpu_cores: Option<f64>,
+    /// Bytes the server sent towards the disk (`write_bytes` of `/proc/<pid>/io`) per request.
+    server_disk_kib_per_request: Option<f64>,
     stored_readings: Option<u64>,
 }
 
@@ -453,6 +490,8 @@ async fn measure(
         seq.clone(),
     )
     .await;
+    let (server_cpu, client_cpu) = (server.cpu_seconds(), cpu_seconds("/proc/self/stat"));
+    let disk = server.disk_bytes();
     let run = drive(
         server.addr,
         scenario.clients,
@@ -464,6 +503,10 @@ async fn measure(
     .await;
     let (peak, rss) = server.memory();
     let seconds = run.elapsed.as_secs_f64();
+    let server_cpu = (server.cpu_seconds() - server_cpu) / seconds;
+    let client_cpu = (cpu_seconds("/proc/self/stat") - client_cpu) / seconds;
+    let disk =
+        server.disk_bytes().saturating_sub(disk) as f64 / 1024.0 / run.requests.max(1) as f64;
     let rps = run.requests as f64 / seconds;
     let measurement = Measurement {
         backend: backend.name().into(),
@@ -482,6 +525,9 @@ async fn measure(
         max_ms: run.histogram.max() as f64 / 1e3,
         server_peak_rss_mib: Some(peak as f64 / MIB),
         server_rss_mib: Some(rss as f64 / MIB),
+        server_cpu_cores: Some(server_cpu),
+        client_cpu_cores: Some(client_cpu),
+        server_disk_kib_per_request: Some(disk),
         stored_readings,
     };
     print_row(&measurement);
@@ -601,26 +647,9 @@ fn time_in_process(
                 std::hint::black_box(aggregate);
                 histogram.saturating_record((began.elapsed().as_micros() as u64).max(1));
             }
+            let scenario = format!("{name} @ {}", size_label(size));
             let seconds = started.elapsed().as_secs_f64();
-            let m = Measurement {
-                backend: backend.name().into(),
-                scenario: format!("{name} @ {}", size_label(size)),
-                transport: "in-process",
-                clients: 1,
-                requests: histogram.len(),
-                errors: 0,
-                seconds,
-                requests_per_second: histogram.len() as f64 / seconds,
-                items_per_request: 0,
-                items_per_second: 0.0,
-                p50_ms: ms(&histogram, 0.50),
-                p99_ms: ms(&histogram, 0.99),
-                p999_ms: ms(&histogram, 0.999),
-                max_ms: histogram.max() as f64 / 1e3,
-                server_peak_rss_mib: None,
-                server_rss_mib: None,
-                stored_readings: Some(size),
-            };
+            let m = in_process(backend, scenario, 1, &histogram, seconds, 0, Some(size));
             print_row(&m);
             results.push(m);
         }
@@ -628,6 +657,88 @@ fn time_in_process(
     });
     drop(runtime);
     results
+}
+
+/// A measurement taken in this process (no HTTP, no server process).
+fn in_process(
+    backend: &Backend,
+    scenario: String,
+    clients: usize,
+    histogram: &Histogram<u64>,
+    seconds: f64,
+    items_per_request: u64,
+    stored_readings: Option<u64>,
+) -> Measurement {
+    let rps = histogram.len() as f64 / seconds;
+    Measurement {
+        backend: backend.name().into(),
+        scenario,
+        transport: "in-process",
+        clients,
+        requests: histogram.len(),
+        errors: 0,
+        seconds,
+        requests_per_second: rps,
+        items_per_request,
+        items_per_second: rps * items_per_request as f64,
+        p50_ms: ms(histogram, 0.50),
+        p99_ms: ms(histogram, 0.99),
+        p999_ms: ms(histogram, 0.999),
+        max_ms: histogram.max() as f64 / 1e3,
+        server_peak_rss_mib: None,
+        server_rss_mib: None,
+        server_cpu_cores: None,
+        client_cpu_cores: None,
+        server_disk_kib_per_request: None,
+        stored_readings,
+    }
+}
+
+/// The storage layer's own ceiling for single-reading writes: `clients` tasks calling
+/// `Storage::put_readings` back to back in this process, without HTTP. Separates the cost of
+/// the group commit from the cost of the HTTP stack.
+fn storage_ceiling(backend: &Backend, clients: usize, options: &Options) -> Measurement {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let cache = Config::from_env().map_or(32 * 1024 * 1024, |c| c.embedded_cache_bytes);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let m = runtime.block_on(async {
+        let storage = Storage::Embedded(EmbeddedStore::open(dir.path(), cache).expect("open"));
+        let duration = Duration::from_secs_f64(options.seconds);
+        let started = Instant::now();
+        let deadline = started + duration;
+        let mut tasks = Vec::new();
+        for task in 0..clients {
+            let storage = storage.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut histogram = histogram();
+                let mut seq = 0u64;
+                while Instant::now() < deadline {
+                    let text = reading_text(&format!("c{task}"), seq, 1_500 + seq % 1_000);
+                    let value: Value = serde_json::from_str(&text).expect("json");
+                    let batch = telemetry::domain::Batch::parse(&value).expect("valid");
+                    let began = Instant::now();
+                    storage.put_readings(batch).await.expect("stored");
+                    histogram.saturating_record((began.elapsed().as_micros() as u64).max(1));
+                    seq += 1;
+                }
+                histogram
+            }));
+        }
+        let mut total = histogram();
+        for task in tasks {
+            total.add(task.await.expect("writer")).expect("histogram");
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let name = format!("Storage::put_readings x1 ({clients} tasks)");
+        in_process(backend, name, clients, &total, seconds, 1, None)
+    });
+    drop(runtime);
+    print_row(&m);
+    m
 }
 
 fn size_label(size: u64) -> String {
@@ -688,6 +799,9 @@ fn embedded_scenarios(options: &Options) -> Vec<Measurement> {
     let backend = Backend::Embedded;
     let runtime = client_runtime(options);
     let mut results = runtime.block_on(put_scenarios(&backend, options));
+    if options.wants("Storage::put_readings x1 (64 tasks)") {
+        results.push(storage_ceiling(&backend, 64, options));
+    }
     if options.wants("GET /api/stats") || options.wants("scan") {
         results.extend(runtime.block_on(stats_series(&backend, options)));
     }
@@ -720,7 +834,7 @@ fn client_runtime(options: &Options) -> tokio::runtime::Runtime {
 
 fn print_header() {
     println!(
-        "{:<9} {:<45} {:>7} {:>9} {:>6} {:>10} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "{:<9} {:<45} {:>7} {:>9} {:>6} {:>10} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7}",
         "backend",
         "scenario",
         "clients",
@@ -732,7 +846,10 @@ fn print_header() {
         "p99 ms",
         "p99.9 ms",
         "max ms",
-        "peak MiB"
+        "peak MiB",
+        "srv CPU",
+        "gen CPU",
+        "KiB/req"
     );
 }
 
@@ -745,13 +862,14 @@ fn print_row(m: &Measurement) {
     let peak = m
         .server_peak_rss_mib
         .map_or("-".into(), |p| format!("{p:.1}"));
+    let opt = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
     let name = if m.transport == "http" {
         m.scenario.clone()
     } else {
         format!("{} [in-process]", m.scenario)
     };
     println!(
-        "{:<9} {:<45} {:>7} {:>9} {:>6} {:>10.0} {:>11} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8}",
+        "{:<9} {:<45} {:>7} {:>9} {:>6} {:>10.0} {:>11} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8} {:>7} {:>7} {:>7}",
         m.backend,
         name,
         m.clients,
@@ -763,7 +881,10 @@ fn print_row(m: &Measurement) {
         m.p99_ms,
         m.p999_ms,
         m.max_ms,
-        peak
+        peak,
+        opt(m.server_cpu_cores, 2),
+        opt(m.client_cpu_cores, 2),
+        opt(m.server_disk_kib_per_request, 1)
     );
 }
 
