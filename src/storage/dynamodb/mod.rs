@@ -22,7 +22,7 @@
 //!    max only ever move outwards: an update sets `mn`/`mx` only when the chunk extends the
 //!    range known from the pre-check (per sensor) or from a per-instance cache (per shard; stale
 //!    knowledge is always safe because it can only be less extreme than the truth), guarded by
-//!    `attribute_not_exists(mn) OR mn > :mn`. A transaction is all-or-nothing, so aggregates can
+//!    `attribute_not_exists(mn) OR mn >= :mn`. A transaction is all-or-nothing, so aggregates can
 //!    never drift from the readings, and a reading already stored fails its condition instead
 //!    of being counted twice.
 //! 4. **Cancellations** (another instance wrote concurrently) are read from
@@ -562,7 +562,8 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// A new id from the counter item (`ADD n :1`), then the item under it.
+    /// A new id from the counter item (`ADD n :1`, atomic across instances), then the item
+    /// under it. Two calls, not one transaction: a failure between them only skips an id.
     pub async fn item_put(&self, item: Map<String, Value>) -> Result<ItemId, StorageError> {
         let inner = &self.inner;
         inner.count();

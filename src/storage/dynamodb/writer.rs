@@ -669,7 +669,7 @@ fn aggregate_update(
         names.insert("#mn".into(), MIN.into());
         values.insert(":mn".into(), AttributeValue::N(min.to_string()));
         sets.push("#mn = :mn");
-        conditions.push("(attribute_not_exists(#mn) OR #mn > :mn)");
+        conditions.push("(attribute_not_exists(#mn) OR #mn >= :mn)");
     }
     if let Some(max) = delta.max_micros
         && known.max.is_none_or(|k| max > k)
@@ -677,7 +677,7 @@ fn aggregate_update(
         names.insert("#mx".into(), MAX.into());
         values.insert(":mx".into(), AttributeValue::N(max.to_string()));
         sets.push("#mx = :mx");
-        conditions.push("(attribute_not_exists(#mx) OR #mx < :mx)");
+        conditions.push("(attribute_not_exists(#mx) OR #mx <= :mx)");
     }
     let mut expression = "ADD #c :c, #s :s".to_owned();
     if !sets.is_empty() {
@@ -820,6 +820,63 @@ mod tests {
 
     fn waves_of(pending: Vec<Pending>) -> usize {
         waves(pack(pending)).len()
+    }
+
+    fn inner() -> Inner {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .build();
+        Inner {
+            client: aws_sdk_dynamodb::Client::from_conf(config),
+            table: "t".into(),
+            requests: Default::default(),
+            timeout: Duration::from_secs(5),
+            shard_extents: Default::default(),
+        }
+    }
+
+    #[test]
+    fn aggregate_updates_add_always_and_set_min_max_only_when_they_extend() {
+        let delta = Aggregate::of([3, -2].map(|m| Temperature::from_micros(m).unwrap()));
+        let key = ("p".to_owned(), "s".to_owned());
+        let update = |known: Extent| {
+            let item = aggregate_update(&inner(), key.clone(), &delta, known).unwrap();
+            item.update.unwrap()
+        };
+        let unknown = update(Extent::default());
+        assert_eq!(
+            unknown.update_expression(),
+            "ADD #c :c, #s :s SET #mn = :mn, #mx = :mx"
+        );
+        assert_eq!(
+            unknown.condition_expression(),
+            Some(
+                "(attribute_not_exists(#mn) OR #mn >= :mn) AND (attribute_not_exists(#mx) OR #mx <= :mx)"
+            )
+        );
+        assert_eq!(
+            unknown.expression_attribute_values().unwrap()[":s"],
+            AttributeValue::N("1".into())
+        );
+        let wider = update(Extent {
+            min: Some(-5),
+            max: Some(5),
+        });
+        assert_eq!(wider.update_expression(), "ADD #c :c, #s :s");
+        assert_eq!(wider.condition_expression(), None);
+        assert_eq!(wider.expression_attribute_names().unwrap().len(), 2);
+        let lower = update(Extent {
+            min: Some(0),
+            max: Some(5),
+        });
+        assert_eq!(lower.update_expression(), "ADD #c :c, #s :s SET #mn = :mn");
+        assert!(
+            !lower
+                .expression_attribute_values()
+                .unwrap()
+                .contains_key(":mx")
+        );
     }
 
     #[test]
