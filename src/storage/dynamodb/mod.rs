@@ -4,7 +4,7 @@
 //! # Writes: how a request's readings are applied
 //!
 //! Readings go through the [group-commit writer](super::group_commit), so concurrent requests
-//! share DynamoDB calls. For each group of requests ([`writer`]):
+//! share DynamoDB calls. For each group of requests (`writer.rs`):
 //!
 //! 1. **Rounds.** Requests of a group that touch the same `(sensorID, time)` as an earlier
 //!    request of the group wait for the next round, so one transaction never names an item twice

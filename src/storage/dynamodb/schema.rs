@@ -25,7 +25,9 @@
 //!   1,000 writes/s). `GET /api/stats` reads them with one `Query` on `pk = aggregate#total` and
 //!   merges them: a fixed, small read whatever the table size. The shard count may grow later
 //!   without a migration, since the `Query` returns whichever shards exist;
-//! - per-sensor aggregates are one item per sensor: their writes are spread like the sensors;
+//! - per-sensor aggregates are one item per sensor: their writes are spread like the sensors,
+//!   and one transaction updates a sensor's item once for up to 98 of its readings, so even a
+//!   single very busy sensor stays far below a partition's write ceiling;
 //! - `/picus` items share the partition `item`, so listing is a `Query` in id order (never a
 //!   `Scan`). It is a small store: that partition's write ceiling is its limit.
 
