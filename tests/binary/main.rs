@@ -1,0 +1,6 @@
+//! Black-box tests of the real binary: crash safety, signals, configuration errors, the
+//! container health probe.
+
+mod cli;
+mod crash;
+mod server;
