@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use crate::config::{Config, StorageKind};
 use crate::metrics::Metrics;
 use crate::routes;
-use crate::storage::{EmbeddedStore, Storage};
+use crate::storage::{DynamoStore, EmbeddedStore, Storage};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -95,8 +95,9 @@ async fn open_storage(config: &Config) -> Result<Storage, StartupError> {
         StorageKind::Embedded => EmbeddedStore::open(&config.data_dir, config.embedded_cache_bytes)
             .map(Storage::Embedded)
             .map_err(|e| StartupError::Storage(e.to_string())),
-        StorageKind::Dynamodb => Err(StartupError::Storage(
-            "STORAGE=dynamodb is not available in this build yet".into(),
-        )),
+        StorageKind::Dynamodb => DynamoStore::open(config)
+            .await
+            .map(Storage::Dynamodb)
+            .map_err(|e| StartupError::Storage(e.to_string())),
     }
 }

@@ -7,6 +7,9 @@
 //! | `DATA_DIR` | `./data` | directory of the embedded database |
 //! | `STORAGE` | `embedded` | `embedded` or `dynamodb` |
 //! | `TABLE_NAME` | — | DynamoDB table (required with `STORAGE=dynamodb`) |
+//! | `DYNAMODB_CREATE_TABLE` | `false` | create the table when missing (local runs; Terraform owns it on AWS) |
+//! | `DYNAMODB_TIMEOUT_MS` | `5000` | DynamoDB operation timeout, retries included (each attempt gets 2/5 of it) |
+//! | `DYNAMODB_ENDPOINT_URL` | — | DynamoDB endpoint for this service only (else `AWS_ENDPOINT_URL`, else AWS) |
 //! | `MAX_BODY_BYTES` | `1048576` | largest accepted request body |
 //! | `SHUTDOWN_GRACE_SECONDS` | `20` | how long in-flight requests may take to drain on SIGTERM |
 //! | `EMBEDDED_CACHE_BYTES` | `33554432` | page cache of the embedded database |
@@ -54,6 +57,10 @@ pub struct Config {
     pub log_format: LogFormat,
     #[serde(default)]
     pub dynamodb_create_table: bool,
+    #[serde(default = "defaults::dynamodb_timeout_ms")]
+    pub dynamodb_timeout_ms: u64,
+    #[serde(default)]
+    pub dynamodb_endpoint_url: Option<String>,
 }
 
 mod defaults {
@@ -83,10 +90,13 @@ mod defaults {
     pub fn log_format() -> LogFormat {
         LogFormat::Text
     }
+    pub fn dynamodb_timeout_ms() -> u64 {
+        crate::storage::dynamodb::DEFAULT_TIMEOUT_MS
+    }
 }
 
 /// The variables [`Config`] reads, for error messages that name the culprit.
-const VARIABLES: [&str; 10] = [
+const VARIABLES: [&str; 12] = [
     "PORT",
     "BIND_ADDR",
     "DATA_DIR",
@@ -97,6 +107,8 @@ const VARIABLES: [&str; 10] = [
     "EMBEDDED_CACHE_BYTES",
     "LOG_FORMAT",
     "DYNAMODB_CREATE_TABLE",
+    "DYNAMODB_TIMEOUT_MS",
+    "DYNAMODB_ENDPOINT_URL",
 ];
 
 impl Config {
@@ -147,6 +159,8 @@ impl Config {
             embedded_cache_bytes: 4 * 1024 * 1024,
             log_format: LogFormat::Text,
             dynamodb_create_table: false,
+            dynamodb_timeout_ms: defaults::dynamodb_timeout_ms(),
+            dynamodb_endpoint_url: None,
         }
     }
 }
@@ -203,6 +217,29 @@ mod tests {
             assert!(error.starts_with(name), "{error:?} should name {name}");
             assert!(!error.contains('\n'), "{error:?} should be one line");
         }
+    }
+
+    #[test]
+    fn dynamodb_settings_are_read() {
+        let config = Config::from_vars(vars(&[
+            ("STORAGE", "dynamodb"),
+            ("TABLE_NAME", "t"),
+            ("DYNAMODB_CREATE_TABLE", "true"),
+            ("DYNAMODB_TIMEOUT_MS", "1500"),
+            ("DYNAMODB_ENDPOINT_URL", "http://127.0.0.1:8000"),
+        ]))
+        .unwrap();
+        assert!(config.dynamodb_create_table);
+        assert_eq!(config.dynamodb_timeout_ms, 1500);
+        assert_eq!(
+            config.dynamodb_endpoint_url.as_deref(),
+            Some("http://127.0.0.1:8000")
+        );
+        let defaults = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(defaults.dynamodb_timeout_ms, 5_000);
+        assert!(!defaults.dynamodb_create_table);
+        let error = Config::from_vars(vars(&[("DYNAMODB_TIMEOUT_MS", "soon")])).unwrap_err();
+        assert!(error.starts_with("DYNAMODB_TIMEOUT_MS"), "{error}");
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 use warp::http::{Method, StatusCode};
 
@@ -27,6 +27,7 @@ pub struct Metrics {
     aggregate_min: Gauge,
     aggregate_max: Gauge,
     aggregate_average: Gauge,
+    dynamodb_requests: IntCounter,
 }
 
 /// Latency buckets from 0.5 ms to 5 s.
@@ -108,6 +109,12 @@ impl Metrics {
                 "telemetry_aggregate_average_celsius",
                 "Mean stored temperature (NaN when there is none), as of the last scrape.",
             ),
+            dynamodb_requests: IntCounter::new(
+                "telemetry_dynamodb_requests_total",
+                "DynamoDB API calls made by this instance (each call once, not the SDK's retries \
+                 of it), as of the last scrape; 0 on the embedded store.",
+            )
+            .expect("valid metric"),
         };
         let collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(metrics.http_requests.clone()),
@@ -121,6 +128,7 @@ impl Metrics {
             Box::new(metrics.aggregate_min.clone()),
             Box::new(metrics.aggregate_max.clone()),
             Box::new(metrics.aggregate_average.clone()),
+            Box::new(metrics.dynamodb_requests.clone()),
         ];
         for collector in collectors {
             metrics
@@ -205,6 +213,14 @@ impl Metrics {
         self.aggregate_max.set(stats.maximum.unwrap_or(f64::NAN));
         self.aggregate_average
             .set(stats.average.unwrap_or(f64::NAN));
+    }
+
+    /// Brings the DynamoDB call counter up to the store's own count (read at scrape time).
+    pub fn set_dynamodb_requests(&self, total: u64) {
+        let current = self.dynamodb_requests.get();
+        if total > current {
+            self.dynamodb_requests.inc_by(total - current);
+        }
     }
 
     pub fn readings_stored(&self, stored: usize, duplicates: usize) {

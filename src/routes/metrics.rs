@@ -25,6 +25,9 @@ pub fn metrics_get(
                     // The scrape still succeeds; the gauges keep their last values.
                     Err(error) => tracing::warn!(%error, "cannot refresh aggregate gauges"),
                 }
+                if let Some(requests) = storage.dynamodb_request_count() {
+                    metrics.set_dynamodb_requests(requests);
+                }
                 warp::reply::with_header(
                     metrics.render(),
                     header::CONTENT_TYPE,

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The contract suite (tests/api) and the DynamoDB-only tests (tests/dynamodb.rs) against
+# DynamoDB Local: `scripts/dynamodb-tests.sh [extra cargo test args]`.
+#
+# DynamoDB Local binds every interface. When this user may create a network namespace (root and
+# a working `unshare -n`), the server *and* the tests run inside a private one that has only a
+# loopback interface, so nothing outside can reach the emulator. Otherwise they run in the
+# ordinary namespace and the clients only ever connect to 127.0.0.1.
+#
+# Environment: DYNAMODB_LOCAL_PORT (default 8000 in a private namespace, 18000 otherwise);
+# DYNAMODB_TESTS_NO_UNSHARE=1 to skip the namespace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ "${1:-}" == "--inside-namespace" ]]; then
+    shift
+    ip link set lo up
+    port="${DYNAMODB_LOCAL_PORT:-8000}"
+    offline=(--offline)
+else
+    scripts/dynamodb-local.sh install
+    # Build first: a private namespace has no network for cargo.
+    cargo test --locked --no-run --test api --test dynamodb
+    if [[ -z "${DYNAMODB_TESTS_NO_UNSHARE:-}" && "$(id -u)" == 0 ]] && command -v ip >/dev/null &&
+        unshare -n true 2>/dev/null; then
+        echo "running DynamoDB Local and the tests in a private network namespace"
+        exec unshare -n "$0" --inside-namespace "$@"
+    fi
+    port="${DYNAMODB_LOCAL_PORT:-18000}"
+    offline=()
+fi
+
+scripts/dynamodb-local.sh start "$port"
+trap 'scripts/dynamodb-local.sh stop "$port"' EXIT
+eval "$(scripts/dynamodb-local.sh env "$port")"
+export TELEMETRY_TEST_STORAGE=dynamodb
+cargo test --locked "${offline[@]}" --test api --test dynamodb "$@"

@@ -1,0 +1,93 @@
+//! The DynamoDB table design. Terraform's `aws_dynamodb_table` must match it.
+//!
+//! One table, billing mode `PAY_PER_REQUEST`, no secondary index:
+//! - partition key `pk`, type `S`;
+//! - sort key `sk`, type `S`.
+//!
+//! Every item kind has its own `pk` prefix, so kinds never collide whatever a sensor id holds
+//! (the prefix is fixed and the rest of the key is the whole id):
+//!
+//! | item | `pk` | `sk` | attributes |
+//! |---|---|---|---|
+//! | reading | `reading#<sensorID>` | time, fixed-width RFC 3339 UTC: `2021-10-04T09:00:00.000000Z` | `t` (N): temperature in integer micro-degrees Celsius |
+//! | per-sensor aggregate | `aggregate#sensor#<sensorID>` | `aggregate` | `c` (N) count, `s` (N) sum of micro-degrees, `mn`/`mx` (N) min/max micro-degrees |
+//! | global aggregate shard | `aggregate#total` | `shard#NN` (`00`..) | `c`, `s`, `mn`, `mx` as above |
+//! | `/picus` item | `item` | id, zero-padded to 20 digits: `00000000000000000042` | `json` (S): the item's JSON object |
+//! | `/picus` id counter | `counter` | `picus` | `n` (N): last id handed out |
+//!
+//! Why this shape:
+//! - a sensor's readings are one partition sorted by time, so `GET /api/readings` is one
+//!   paginated `Query` with `sk BETWEEN`, and `(sensorID, time)` is the item's identity;
+//! - numbers are DynamoDB `N` of integers (micro-degrees), exact to 38 digits, and `ADD` on them
+//!   is exact: sums never round;
+//! - the global aggregate is split over [`AGGREGATE_SHARDS`] items, each written by whichever
+//!   transaction picks it, so no single item takes every write (a partition accepts about
+//!   1,000 writes/s). `GET /api/stats` reads them with one `Query` on `pk = aggregate#total` and
+//!   merges them: a fixed, small read whatever the table size. The shard count may grow later
+//!   without a migration, since the `Query` returns whichever shards exist;
+//! - per-sensor aggregates are one item per sensor: their writes are spread like the sensors,
+//!   and one transaction updates a sensor's item once for up to 98 of its readings, so even a
+//!   single very busy sensor stays far below a partition's write ceiling;
+//! - `/picus` items share the partition `item`, so listing is a `Query` in id order (never a
+//!   `Scan`). It is a small store: that partition's write ceiling is its limit.
+
+/// The partition key attribute (type `S`).
+pub const PARTITION_KEY: &str = "pk";
+/// The sort key attribute (type `S`).
+pub const SORT_KEY: &str = "sk";
+
+/// Reading temperature, integer micro-degrees (`N`).
+pub const TEMPERATURE: &str = "t";
+/// Aggregate attributes (`N`): count, sum of micro-degrees, minimum, maximum.
+pub const COUNT: &str = "c";
+pub const SUM: &str = "s";
+pub const MIN: &str = "mn";
+pub const MAX: &str = "mx";
+/// `/picus` item body (`S`, a JSON object).
+pub const ITEM_JSON: &str = "json";
+/// Counter value (`N`).
+pub const COUNTER_VALUE: &str = "n";
+
+/// How many items the global aggregate is spread over.
+pub const AGGREGATE_SHARDS: usize = 16;
+
+pub const AGGREGATE_TOTAL_PK: &str = "aggregate#total";
+pub const SENSOR_AGGREGATE_SK: &str = "aggregate";
+pub const ITEM_PK: &str = "item";
+pub const COUNTER_PK: &str = "counter";
+pub const PICUS_COUNTER_SK: &str = "picus";
+
+pub fn reading_pk(sensor_id: &str) -> String {
+    format!("reading#{sensor_id}")
+}
+
+pub fn sensor_aggregate_pk(sensor_id: &str) -> String {
+    format!("aggregate#sensor#{sensor_id}")
+}
+
+pub fn shard_sk(shard: usize) -> String {
+    format!("shard#{shard:02}")
+}
+
+pub fn item_sk(id: u64) -> String {
+    format!("{id:020}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_ids_sort_as_numbers() {
+        assert_eq!(item_sk(42), "00000000000000000042");
+        assert_eq!(item_sk(u64::MAX).len(), 20);
+        assert!(item_sk(9) < item_sk(10));
+    }
+
+    #[test]
+    fn kinds_never_collide() {
+        assert_ne!(sensor_aggregate_pk("total"), AGGREGATE_TOTAL_PK);
+        assert_ne!(reading_pk("x"), sensor_aggregate_pk("x"));
+        assert_eq!(shard_sk(3), "shard#03");
+    }
+}

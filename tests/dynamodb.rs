@@ -1,0 +1,610 @@
+//! DynamoDB-only tests: several instances on one table, DynamoDB going away and coming back,
+//! restarts, the start-up checks of the table, and requests per reading.
+//!
+//! They need a DynamoDB-compatible server at `AWS_ENDPOINT_URL` and
+//! `TELEMETRY_TEST_STORAGE=dynamodb`; `scripts/dynamodb-tests.sh` starts DynamoDB Local and runs
+//! them. Without that variable each test prints that it is skipped and returns.
+
+#[path = "api/helpers.rs"]
+mod helpers;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use helpers::{TestStore, reading, spawn_app_on, spawn_app_with};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use telemetry::app::Application;
+use telemetry::config::StorageKind;
+use telemetry::domain::{Batch, Reading};
+use telemetry::storage::{DynamoStore, PutOutcome};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+
+/// `None` (after saying so) unless the DynamoDB pass is running.
+fn dynamodb_store() -> Option<TestStore> {
+    let store = TestStore::new();
+    if store.kind != StorageKind::Dynamodb {
+        eprintln!(
+            "SKIPPED: DynamoDB test; run scripts/dynamodb-tests.sh (TELEMETRY_TEST_STORAGE=dynamodb \
+             with DynamoDB Local at AWS_ENDPOINT_URL)"
+        );
+        return None;
+    }
+    Some(store)
+}
+
+fn time(second: u32) -> String {
+    format!("2021-10-04 09:{:02}:{:02}", second / 60, second % 60)
+}
+
+/// Temperatures in micro-degrees that would drift as floats: 0.1, 0.2, ... -12.345678.
+fn temperature_micros(sensor: u32, second: u32) -> i64 {
+    i64::from(sensor) * 100_000 + i64::from(second % 97) * 1_234_567 - 12_345_678
+}
+
+#[tokio::test]
+async fn two_instances_writing_the_same_readings_at_once_end_exact() {
+    let Some(store) = dynamodb_store() else {
+        return;
+    };
+    let a = Arc::new(spawn_app_on(&store).await);
+    let b = Arc::new(spawn_app_on(&store).await);
+
+    // 12 sensors × 150 seconds = 1,800 readings, in requests of 1 to 120 readings.
+    let (sensors, seconds) = (12u32, 150u32);
+    let mut all: Vec<(u32, u32)> = Vec::new();
+    for second in 0..seconds {
+        for sensor in 0..sensors {
+            all.push((sensor, second));
+        }
+    }
+    let mut requests: Vec<Value> = Vec::new();
+    let mut rest = all.as_slice();
+    let mut size = 1;
+    while !rest.is_empty() {
+        let (now, later) = rest.split_at(size.min(rest.len()));
+        requests.push(Value::Array(
+            now.iter()
+                .map(|&(sensor, second)| {
+                    let micros = temperature_micros(sensor, second);
+                    reading(&format!("s{sensor}"), &time(second), micros as f64 / 1e6)
+                })
+                .collect(),
+        ));
+        rest = later;
+        size = size % 120 + 17;
+    }
+
+    // Every request goes through both instances at once, 8 requests in flight per instance.
+    let requests = Arc::new(requests);
+    let mut workers = Vec::new();
+    for worker in 0..8 {
+        for app in [a.clone(), b.clone()] {
+            let requests = requests.clone();
+            workers.push(tokio::spawn(async move {
+                for body in requests.iter().skip(worker).step_by(8) {
+                    app.put_ok(body).await;
+                }
+            }));
+        }
+    }
+    for worker in workers {
+        worker.await.expect("writer task");
+    }
+
+    let count = u64::from(sensors * seconds);
+    let micros: Vec<i64> = all
+        .iter()
+        .map(|&(sensor, second)| temperature_micros(sensor, second))
+        .collect();
+    let sum: i128 = micros.iter().map(|&m| i128::from(m)).sum();
+    let average = ((sum * 2 + i128::from(count)) / (2 * i128::from(count))) as f64 / 1e6;
+    for app in [&a, &b] {
+        let stats = app.stats(None).await;
+        assert_eq!(stats["Count"], count, "{stats}");
+        assert_eq!(
+            stats["Minimum"].as_f64(),
+            Some(*micros.iter().min().unwrap() as f64 / 1e6)
+        );
+        assert_eq!(
+            stats["Maximum"].as_f64(),
+            Some(*micros.iter().max().unwrap() as f64 / 1e6)
+        );
+        assert_eq!(stats["Average"].as_f64(), Some(average), "{stats}");
+    }
+    for sensor in [0, 7, 11] {
+        let expected: Vec<i64> = (0..seconds)
+            .map(|second| temperature_micros(sensor, second))
+            .collect();
+        let stats = b.stats(Some(&format!("s{sensor}"))).await;
+        assert_eq!(stats["Count"], u64::from(seconds));
+        assert_eq!(
+            stats["Minimum"].as_f64(),
+            Some(*expected.iter().min().unwrap() as f64 / 1e6)
+        );
+        assert_eq!(
+            stats["Maximum"].as_f64(),
+            Some(*expected.iter().max().unwrap() as f64 / 1e6)
+        );
+        let response = a
+            .readings(&[("sensorID", &format!("s{sensor}")), ("limit", "1000")])
+            .await;
+        let body: Value = response.json().await.unwrap();
+        let listed = body["readings"].as_array().unwrap();
+        assert_eq!(listed.len(), seconds as usize);
+        for (second, listed) in listed.iter().enumerate() {
+            assert_eq!(
+                listed["temperature"].as_f64(),
+                Some(expected[second] as f64 / 1e6)
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_instances_racing_on_one_identity_store_one_value_and_refuse_the_other() {
+    let Some(store) = dynamodb_store() else {
+        return;
+    };
+    let a = Arc::new(spawn_app_on(&store).await);
+    let b = Arc::new(spawn_app_on(&store).await);
+    let mut races = Vec::new();
+    for second in 0..40 {
+        let (a, b) = (a.clone(), b.clone());
+        races.push(tokio::spawn(async move {
+            let via_a = reading("race", &time(second), 1.0);
+            let via_b = reading("race", &time(second), 2.0);
+            let (ra, rb) = tokio::join!(a.put_readings(&via_a), b.put_readings(&via_b));
+            (ra.status(), rb.status())
+        }));
+    }
+    let mut expected_sum = 0.0;
+    for race in races {
+        let (sa, sb) = race.await.unwrap();
+        match (sa, sb) {
+            (StatusCode::OK, StatusCode::CONFLICT) => expected_sum += 1.0,
+            (StatusCode::CONFLICT, StatusCode::OK) => expected_sum += 2.0,
+            other => panic!("exactly one of two racing values must win: {other:?}"),
+        }
+    }
+    let stats = a.stats(Some("race")).await;
+    assert_eq!(stats["Count"], 40);
+    assert_eq!(stats["Average"].as_f64(), Some(expected_sum / 40.0));
+    assert_eq!(a.stats(None).await["Count"], 40);
+}
+
+/// A TCP proxy in front of DynamoDB that can be cut: while paused it drops the connections it
+/// carried and accepts new ones without ever answering (a black hole, the worst case).
+struct Proxy {
+    port: u16,
+    paused: Arc<AtomicBool>,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    held: Arc<Mutex<Vec<TcpStream>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let paused = Arc::new(AtomicBool::new(false));
+        let tasks: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let held: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let accept = {
+            let (paused, tasks, held) = (paused.clone(), tasks.clone(), held.clone());
+            tokio::spawn(async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if paused.load(Ordering::SeqCst) {
+                        held.lock().await.push(client);
+                        continue;
+                    }
+                    let upstream = upstream.clone();
+                    tasks.lock().await.push(tokio::spawn(async move {
+                        if let Ok(mut server) = TcpStream::connect(upstream).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    }));
+                }
+            })
+        };
+        Self {
+            port,
+            paused,
+            tasks,
+            held,
+            accept,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn pause(&self) {
+        self.paused.store(true, Ordering::SeqCst);
+        for task in self.tasks.lock().await.drain(..) {
+            task.abort();
+        }
+    }
+
+    async fn resume(&self) {
+        self.held.lock().await.clear();
+        self.paused.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+fn upstream() -> String {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL for DynamoDB Local");
+    endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+async fn assert_unavailable(response: reqwest::Response, started: Instant, bound: Duration) {
+    let elapsed = started.elapsed();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        response.headers().contains_key("retry-after"),
+        "503 without Retry-After"
+    );
+    assert!(elapsed < bound, "503 took {elapsed:?}, more than {bound:?}");
+}
+
+#[tokio::test]
+async fn dynamodb_unreachable_gives_503_with_retry_after_quickly_then_recovers() {
+    let Some(store) = dynamodb_store() else {
+        return;
+    };
+    let proxy = Proxy::start(upstream()).await;
+    let mut config = store.config();
+    config.dynamodb_endpoint_url = Some(proxy.url());
+    config.dynamodb_timeout_ms = 1_500;
+    let app = spawn_app_with(config).await;
+    app.put_ok(&reading("p", &time(0), 20.0)).await;
+    assert_eq!(app.get("/api/ready").await.status(), StatusCode::OK);
+
+    proxy.pause().await;
+    // The operation timeout (1.5 s) bounds every answer; allow scheduling slack.
+    let bound = Duration::from_secs(4);
+    let started = Instant::now();
+    let response = app.put_readings(&reading("p", &time(1), 21.0)).await;
+    assert_unavailable(response, started, bound).await;
+    let started = Instant::now();
+    assert_unavailable(app.get("/api/ready").await, started, bound).await;
+    let started = Instant::now();
+    assert_unavailable(app.get("/api/stats").await, started, bound).await;
+    // Many writers at once while it is down: each still gets its 503 in bounded time (a write
+    // that waited in the queue a whole timeout is answered without another try).
+    let app = Arc::new(app);
+    let started = Instant::now();
+    let mut writers = Vec::new();
+    for second in 2..34 {
+        let app = app.clone();
+        writers.push(tokio::spawn(async move {
+            app.put_readings(&reading("p", &time(second), 22.0)).await
+        }));
+    }
+    for writer in writers {
+        let response = writer.await.unwrap();
+        assert_unavailable(response, started, Duration::from_secs(10)).await;
+    }
+    let app = Arc::into_inner(app).expect("no other owner");
+
+    proxy.resume().await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while app.get("/api/ready").await.status() != StatusCode::OK {
+        assert!(Instant::now() < deadline, "readiness did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The request that got 503 is retried by the client and stored once.
+    app.put_ok(&reading("p", &time(1), 21.0)).await;
+    app.put_ok(&reading("p", &time(1), 21.0)).await;
+    let stats = app.stats(None).await;
+    assert_eq!(stats["Count"], 2, "{stats}");
+    assert_eq!(stats["Average"].as_f64(), Some(20.5));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn dynamodb_unreachable_at_start_up_is_a_clear_error_in_bounded_time() {
+    let Some(store) = dynamodb_store() else {
+        return;
+    };
+    // A port nobody listens on: bind one, then free it.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut config = store.config();
+    config.dynamodb_endpoint_url = Some(format!("http://127.0.0.1:{port}"));
+    config.dynamodb_timeout_ms = 1_000;
+    let started = Instant::now();
+    let error = match Application::build(config).await {
+        Ok(_) => panic!("started without DynamoDB"),
+        Err(error) => error.to_string(),
+    };
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(error.contains("cannot describe DynamoDB table"), "{error}");
+}
+
+#[tokio::test]
+async fn restart_keeps_stats_readings_and_identity() {
+    let Some(store) = dynamodb_store() else {
+        return;
+    };
+    let app = spawn_app_on(&store).await;
+    app.put_ok(&json!([
+        reading("r", &time(0), -1.25),
+        reading("r", &time(1), 3.5),
+        reading("q", &time(0), 0.1),
+    ]))
+    .await;
+    let before = app.stats(None).await;
+    app.stop().await;
+
+    let app = spawn_app_on(&store).await;
+    assert_eq!(app.stats(None).await, before);
+    assert_eq!(app.stats(None).await["Count"], 3);
+    assert_eq!(app.stats(Some("r")).await["Minimum"].as_f64(), Some(-1.25));
+    let conflict = app.put_readings(&reading("r", &time(0), 9.0)).await;
+    assert_eq!(conflict.status(), StatusCode::CONFLICT);
+    app.put_ok(&reading("r", &time(0), -1.25)).await;
+    assert_eq!(app.stats(None).await, before);
+    app.stop().await;
+}
+
+async fn sdk_client() -> aws_sdk_dynamodb::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    aws_sdk_dynamodb::Client::new(&config)
+}
+
+#[tokio::test]
+async fn a_table_with_the_wrong_key_schema_stops_start_up() {
+    let Some(store) = dynamodb_store() else {
+        return;
+    };
+    sdk_client()
+        .await
+        .create_table()
+        .table_name(&store.table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("create a table of the wrong shape");
+    let error = match Application::build(store.config()).await {
+        Ok(_) => panic!("started on a table with the wrong key schema"),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("wrong key schema"), "{error}");
+    assert!(error.contains("\"pk\""), "{error}");
+}
+
+#[tokio::test]
+async fn a_missing_table_stops_start_up_unless_creation_is_allowed() {
+    let Some(store) = dynamodb_store() else {
+        return;
+    };
+    let mut config = store.config();
+    config.dynamodb_create_table = false;
+    let error = match Application::build(config).await {
+        Ok(_) => panic!("started without a table"),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("does not exist"), "{error}");
+    assert!(error.contains("DYNAMODB_CREATE_TABLE"), "{error}");
+}
+
+#[tokio::test]
+async fn a_thousand_readings_cost_a_few_dozen_requests_and_the_naive_baseline_works() {
+    let Some(store) = dynamodb_store() else {
+        return;
+    };
+    let dynamo = DynamoStore::open(&store.config())
+        .await
+        .expect("store opens");
+    let body = Value::Array(
+        (0..1_000u32)
+            .map(|i| reading(&format!("n{}", i % 10), &time(i), f64::from(i) / 10.0))
+            .collect(),
+    );
+    let batch = Batch::parse(&body).unwrap();
+    let before = dynamo.request_count();
+    let outcome = dynamo.put_readings(batch.clone()).await.unwrap();
+    assert_eq!(
+        outcome,
+        PutOutcome::Stored {
+            stored: 1_000,
+            duplicates: 0
+        }
+    );
+    let used = dynamo.request_count() - before;
+    // 11 BatchGetItem (1,000 readings + 10 aggregates) + 11 transactions of ≤ 98 readings.
+    assert!(used <= 30, "{used} DynamoDB requests for 1,000 readings");
+    eprintln!("requests per reading: {:.4}", used as f64 / 1_000.0);
+    // A retry of the whole batch is all duplicates and costs only the pre-check.
+    let before = dynamo.request_count();
+    let outcome = dynamo.put_readings(batch).await.unwrap();
+    assert_eq!(
+        outcome,
+        PutOutcome::Stored {
+            stored: 0,
+            duplicates: 1_000
+        }
+    );
+    assert!(dynamo.request_count() - before <= 11);
+    assert_eq!(dynamo.stats(None).await.unwrap().count, 1_000);
+
+    let one: Reading = Batch::parse(&reading("naive", &time(0), 1.0))
+        .unwrap()
+        .readings
+        .remove(0)
+        .1;
+    let before = dynamo.request_count();
+    dynamo.naive_put(&one).await.unwrap();
+    assert_eq!(dynamo.request_count() - before, 1);
+}
+
+/// Not a correctness test: the figures the benchmark notes quote. Run it with
+/// `scripts/dynamodb-tests.sh throughput -- --ignored --nocapture` (add `--release` for
+/// optimised figures). 64 writers, `THROUGHPUT_SECONDS` (default 5) per scenario: single-reading
+/// PUTs and 50-reading PUTs through the service, and the naive one-`PutItem`-per-reading
+/// baseline (no duplicate check, no aggregates) straight against the table. A short warm-up
+/// first (DynamoDB Local is a JVM), then two rounds with the scenarios interleaved, so a busy
+/// machine weighs on every scenario alike.
+#[tokio::test]
+#[ignore = "a measurement, run by hand"]
+async fn throughput_64_writers_against_the_naive_baseline() {
+    let Some(store) = dynamodb_store() else {
+        return;
+    };
+    let seconds = std::env::var("THROUGHPUT_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let app = Application::build(store.config())
+        .await
+        .expect("the app starts");
+    let storage = app.storage().clone();
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let server = tokio::spawn(app.run_until(std::future::pending::<()>()));
+    let naive = Arc::new(
+        DynamoStore::open(&store.config())
+            .await
+            .expect("store opens"),
+    );
+
+    let warm_up = Duration::from_secs(2);
+    let _ = through_service(&address, 1, warm_up, 0).await;
+    let _ = naive_baseline(&naive, warm_up, 0).await;
+    let run_for = Duration::from_secs(seconds);
+    for round in 1..=2 {
+        for per_request in [1u32, 50] {
+            let before = storage.dynamodb_request_count().unwrap();
+            let (readings, elapsed) = through_service(&address, per_request, run_for, round).await;
+            let requests = storage.dynamodb_request_count().unwrap() - before;
+            eprintln!(
+                "round {round}: service, {WRITERS} writers, {per_request} reading(s)/PUT: \
+                 {readings} readings in {elapsed:.1} s = {:.0} readings/s, \
+                 {:.3} DynamoDB requests/reading",
+                readings as f64 / elapsed,
+                requests as f64 / readings as f64
+            );
+        }
+        let (readings, elapsed) = naive_baseline(&naive, run_for, round).await;
+        eprintln!(
+            "round {round}: naive baseline, {WRITERS} writers, one PutItem per reading: \
+             {readings} readings in {elapsed:.1} s = {:.0} readings/s, 1 DynamoDB request/reading",
+            readings as f64 / elapsed
+        );
+    }
+    server.abort();
+}
+
+const WRITERS: u32 = 64;
+
+/// A distinct instant for the n-th reading of a writer: readings never repeat across runs.
+fn nth_time(run: u32, n: u32) -> String {
+    format!(
+        "{:04}-01-{:02}T{:02}:{:02}:{:02}Z",
+        2000 + run,
+        1 + n / 86_400 % 28,
+        n / 3_600 % 24,
+        n / 60 % 60,
+        n % 60
+    )
+}
+
+/// `WRITERS` clients PUT `per_request` readings at a time for `run_for`: (readings, seconds).
+async fn through_service(
+    address: &str,
+    per_request: u32,
+    run_for: Duration,
+    run: u32,
+) -> (u64, f64) {
+    let started = Instant::now();
+    let mut writers = Vec::new();
+    for writer in 0..WRITERS {
+        let url = format!("{address}/api/temperature");
+        let client = reqwest::Client::new();
+        writers.push(tokio::spawn(async move {
+            let mut sent = 0u32;
+            while started.elapsed() < run_for {
+                let body = Value::Array(
+                    (0..per_request)
+                        .map(|i| {
+                            let n = sent + i;
+                            let sensor = format!("w{per_request}-{writer}");
+                            reading(&sensor, &nth_time(run, n), f64::from(n % 400) / 8.0)
+                        })
+                        .collect(),
+                );
+                let response = client.put(&url).json(&body).send().await.expect("sent");
+                assert_eq!(response.status(), StatusCode::OK);
+                sent += per_request;
+            }
+            sent
+        }));
+    }
+    let mut total = 0u64;
+    for writer in writers {
+        total += u64::from(writer.await.unwrap());
+    }
+    (total, started.elapsed().as_secs_f64())
+}
+
+/// `WRITERS` tasks each calling [`DynamoStore::naive_put`] back to back: (readings, seconds).
+async fn naive_baseline(naive: &Arc<DynamoStore>, run_for: Duration, run: u32) -> (u64, f64) {
+    let started = Instant::now();
+    let mut writers = Vec::new();
+    for writer in 0..WRITERS {
+        let naive = naive.clone();
+        writers.push(tokio::spawn(async move {
+            let mut sent = 0u32;
+            while started.elapsed() < run_for {
+                let body = reading(&format!("naive-{writer}"), &nth_time(run, sent), 1.0);
+                let one = Batch::parse(&body).unwrap().readings.remove(0).1;
+                naive.naive_put(&one).await.expect("PutItem");
+                sent += 1;
+            }
+            sent
+        }));
+    }
+    let mut total = 0u64;
+    for writer in writers {
+        total += u64::from(writer.await.unwrap());
+    }
+    (total, started.elapsed().as_secs_f64())
+}
