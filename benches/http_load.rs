@@ -42,7 +42,9 @@ use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use telemetry::config::Config;
-use telemetry::storage::{EmbeddedStore, Storage};
+use telemetry::metrics::Metrics;
+use telemetry::storage::group_commit::unobserved;
+use telemetry::storage::{Backend as StoreBackend, EmbeddedStore, Storage};
 use tokio::net::TcpStream;
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
@@ -623,7 +625,12 @@ fn time_in_process(
         .build()
         .expect("runtime");
     let results = runtime.block_on(async {
-        let storage = Storage::Embedded(EmbeddedStore::open(dir, cache).expect("open the store"));
+        let storage = Storage::new(
+            StoreBackend::Embedded(
+                EmbeddedStore::open(dir, cache, unobserved()).expect("open the store"),
+            ),
+            Metrics::new(),
+        );
         let stored = storage.stats(None).await.expect("stats");
         let scanned = storage.scan_stats(None).await.expect("scan");
         assert_eq!(
@@ -706,7 +713,12 @@ fn storage_ceiling(backend: &Backend, clients: usize, options: &Options) -> Meas
         .build()
         .expect("runtime");
     let m = runtime.block_on(async {
-        let storage = Storage::Embedded(EmbeddedStore::open(dir.path(), cache).expect("open"));
+        let storage = Storage::new(
+            StoreBackend::Embedded(
+                EmbeddedStore::open(dir.path(), cache, unobserved()).expect("open"),
+            ),
+            Metrics::new(),
+        );
         let duration = Duration::from_secs_f64(options.seconds);
         let started = Instant::now();
         let deadline = started + duration;

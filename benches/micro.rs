@@ -12,6 +12,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use serde_json::{Value, json};
 use telemetry::domain::{Aggregate, Batch, Reading, Temperature};
 use telemetry::storage::EmbeddedStore;
+use telemetry::storage::group_commit::unobserved;
 
 fn reading_json(sensor: u32, second: i64, temperature: f64) -> Value {
     let time = chrono::DateTime::from_timestamp(1_633_338_000 + second, 0)
@@ -102,7 +103,7 @@ fn embedded_commit(c: &mut Criterion) {
         .expect("runtime");
     let dir = tempfile::tempdir().expect("temporary directory");
     let store = runtime
-        .block_on(async { EmbeddedStore::open(dir.path(), 32 * 1024 * 1024) })
+        .block_on(async { EmbeddedStore::open(dir.path(), 32 * 1024 * 1024, unobserved()) })
         .expect("open store");
     // Every iteration stores 100 new readings (fresh times), so each is a real insert + fsync.
     let next = AtomicI64::new(0);

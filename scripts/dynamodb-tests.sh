@@ -20,7 +20,7 @@ if [[ "${1:-}" == "--inside-namespace" ]]; then
 else
     scripts/dynamodb-local.sh install
     # Build first: a private namespace has no network for cargo.
-    cargo test --locked --no-run --test api --test dynamodb
+    cargo test --locked --features dynamodb-tests --no-run --test api --test dynamodb
     if [[ -z "${DYNAMODB_TESTS_NO_UNSHARE:-}" && "$(id -u)" == 0 ]] && command -v ip >/dev/null &&
         unshare -n true 2>/dev/null; then
         echo "running DynamoDB Local and the tests in a private network namespace"
@@ -34,4 +34,4 @@ scripts/dynamodb-local.sh start "$port"
 trap 'scripts/dynamodb-local.sh stop "$port"' EXIT
 eval "$(scripts/dynamodb-local.sh env "$port")"
 export TELEMETRY_TEST_STORAGE=dynamodb
-cargo test --locked "${offline[@]}" --test api --test dynamodb "$@"
+cargo test --locked --features dynamodb-tests "${offline[@]}" --test api --test dynamodb "$@"

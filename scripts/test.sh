@@ -30,7 +30,7 @@ export REQUIRE_PROMTOOL=1
 step "rustfmt"
 cargo fmt --check
 step "clippy"
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --all-targets --all-features -- -D warnings
 
 step "tests on the embedded store"
 TELEMETRY_TEST_STORAGE=embedded cargo test --locked

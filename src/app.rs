@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use crate::config::{Config, StorageKind};
 use crate::metrics::Metrics;
 use crate::routes;
-use crate::storage::{DynamoStore, EmbeddedStore, Storage};
+use crate::storage::{Backend, DynamoStore, EmbeddedStore, Storage};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +34,8 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let storage = open_storage(&config).await?;
+        let metrics = Metrics::new();
+        let storage = open_storage(&config, &metrics).await?;
         let addr = SocketAddr::new(config.bind_addr, config.port);
         let listener = TcpListener::bind(addr)
             .await
@@ -42,7 +43,7 @@ impl Application {
         Ok(Self {
             listener,
             storage,
-            metrics: Metrics::new(),
+            metrics,
             config,
         })
     }
@@ -90,14 +91,22 @@ impl Application {
     }
 }
 
-async fn open_storage(config: &Config) -> Result<Storage, StartupError> {
-    match config.storage {
-        StorageKind::Embedded => EmbeddedStore::open(&config.data_dir, config.embedded_cache_bytes)
-            .map(Storage::Embedded)
-            .map_err(|e| StartupError::Storage(e.to_string())),
-        StorageKind::Dynamodb => DynamoStore::open(config)
+async fn open_storage(config: &Config, metrics: &Metrics) -> Result<Storage, StartupError> {
+    let observer = metrics.clone();
+    let backend_name = match config.storage {
+        StorageKind::Embedded => "embedded",
+        StorageKind::Dynamodb => "dynamodb",
+    };
+    let on_group = Box::new(move |writes| observer.observe_group(backend_name, writes));
+    let backend = match config.storage {
+        StorageKind::Embedded => {
+            EmbeddedStore::open(&config.data_dir, config.embedded_cache_bytes, on_group)
+                .map(Backend::Embedded)
+        }
+        StorageKind::Dynamodb => DynamoStore::open(config, on_group)
             .await
-            .map(Storage::Dynamodb)
-            .map_err(|e| StartupError::Storage(e.to_string())),
+            .map(Backend::Dynamodb),
     }
+    .map_err(|e| StartupError::Storage(e.to_string()))?;
+    Ok(Storage::new(backend, metrics.clone()))
 }

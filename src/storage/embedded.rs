@@ -20,7 +20,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
-use super::group_commit::{Committer, GroupCommit};
+use super::group_commit::{Committer, GroupCommit, GroupObserver};
 use super::{ItemId, ItemsPage, PutOutcome, ReadingsPage, ReadingsQuery, StorageError};
 use crate::domain::{Aggregate, Batch, Conflict, Reading, SensorId, Temperature, Timestamp};
 
@@ -262,7 +262,11 @@ fn read_aggregate(
 
 impl EmbeddedStore {
     /// Opens (or creates) the database in `dir`. Start-up reads no readings: aggregates are stored.
-    pub fn open(dir: &Path, cache_bytes: usize) -> Result<Self, StorageError> {
+    pub fn open(
+        dir: &Path,
+        cache_bytes: usize,
+        on_group: GroupObserver,
+    ) -> Result<Self, StorageError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StorageError::Unavailable(format!("cannot create {}: {e}", dir.display()))
         })?;
@@ -284,7 +288,8 @@ impl EmbeddedStore {
         }
         txn.commit().map_err(storage_error)?;
         let db = Arc::new(db);
-        let writer = GroupCommit::spawn(Writer { db: db.clone() }, WRITE_QUEUE, MAX_GROUP);
+        let writer =
+            GroupCommit::spawn(Writer { db: db.clone() }, WRITE_QUEUE, MAX_GROUP, on_group);
         Ok(Self { db, writer })
     }
 

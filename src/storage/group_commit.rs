@@ -20,6 +20,14 @@ pub trait Committer: Send + 'static {
     fn commit(&mut self, group: Vec<Self::Write>) -> impl Future<Output = ()> + Send;
 }
 
+/// Called with the number of writes in each group, e.g. to feed a histogram.
+pub type GroupObserver = Box<dyn Fn(usize) + Send + Sync>;
+
+/// An observer that ignores group sizes (tests, benchmarks).
+pub fn unobserved() -> GroupObserver {
+    Box::new(|_| {})
+}
+
 /// The sending side: cheap to clone, shared by every request handler.
 pub struct GroupCommit<W> {
     sender: mpsc::Sender<W>,
@@ -36,7 +44,12 @@ impl<W> Clone for GroupCommit<W> {
 impl<W: Send + 'static> GroupCommit<W> {
     /// Spawns the writer task. `queue` bounds pending writes (back-pressure on callers);
     /// `max_batch` bounds one group, so one transaction stays a bounded amount of work.
-    pub fn spawn<C>(mut committer: C, queue: usize, max_batch: usize) -> Self
+    pub fn spawn<C>(
+        mut committer: C,
+        queue: usize,
+        max_batch: usize,
+        on_group: GroupObserver,
+    ) -> Self
     where
         C: Committer<Write = W>,
     {
@@ -45,6 +58,7 @@ impl<W: Send + 'static> GroupCommit<W> {
             let mut group = Vec::with_capacity(max_batch);
             // `recv_many` waits for at least one write, then takes what is already queued.
             while receiver.recv_many(&mut group, max_batch).await > 0 {
+                on_group(group.len());
                 committer.commit(std::mem::take(&mut group)).await;
             }
         });
@@ -101,6 +115,8 @@ mod tests {
                 self.1.commit(group).await;
             }
         }
+        let observed = Arc::new(Mutex::new(Vec::new()));
+        let sizes = observed.clone();
         let writer = GroupCommit::spawn(
             Gate(
                 Some(release),
@@ -110,6 +126,7 @@ mod tests {
             ),
             64,
             16,
+            Box::new(move |size| sizes.lock().unwrap().push(size)),
         );
         let mut answers = Vec::new();
         for _ in 0..21 {

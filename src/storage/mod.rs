@@ -12,9 +12,13 @@ pub mod dynamodb;
 pub mod embedded;
 pub mod group_commit;
 
+use std::future::Future;
+use std::time::Instant;
+
 use serde_json::{Map, Value};
 
 use crate::domain::{Aggregate, Batch, Conflict, Reading, SensorId, Timestamp};
+use crate::metrics::Metrics;
 
 pub use dynamodb::DynamoStore;
 pub use embedded::EmbeddedStore;
@@ -67,78 +71,121 @@ pub struct ItemsPage {
     pub next: Option<ItemId>,
 }
 
+/// The backend behind [`Storage`].
 #[derive(Clone)]
-pub enum Storage {
+pub enum Backend {
     Embedded(EmbeddedStore),
     Dynamodb(DynamoStore),
 }
 
+/// The storage handle the routes use: a backend, with every call timed and every failure
+/// counted in the app's metrics.
+#[derive(Clone)]
+pub struct Storage {
+    backend: Backend,
+    metrics: Metrics,
+}
+
+/// Calls the same method on whichever backend this is.
+macro_rules! on_backend {
+    ($self:ident, $store:ident => $call:expr) => {
+        match &$self.backend {
+            Backend::Embedded($store) => $call,
+            Backend::Dynamodb($store) => $call,
+        }
+    };
+}
+
 impl Storage {
+    pub fn new(backend: Backend, metrics: Metrics) -> Self {
+        Self { backend, metrics }
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
     pub fn backend_name(&self) -> &'static str {
-        match self {
-            Self::Embedded(_) => "embedded",
-            Self::Dynamodb(_) => "dynamodb",
+        match self.backend {
+            Backend::Embedded(_) => "embedded",
+            Backend::Dynamodb(_) => "dynamodb",
         }
     }
 
-    /// DynamoDB calls made so far (for requests-per-reading figures); `None` on other backends.
+    /// DynamoDB calls made so far (benchmarks divide it by readings stored).
     pub fn dynamodb_request_count(&self) -> Option<u64> {
-        match self {
-            Self::Dynamodb(store) => Some(store.request_count()),
-            Self::Embedded(_) => None,
+        match &self.backend {
+            Backend::Dynamodb(store) => Some(store.request_count()),
+            Backend::Embedded(_) => None,
         }
+    }
+
+    /// Times one storage call and counts its failure, by backend and operation.
+    async fn observed<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, StorageError>>,
+    ) -> Result<T, StorageError> {
+        let started = Instant::now();
+        let result = call.await;
+        let failure = match &result {
+            Ok(_) => None,
+            Err(StorageError::Unavailable(_)) => Some("unavailable"),
+            Err(StorageError::Internal(_)) => Some("internal"),
+        };
+        self.metrics
+            .observe_storage(self.backend_name(), operation, started.elapsed(), failure);
+        result
     }
 
     pub async fn put_readings(&self, batch: Batch) -> Result<PutOutcome, StorageError> {
-        match self {
-            Self::Embedded(store) => store.put_readings(batch).await,
-            Self::Dynamodb(store) => store.put_readings(batch).await,
-        }
+        self.observed("put_readings", async {
+            on_backend!(self, store => store.put_readings(batch).await)
+        })
+        .await
     }
 
     /// All readings' aggregate, or one sensor's.
     pub async fn stats(&self, sensor: Option<&SensorId>) -> Result<Aggregate, StorageError> {
-        match self {
-            Self::Embedded(store) => store.stats(sensor).await,
-            Self::Dynamodb(store) => store.stats(sensor).await,
-        }
+        self.observed("stats", async {
+            on_backend!(self, store => store.stats(sensor).await)
+        })
+        .await
     }
 
-    /// Benchmark baseline only: [`Self::stats`] computed by reading every stored reading.
+    /// Benchmark baseline only: the aggregate recomputed by reading every stored reading, as
+    /// the original service did. Never used by a route.
     pub async fn scan_stats(&self, sensor: Option<&SensorId>) -> Result<Aggregate, StorageError> {
-        match self {
-            Self::Embedded(store) => store.scan_stats(sensor).await,
-            Self::Dynamodb(store) => store.scan_stats(sensor).await,
-        }
+        on_backend!(self, store => store.scan_stats(sensor).await)
     }
 
     pub async fn readings(&self, query: ReadingsQuery) -> Result<ReadingsPage, StorageError> {
-        match self {
-            Self::Embedded(store) => store.readings(query).await,
-            Self::Dynamodb(store) => store.readings(query).await,
-        }
+        self.observed("readings", async {
+            on_backend!(self, store => store.readings(query).await)
+        })
+        .await
     }
 
     /// Readiness: can storage serve reads and writes right now?
     pub async fn ping(&self) -> Result<(), StorageError> {
-        match self {
-            Self::Embedded(store) => store.ping().await,
-            Self::Dynamodb(store) => store.ping().await,
-        }
+        self.observed("ping", async {
+            on_backend!(self, store => store.ping().await)
+        })
+        .await
     }
 
     pub async fn item_put(&self, item: Map<String, Value>) -> Result<ItemId, StorageError> {
-        match self {
-            Self::Embedded(store) => store.item_put(item).await,
-            Self::Dynamodb(store) => store.item_put(item).await,
-        }
+        self.observed("item_put", async {
+            on_backend!(self, store => store.item_put(item).await)
+        })
+        .await
     }
 
     pub async fn item_get(&self, id: ItemId) -> Result<Option<Map<String, Value>>, StorageError> {
-        match self {
-            Self::Embedded(store) => store.item_get(id).await,
-            Self::Dynamodb(store) => store.item_get(id).await,
-        }
+        self.observed("item_get", async {
+            on_backend!(self, store => store.item_get(id).await)
+        })
+        .await
     }
 
     pub async fn item_list(
@@ -146,17 +193,17 @@ impl Storage {
         after: Option<ItemId>,
         limit: usize,
     ) -> Result<ItemsPage, StorageError> {
-        match self {
-            Self::Embedded(store) => store.item_list(after, limit).await,
-            Self::Dynamodb(store) => store.item_list(after, limit).await,
-        }
+        self.observed("item_list", async {
+            on_backend!(self, store => store.item_list(after, limit).await)
+        })
+        .await
     }
 
     /// Deletes an item; `false` when it did not exist.
     pub async fn item_delete(&self, id: ItemId) -> Result<bool, StorageError> {
-        match self {
-            Self::Embedded(store) => store.item_delete(id).await,
-            Self::Dynamodb(store) => store.item_delete(id).await,
-        }
+        self.observed("item_delete", async {
+            on_backend!(self, store => store.item_delete(id).await)
+        })
+        .await
     }
 }

@@ -91,7 +91,7 @@ use self::schema::{
     AGGREGATE_TOTAL_PK, COUNT, COUNTER_PK, COUNTER_VALUE, ITEM_JSON, ITEM_PK, MAX, MIN,
     PARTITION_KEY, PICUS_COUNTER_SK, SENSOR_AGGREGATE_SK, SORT_KEY, SUM, TEMPERATURE,
 };
-use super::group_commit::GroupCommit;
+use super::group_commit::{GroupCommit, GroupObserver};
 use super::{ItemId, ItemsPage, PutOutcome, ReadingsPage, ReadingsQuery, StorageError};
 use crate::config::Config;
 use crate::domain::{Aggregate, Batch, Reading, SensorId, Temperature, Timestamp};
@@ -260,7 +260,7 @@ fn startup(message: impl Into<String>) -> StorageError {
 impl DynamoStore {
     /// Connects with aws-config's standard chain (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL`),
     /// checks the table (creating it when `DYNAMODB_CREATE_TABLE=true`) and starts the writer.
-    pub async fn open(config: &Config) -> Result<Self, StorageError> {
+    pub async fn open(config: &Config, on_group: GroupObserver) -> Result<Self, StorageError> {
         let table = config
             .table_name
             .clone()
@@ -309,6 +309,7 @@ impl DynamoStore {
                 writer::Writer::new(inner.clone(), GROUPS_IN_FLIGHT),
                 WRITE_QUEUE,
                 MAX_GROUP,
+                on_group,
             ),
             inner,
         };
