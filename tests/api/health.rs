@@ -57,6 +57,31 @@ async fn metrics_count_what_happened() {
             "missing {line:?} in\n{text}"
         );
     }
+    // Storage calls are timed by backend and operation; the three PUTs were three writes.
+    let value_of = |prefix: &str, needle: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(prefix) && l.contains(needle))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    assert_eq!(
+        value_of(
+            "telemetry_storage_operation_duration_seconds_count{",
+            "operation=\"put_readings\""
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        value_of("telemetry_storage_group_commit_writes_sum{", "backend="),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        value_of("telemetry_aggregate_readings ", ""),
+        Some(1.0),
+        "{text}"
+    );
 }
 
 #[tokio::test]
