@@ -534,6 +534,11 @@ async fn run_chunk(
             .map(|(_, p)| p)
             .collect();
         if back_off {
+            tracing::warn!(
+                attempt,
+                readings = chunk.len(),
+                "DynamoDB transaction cancelled by contention or throttling; retrying"
+            );
             tokio::time::sleep(backoff(attempt)).await;
         }
     }
@@ -758,6 +763,11 @@ async fn batch_get_once(
         {
             Some(unprocessed) => {
                 request = unprocessed.clone();
+                tracing::warn!(
+                    attempt,
+                    keys = unprocessed.keys().len(),
+                    "DynamoDB BatchGetItem left keys unprocessed (throttling); retrying"
+                );
                 tokio::time::sleep(backoff(attempt)).await;
             }
             None => return Ok(items),
