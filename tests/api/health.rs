@@ -86,36 +86,42 @@ async fn metrics_count_what_happened() {
 
 #[tokio::test]
 async fn shutdown_finishes_in_flight_requests_then_refuses_new_ones() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     let (app, _store) = spawn_app().await;
-    let client = app.client.clone();
-    let url = app.url("/api/temperature");
-    // A slow client: the request is in flight while shutdown starts.
-    let (sender, body) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(1);
-    let in_flight = tokio::spawn(async move {
-        client
-            .put(url)
-            .body(reqwest::Body::wrap_stream(tokio_stream_from(body)))
-            .send()
-            .await
-    });
-    sender
-        .send(Ok(reading("g", "2021-10-04 09:00:00", 1.0).to_string()
-            [..10]
-            .to_owned()))
+    let address = app.address.clone();
+    let mut connection = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let address = app.address.clone();
-    let stopping = tokio::spawn(app.stop());
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let rest = reading("g", "2021-10-04 09:00:00", 1.0).to_string()[10..].to_owned();
-    sender.send(Ok(rest)).await.unwrap();
-    drop(sender);
-    let response = in_flight
+    // A first request on this connection proves the server accepted it and is serving it.
+    connection
+        .write_all(b"GET /api HTTP/1.1\r\nhost: t\r\n\r\n")
         .await
-        .unwrap()
-        .expect("the in-flight request completes");
-    assert_eq!(response.status(), StatusCode::OK);
+        .unwrap();
+    let mut buffer = vec![0u8; 4096];
+    let n = connection.read(&mut buffer).await.unwrap();
+    assert!(buffer[..n].starts_with(b"HTTP/1.1 200"));
+    // A slow client: headers and half the body, then shutdown starts.
+    let body = reading("g", "2021-10-04 09:00:00", 1.0).to_string();
+    let (first, second) = body.split_at(10);
+    let head = format!(
+        "PUT /api/temperature HTTP/1.1\r\nhost: t\r\ncontent-length: {}\r\n\r\n{first}",
+        body.len()
+    );
+    connection.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopping = tokio::spawn(app.stop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !stopping.is_finished(),
+        "shutdown waits for the in-flight request"
+    );
+    connection.write_all(second.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    connection.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("Ok"), "{response}");
     stopping.await.unwrap();
     let refused = reqwest::Client::new()
         .get(format!("{address}/api"))
@@ -123,10 +129,4 @@ async fn shutdown_finishes_in_flight_requests_then_refuses_new_ones() {
         .send()
         .await;
     assert!(refused.is_err(), "a stopped server accepts no connections");
-}
-
-fn tokio_stream_from(
-    mut receiver: tokio::sync::mpsc::Receiver<Result<String, std::io::Error>>,
-) -> impl futures_util::Stream<Item = Result<String, std::io::Error>> {
-    futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
