@@ -17,6 +17,12 @@
 //!   `Storage::scan_stats` (reads every reading, as the original did) timed against
 //!   `Storage::stats` (reads the stored aggregate), both without HTTP.
 //!
+//! With `BENCH_DYNAMODB_ENDPOINT=http://127.0.0.1:PORT` (DynamoDB Local, set up by
+//! `scripts/bench-dynamodb.sh`), the same server on `STORAGE=dynamodb` too (see [`dynamodb_scenarios`]): durable
+//! single-reading and 100-reading `PUT`s at 64 clients with DynamoDB requests per reading, the
+//! naive one-`PutItem`-per-reading baseline from 64 tasks, and `GET /api/stats` after 10^3 and
+//! 10^4 readings. Without it they are skipped (one line says so). `-- dynamodb` runs only them.
+//!
 //! Usage: `cargo bench --bench http_load [-- --long | --seconds N] [-- FILTER]`.
 //! Environment: `BENCH_SECONDS` (per scenario, default 5; `--long` makes it 30),
 //! `BENCH_MAX_REQUESTS` (cap per scenario, default 2,000,000), `BENCH_CLIENT_THREADS` (load
@@ -44,7 +50,7 @@ use serde_json::{Value, json};
 use telemetry::config::Config;
 use telemetry::metrics::Metrics;
 use telemetry::storage::group_commit::unobserved;
-use telemetry::storage::{Backend as StoreBackend, EmbeddedStore, Storage};
+use telemetry::storage::{Backend as StoreBackend, DynamoStore, EmbeddedStore, Storage};
 use tokio::net::TcpStream;
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
@@ -99,6 +105,14 @@ impl Options {
     fn wants(&self, name: &str) -> bool {
         self.filter.as_deref().is_none_or(|f| name.contains(f))
     }
+
+    /// Filter on `<backend> <scenario>`: `-- dynamodb` runs only the DynamoDB scenarios.
+    fn wants_on(&self, backend: &Backend, name: &str) -> bool {
+        match backend {
+            Backend::Embedded => self.wants(name),
+            Backend::Dynamodb { .. } => self.wants(&format!("dynamodb {name}")),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -108,18 +122,41 @@ impl Options {
 #[derive(Debug, Clone)]
 enum Backend {
     Embedded,
+    /// DynamoDB Local at `endpoint` (always `http://127.0.0.1:PORT`), table `table`.
+    Dynamodb {
+        table: String,
+        endpoint: String,
+    },
 }
 
 impl Backend {
     fn name(&self) -> &'static str {
         match self {
             Self::Embedded => "embedded",
+            Self::Dynamodb { .. } => "dynamodb",
         }
     }
 
     fn env(&self) -> Vec<(&'static str, String)> {
         match self {
             Self::Embedded => vec![("STORAGE", "embedded".into())],
+            Self::Dynamodb { table, endpoint } => vec![
+                ("STORAGE", "dynamodb".into()),
+                ("TABLE_NAME", table.clone()),
+                ("DYNAMODB_CREATE_TABLE", "true".into()),
+                ("AWS_ENDPOINT_URL", endpoint.clone()),
+            ],
+        }
+    }
+
+    /// The same backend on another table (`<table>-<suffix>`): each series starts empty.
+    fn with_table_suffix(&self, suffix: &str) -> Self {
+        match self {
+            Self::Embedded => Self::Embedded,
+            Self::Dynamodb { table, endpoint } => Self::Dynamodb {
+                table: format!("{table}-{suffix}"),
+                endpoint: endpoint.clone(),
+            },
         }
     }
 }
@@ -295,6 +332,13 @@ struct Measurement {
     /// Bytes the server sent towards the disk (`write_bytes` of `/proc/<pid>/io`) per request.
     server_disk_kib_per_request: Option<f64>,
     stored_readings: Option<u64>,
+    /// DynamoDB API calls per stored reading during the measured window (DynamoDB only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dynamodb_requests_per_reading: Option<f64>,
+    /// CPU used by the DynamoDB Local JVM during the measured window, in cores (when
+    /// `BENCH_DYNAMODB_PID` names it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dynamodb_local_cpu_cores: Option<f64>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -482,6 +526,8 @@ async fn measure(
     seq: &Arc<AtomicU64>,
     stored_readings: Option<u64>,
 ) -> Measurement {
+    let count_requests =
+        matches!(backend, Backend::Dynamodb { .. }) && scenario.items_per_request > 0;
     let warmup = Duration::from_secs_f64(options.warmup);
     let _ = drive(
         server.addr,
@@ -492,7 +538,17 @@ async fn measure(
         seq.clone(),
     )
     .await;
+    // DynamoDB calls are read from the server's counter: two scrapes in a row give what one
+    // scrape costs (it refreshes the aggregate gauges), subtracted from the window's count.
+    let dynamodb_before = if count_requests {
+        let first = dynamodb_requests(server).await;
+        let second = dynamodb_requests(server).await;
+        Some((second, second.saturating_sub(first)))
+    } else {
+        None
+    };
     let (server_cpu, client_cpu) = (server.cpu_seconds(), cpu_seconds("/proc/self/stat"));
+    let emulator_cpu = dynamodb_local_cpu().filter(|_| matches!(backend, Backend::Dynamodb { .. }));
     let disk = server.disk_bytes();
     let run = drive(
         server.addr,
@@ -510,7 +566,7 @@ async fn measure(
     let disk =
         server.disk_bytes().saturating_sub(disk) as f64 / 1024.0 / run.requests.max(1) as f64;
     let rps = run.requests as f64 / seconds;
-    let measurement = Measurement {
+    let mut measurement = Measurement {
         backend: backend.name().into(),
         scenario: scenario.name.clone(),
         transport: "http",
@@ -531,40 +587,57 @@ async fn measure(
         client_cpu_cores: Some(client_cpu),
         server_disk_kib_per_request: Some(disk),
         stored_readings,
+        dynamodb_requests_per_reading: None,
+        dynamodb_local_cpu_cores: None,
     };
     print_row(&measurement);
+    if let (Some(before), Some(after)) = (emulator_cpu, dynamodb_local_cpu()) {
+        let cores = (after - before) / seconds;
+        measurement.dynamodb_local_cpu_cores = Some(cores);
+        println!("  DynamoDB Local (JVM) CPU: {cores:.2} cores");
+    }
+    if let Some((before, scrape_cost)) = dynamodb_before {
+        let after = dynamodb_requests(server).await;
+        let calls = after.saturating_sub(before).saturating_sub(scrape_cost);
+        let readings = (run.requests - run.errors) * scenario.items_per_request;
+        if readings > 0 {
+            let per_reading = calls as f64 / readings as f64;
+            measurement.dynamodb_requests_per_reading = Some(per_reading);
+            print_requests(calls, readings, per_reading, "server /metrics");
+        }
+    }
     measurement
 }
 
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
-/// Throughput scenarios on one server: the `GET /api` ceiling, then durable PUTs.
-async fn put_scenarios(backend: &Backend, options: &Options) -> Vec<Measurement> {
+/// Throughput scenarios on one server (embedded: the `GET /api` ceiling, then durable PUTs).
+async fn put_scenarios(
+    backend: &Backend,
+    options: &Options,
+    scenarios: &[Scenario],
+) -> Vec<Measurement> {
     let dir = tempfile::tempdir().expect("temporary directory");
     let server = Server::start(backend, &dir.path().join("data"), options);
     let seq = Arc::new(AtomicU64::new(0));
-    let scenarios = [
-        get("GET /api (64 clients)", 64, "/api"),
-        put_single(1),
-        put_single(16),
-        put_single(64),
-        put_batch(16, 100, "b"),
-    ];
     let mut results = Vec::new();
-    for scenario in scenarios.iter().filter(|s| options.wants(&s.name)) {
+    for scenario in scenarios
+        .iter()
+        .filter(|s| options.wants_on(backend, &s.name))
+    {
         results.push(measure(backend, &server, scenario, options, &seq, None).await);
     }
     server.stop();
     results
 }
 
-/// Loads `from..to` readings in 1,000-reading batches over 8 connections; returns readings/s.
-async fn load(server: &Server, from: u64, to: u64) -> f64 {
-    const BATCH: u64 = 1_000;
+/// Loads `from..to` readings in `batch`-reading requests over 8 connections; returns
+/// readings/s.
+async fn load(server: &Server, from: u64, to: u64, batch: u64) -> f64 {
     const SENSORS: u64 = 100;
-    let next = Arc::new(AtomicU64::new(from / BATCH));
-    let end = to / BATCH;
+    let next = Arc::new(AtomicU64::new(from / batch));
+    let end = to / batch;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..8 {
@@ -582,10 +655,10 @@ async fn load(server: &Server, from: u64, to: u64) -> f64 {
                 if chunk >= end {
                     break;
                 }
-                let mut body = String::with_capacity(80 * BATCH as usize);
+                let mut body = String::with_capacity(80 * batch as usize);
                 body.push('[');
-                for i in chunk * BATCH..(chunk + 1) * BATCH {
-                    if i > chunk * BATCH {
+                for i in chunk * batch..(chunk + 1) * batch {
+                    if i > chunk * batch {
                         body.push(',');
                     }
                     let sensor = format!("s{}", i % SENSORS);
@@ -698,6 +771,8 @@ fn in_process(
         client_cpu_cores: None,
         server_disk_kib_per_request: None,
         stored_readings,
+        dynamodb_requests_per_reading: None,
+        dynamodb_local_cpu_cores: None,
     }
 }
 
@@ -757,22 +832,27 @@ fn size_label(size: u64) -> String {
     format!("10^{}", (size as f64).log10().round() as u32)
 }
 
-/// `GET /api/stats` as the store grows to 10^3, 10^5 and 10^6 readings, with the scan
-/// baseline at each size.
-async fn stats_series(backend: &Backend, options: &Options) -> Vec<Measurement> {
+/// `GET /api/stats` as the store grows through `sizes` (loaded in `batch`-reading requests),
+/// with the scan baseline at each size on the embedded store.
+async fn stats_series(
+    backend: &Backend,
+    options: &Options,
+    sizes: &[u64],
+    batch: u64,
+) -> Vec<Measurement> {
     let dir = tempfile::tempdir().expect("temporary directory");
     let data = dir.path().join("data");
     let mut results = Vec::new();
     let mut stored = 0;
-    for size in [1_000u64, 100_000, 1_000_000] {
+    for &size in sizes {
         let server = Server::start(backend, &data, options);
         eprintln!(
             "  server (re)started in {:.0} ms with {stored} readings stored",
             server.started_in.as_secs_f64() * 1e3
         );
-        let rate = load(&server, stored, size).await;
+        let rate = load(&server, stored, size, batch).await;
         eprintln!(
-            "  loaded {} readings at {:.0} readings/s (1,000-reading batches, 8 clients)",
+            "  loaded {} readings at {:.0} readings/s ({batch}-reading batches, 8 clients)",
             size - stored,
             rate
         );
@@ -810,27 +890,264 @@ async fn stats_series(backend: &Backend, options: &Options) -> Vec<Measurement> 
 fn embedded_scenarios(options: &Options) -> Vec<Measurement> {
     let backend = Backend::Embedded;
     let runtime = client_runtime(options);
-    let mut results = runtime.block_on(put_scenarios(&backend, options));
+    let scenarios = [
+        get("GET /api (64 clients)", 64, "/api"),
+        put_single(1),
+        put_single(16),
+        put_single(64),
+        put_batch(16, 100, "b"),
+    ];
+    let mut results = runtime.block_on(put_scenarios(&backend, options, &scenarios));
     if options.wants("Storage::put_readings x1 (64 tasks)") {
         results.push(storage_ceiling(&backend, 64, options));
     }
     if options.wants("GET /api/stats") || options.wants("scan") {
-        results.extend(runtime.block_on(stats_series(&backend, options)));
+        let sizes = [1_000, 100_000, 1_000_000];
+        results.extend(runtime.block_on(stats_series(&backend, options, &sizes, 1_000)));
     }
     results
 }
 
 // ---------------------------------------------------------------------------------------------
-// DYNAMODB SCENARIOS GO HERE.
-//
-// Once the DynamoDB backend lands (`STORAGE=dynamodb`, `TABLE_NAME`, `AWS_ENDPOINT_URL`), add
-// `Backend::Dynamodb { table, endpoint }` whose `env()` returns those variables plus
-// `DYNAMODB_CREATE_TABLE=true`, start DynamoDB Local the way the tests' set-up does, and run
-// `put_scenarios` and `stats_series` with it (the in-process scan baseline is embedded-only:
-// `Storage::scan_stats` has no DynamoDB arm yet). At the time of writing `Storage` has only the
-// `Embedded` variant, so this runs nothing.
-fn dynamodb_scenarios(_options: &Options) -> Vec<Measurement> {
-    Vec::new()
+// DynamoDB (DynamoDB Local)
+
+/// The DynamoDB scenarios, run when `BENCH_DYNAMODB_ENDPOINT=http://127.0.0.1:PORT` names a
+/// DynamoDB Local (`scripts/bench-dynamodb.sh` starts one and sets it, with the AWS variables
+/// of `scripts/dynamodb-local.sh env PORT`, which both the server and this process need):
+/// - durable single-reading `PUT` and `PUT` batches of 100 at 64 clients, through the real
+///   server (`STORAGE=dynamodb`, a fresh `TABLE_NAME`, `DYNAMODB_CREATE_TABLE=true`), with the
+///   DynamoDB calls per reading read from the server's `telemetry_dynamodb_requests_total`;
+/// - the naive baseline in the same run: 64 tasks in this process, each calling
+///   `DynamoStore::naive_put` (one unconditional `PutItem` per reading, no duplicate check, no
+///   aggregate) back to back on a table of its own; calls from `DynamoStore::request_count`;
+/// - `GET /api/stats` at 16 clients after 10^3 and 10^4 readings (a third table).
+fn dynamodb_scenarios(options: &Options) -> Vec<Measurement> {
+    const HOW: &str = "run scripts/bench-dynamodb.sh, or set BENCH_DYNAMODB_ENDPOINT=\
+                       http://127.0.0.1:PORT and eval \"$(scripts/dynamodb-local.sh env PORT)\"";
+    let Some(endpoint) = std::env::var("BENCH_DYNAMODB_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())
+    else {
+        eprintln!("DynamoDB scenarios skipped (BENCH_DYNAMODB_ENDPOINT not set): {HOW}");
+        return Vec::new();
+    };
+    if !endpoint.starts_with("http://127.0.0.1:") {
+        eprintln!(
+            "DynamoDB scenarios skipped: BENCH_DYNAMODB_ENDPOINT must be http://127.0.0.1:PORT \
+             (DynamoDB Local binds every interface; clients only use loopback), got {endpoint}"
+        );
+        return Vec::new();
+    }
+    let missing: Vec<&str> = ["AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+        .into_iter()
+        .filter(|name| std::env::var_os(name).is_none())
+        .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "DynamoDB scenarios skipped: {} not set: {HOW}",
+            missing.join(", ")
+        );
+        return Vec::new();
+    }
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let backend = Backend::Dynamodb {
+        table: format!("bench-{stamp}-{}", std::process::id()),
+        endpoint,
+    };
+    // DynamoDB Local is a JVM: give its JIT a longer warm-up before each scenario.
+    let options = &Options {
+        warmup: options.warmup.max(2.0),
+        ..options.clone()
+    };
+    let runtime = client_runtime(options);
+    let scenarios = [put_single(64), put_batch(64, 100, "b")];
+    let mut results = runtime.block_on(put_scenarios(&backend, options, &scenarios));
+    if options.wants_on(&backend, NAIVE) {
+        let naive = backend.with_table_suffix("naive");
+        results.push(runtime.block_on(naive_baseline(&naive, 64, options)));
+    }
+    if options.wants_on(&backend, "GET /api/stats") {
+        let stats = backend.with_table_suffix("stats");
+        results.extend(runtime.block_on(stats_series(&stats, options, &[1_000, 10_000], 100)));
+    }
+    drop(runtime);
+    print_dynamodb_summary(&results);
+    results
+}
+
+const NAIVE: &str = "naive PutItem x1 (64 tasks)";
+
+/// CPU seconds used so far by DynamoDB Local, when `BENCH_DYNAMODB_PID` names its process.
+fn dynamodb_local_cpu() -> Option<f64> {
+    let pid = std::env::var("BENCH_DYNAMODB_PID").ok()?;
+    let path = format!("/proc/{}/stat", pid.trim());
+    Path::new(&path).exists().then(|| cpu_seconds(&path))
+}
+
+/// `telemetry_dynamodb_requests_total` from the server's `/metrics` (one scrape).
+async fn dynamodb_requests(server: &Server) -> u64 {
+    let stream = TcpStream::connect(server.addr).await.expect("connect");
+    let (mut sender, connection) = http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(connection);
+    let request = Request::get("/metrics")
+        .header("host", "127.0.0.1")
+        .body(
+            Empty::<Bytes>::new()
+                .map_err(|never| match never {})
+                .boxed(),
+        )
+        .expect("request");
+    let response = sender.send_request(request).await.expect("/metrics");
+    assert!(
+        response.status().is_success(),
+        "/metrics answered {}",
+        response.status()
+    );
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|line| line.strip_prefix("telemetry_dynamodb_requests_total "))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map(|value| value as u64)
+        .expect("telemetry_dynamodb_requests_total in /metrics")
+}
+
+fn print_requests(calls: u64, readings: u64, per_reading: f64, source: &str) {
+    println!(
+        "  DynamoDB requests: {calls} for {readings} readings = {per_reading:.3} per reading \
+         ({source})"
+    );
+}
+
+/// `clients` tasks in this process, each calling `DynamoStore::naive_put` back to back for
+/// `duration`: the histogram of calls, the failed calls.
+async fn naive_writers(
+    store: &Arc<DynamoStore>,
+    clients: usize,
+    duration: Duration,
+    prefix: &'static str,
+) -> (Histogram<u64>, u64) {
+    let deadline = Instant::now() + duration;
+    let mut tasks = Vec::new();
+    for task in 0..clients {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut histogram = histogram();
+            let mut errors = 0u64;
+            let mut seq = 0u64;
+            while Instant::now() < deadline {
+                let text = reading_text(&format!("{prefix}-{task}"), seq, 1_500 + seq % 1_000);
+                let value: Value = serde_json::from_str(&text).expect("json");
+                let (_, reading) = telemetry::domain::Batch::parse(&value)
+                    .expect("valid")
+                    .readings
+                    .remove(0);
+                let began = Instant::now();
+                if store.naive_put(&reading).await.is_err() {
+                    errors += 1;
+                }
+                histogram.saturating_record((began.elapsed().as_micros() as u64).max(1));
+                seq += 1;
+            }
+            (histogram, errors)
+        }));
+    }
+    let mut total = histogram();
+    let mut errors = 0;
+    for task in tasks {
+        let (h, e) = task.await.expect("naive writer");
+        total.add(h).expect("histogram");
+        errors += e;
+    }
+    (total, errors)
+}
+
+/// The naive baseline: one unconditional `PutItem` per reading from `clients` tasks.
+async fn naive_baseline(backend: &Backend, clients: usize, options: &Options) -> Measurement {
+    let Backend::Dynamodb { table, endpoint } = backend else {
+        unreachable!("the naive baseline is DynamoDB-only")
+    };
+    let config = Config::from_vars(
+        [
+            ("STORAGE", "dynamodb"),
+            ("TABLE_NAME", table.as_str()),
+            ("DYNAMODB_CREATE_TABLE", "true"),
+            ("DYNAMODB_ENDPOINT_URL", endpoint.as_str()),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.to_owned())),
+    )
+    .expect("DynamoDB configuration");
+    let store = Arc::new(
+        DynamoStore::open(&config, unobserved())
+            .await
+            .expect("open the naive baseline's table"),
+    );
+    let warmup = Duration::from_secs_f64(options.warmup);
+    let _ = naive_writers(&store, clients, warmup, "nw").await;
+    let before = store.request_count();
+    let emulator_cpu = dynamodb_local_cpu();
+    let started = Instant::now();
+    let (histogram, errors) = naive_writers(
+        &store,
+        clients,
+        Duration::from_secs_f64(options.seconds),
+        "n",
+    )
+    .await;
+    let seconds = started.elapsed().as_secs_f64();
+    let calls = store.request_count() - before;
+    let readings = histogram.len() - errors;
+    let mut m = in_process(backend, NAIVE.into(), clients, &histogram, seconds, 1, None);
+    m.errors = errors;
+    m.items_per_second = readings as f64 / seconds;
+    print_row(&m);
+    if let (Some(before), Some(after)) = (emulator_cpu, dynamodb_local_cpu()) {
+        let cores = (after - before) / seconds;
+        m.dynamodb_local_cpu_cores = Some(cores);
+        println!("  DynamoDB Local (JVM) CPU: {cores:.2} cores");
+    }
+    if readings > 0 {
+        let per_reading = calls as f64 / readings as f64;
+        m.dynamodb_requests_per_reading = Some(per_reading);
+        print_requests(calls, readings, per_reading, "DynamoStore::request_count");
+    }
+    m
+}
+
+fn print_dynamodb_summary(results: &[Measurement]) {
+    let row = |scenario: &str| {
+        find(results, "dynamodb", scenario).map_or("not run".to_owned(), |m| {
+            format!(
+                "{:.0} readings/s, {} DynamoDB requests/reading, p99 {:.1} ms",
+                m.items_per_second,
+                m.dynamodb_requests_per_reading
+                    .map_or("-".to_owned(), |r| format!("{r:.3}")),
+                m.p99_ms
+            )
+        })
+    };
+    println!();
+    println!(
+        "dynamodb: service, 64 clients, 1 reading/PUT:    {}",
+        row("PUT /api/temperature x1 (64 clients)")
+    );
+    println!(
+        "dynamodb: service, 64 clients, 100 readings/PUT: {}",
+        row("PUT /api/temperature x100 (64 clients)")
+    );
+    println!(
+        "dynamodb: naive PutItem per reading, 64 tasks:   {}",
+        row(NAIVE)
+    );
 }
 
 fn client_runtime(options: &Options) -> tokio::runtime::Runtime {
