@@ -852,9 +852,14 @@ async fn stats_series(
         );
         let rate = load(&server, stored, size, batch).await;
         eprintln!(
-            "  loaded {} readings at {:.0} readings/s ({batch}-reading batches, 8 clients)",
+            "  loaded {} readings at {:.0} readings/s ({}-reading batches, 8 clients)",
             size - stored,
-            rate
+            rate,
+            if batch == 1_000 {
+                "1,000".to_owned()
+            } else {
+                batch.to_string()
+            }
         );
         stored = size;
         let scenario = get(
