@@ -15,12 +15,16 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
-use super::group_commit::{Committer, GroupCommit, GroupObserver};
+use super::group_commit::{BlockingCommitter, GroupCommit, GroupObserver};
+use super::wal::Log;
 use super::{ItemId, ItemsPage, PutOutcome, ReadingsPage, ReadingsQuery, StorageError};
 use crate::domain::{Aggregate, Batch, Conflict, Reading, SensorId, Temperature, Timestamp};
 
@@ -38,11 +42,43 @@ pub const FILE_NAME: &str = "telemetry.redb";
 const WRITE_QUEUE: usize = 4_096;
 /// Most requests in one transaction: bounds the work (at most 256 × 1,000 readings) of a commit.
 const MAX_GROUP: usize = 256;
+/// The write-ahead log inside `DATA_DIR`.
+pub const LOG_FILE_NAME: &str = "telemetry.wal";
+/// `counters` key: sequence number of the last log record applied to redb.
+const WAL_SEQUENCE: &str = "wal_sequence";
+/// A checkpoint (an fsync'd redb commit, then the log starts over) at least this often...
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// ...or once the log holds this much.
+const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct EmbeddedStore {
+    writer: Arc<WriterHandle>,
     db: Arc<Database>,
-    writer: GroupCommit<Write>,
+}
+
+/// The writer thread's queue and the thread itself: dropping the last store handle closes the
+/// queue and waits for the thread's final checkpoint, so the database can be reopened at once.
+struct WriterHandle {
+    commit: Option<GroupCommit<Write>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WriterHandle {
+    fn commit(&self) -> &GroupCommit<Write> {
+        self.commit.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for WriterHandle {
+    fn drop(&mut self) {
+        drop(self.commit.take());
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the embedded writer thread panicked");
+        }
+    }
 }
 
 /// One queued write and the channel that answers its caller.
@@ -108,145 +144,394 @@ fn join_error(error: tokio::task::JoinError) -> StorageError {
     StorageError::Internal(format!("storage task failed: {error}"))
 }
 
-struct Writer {
-    db: Arc<Database>,
+fn log_error(error: std::io::Error) -> StorageError {
+    StorageError::Unavailable(format!("write-ahead log: {error}"))
 }
 
-impl Committer for Writer {
+/// The write side: owns the log, runs on its own thread (see [`GroupCommit::spawn_thread`]).
+struct Writer {
+    db: Arc<Database>,
+    log: Log,
+    /// Sequence number of the last record logged (and applied to redb).
+    sequence: u64,
+    last_checkpoint: Instant,
+    checkpoint_every: Duration,
+    /// The current group's log record, reused between groups.
+    ops: Vec<u8>,
+}
+
+impl BlockingCommitter for Writer {
     type Write = Write;
 
-    async fn commit(&mut self, group: Vec<Write>) {
-        let db = self.db.clone();
-        // redb is blocking I/O (including the fsync): keep it off the async workers.
-        let outcome = tokio::task::spawn_blocking(move || {
-            let effects = apply_group(&db, &group);
-            (group, effects)
-        })
-        .await;
-        // A panic inside the closure drops the group, and with it every reply sender: callers
-        // see a closed channel, which `receive` turns into an error.
-        if let Ok((group, effects)) = outcome {
-            match effects {
-                Ok(effects) => {
-                    for (write, effect) in group.into_iter().zip(effects) {
-                        write.answer(Ok(effect));
-                    }
+    fn commit(&mut self, group: Vec<Write>) {
+        match self.apply(&group) {
+            Ok(effects) => {
+                for (write, effect) in group.into_iter().zip(effects) {
+                    write.answer(Ok(effect));
                 }
-                Err(error) => {
-                    tracing::error!(%error, writes = group.len(), "embedded commit failed");
-                    for write in group {
-                        write.answer(Err(error.clone()));
-                    }
+            }
+            Err(error) => {
+                tracing::error!(%error, writes = group.len(), "embedded commit failed");
+                for write in group {
+                    write.answer(Err(error.clone()));
                 }
             }
         }
     }
+
+    fn finish(&mut self) {
+        if let Err(error) = self.checkpoint() {
+            tracing::warn!(%error, "final checkpoint failed; the log will be replayed on open");
+        }
+    }
 }
 
-/// Applies every write of a group in one transaction and commits it (fsync) once.
-fn apply_group(db: &Database, group: &[Write]) -> Result<Vec<Effect>, StorageError> {
-    let txn = db.begin_write().map_err(storage_error)?;
-    let mut effects = Vec::with_capacity(group.len());
-    {
-        let mut readings = txn.open_table(READINGS).map_err(storage_error)?;
-        let mut sensors = txn.open_table(SENSOR_AGGREGATES).map_err(storage_error)?;
-        let mut totals = txn.open_table(TOTALS).map_err(storage_error)?;
-        let mut items = txn.open_table(ITEMS).map_err(storage_error)?;
-        let mut counters = txn.open_table(COUNTERS).map_err(storage_error)?;
+impl Writer {
+    /// Applies a group in one redb transaction and makes it durable, either through the log
+    /// (`fdatasync` of one record, then a non-durable redb commit) or, when a checkpoint is due,
+    /// through an fsync'd redb commit that also makes every earlier group durable in redb.
+    fn apply(&mut self, group: &[Write]) -> Result<Vec<Effect>, StorageError> {
+        let checkpoint = self.last_checkpoint.elapsed() >= self.checkpoint_every
+            || self.log.written() >= CHECKPOINT_BYTES;
+        let mut txn = self.db.begin_write().map_err(storage_error)?;
+        if !checkpoint {
+            txn.set_durability(Durability::None)
+                .map_err(|e| StorageError::Internal(e.to_string()))?;
+        }
+        self.ops.clear();
+        let mut sequence = self.sequence;
+        let effects = {
+            let mut tables = Tables::open(&txn)?;
+            let effects = tables.apply(group, &mut self.ops)?;
+            if !self.ops.is_empty() {
+                sequence += 1;
+                tables
+                    .counters
+                    .insert(WAL_SEQUENCE, sequence)
+                    .map_err(storage_error)?;
+            }
+            effects
+        };
+        if self.ops.is_empty() && !checkpoint {
+            // Duplicates, conflicts, deletes of nothing: no change to log or commit.
+            txn.abort().map_err(storage_error)?;
+            return Ok(effects);
+        }
+        let mark = self.log.written();
+        if !checkpoint {
+            // The record is durable before the commit makes the group visible to readers.
+            self.log.append(sequence, &self.ops).map_err(log_error)?;
+        }
+        if let Err(error) = txn.commit() {
+            // Not applied: the next record takes this one's place in the log. (Were the process
+            // to die before that, replay would apply writes whose callers got an error, which
+            // only ever means "outcome unknown, retry".)
+            self.log.discard_from(mark);
+            return Err(storage_error(error));
+        }
+        self.sequence = sequence;
+        if checkpoint {
+            self.checkpointed();
+        }
+        Ok(effects)
+    }
+
+    /// An fsync'd redb commit: everything applied so far is durable in redb, the log restarts.
+    fn checkpoint(&mut self) -> Result<(), StorageError> {
+        let txn = self.db.begin_write().map_err(storage_error)?;
+        txn.commit().map_err(storage_error)?;
+        self.checkpointed();
+        Ok(())
+    }
+
+    fn checkpointed(&mut self) {
+        self.last_checkpoint = Instant::now();
+        if let Err(error) = self.log.rewind() {
+            tracing::warn!(%error, "could not shrink the write-ahead log");
+        }
+    }
+}
+
+/// Every table, opened once per write transaction.
+struct Tables<'t> {
+    readings: redb::Table<'t, (&'static str, i64), i64>,
+    sensors: redb::Table<'t, &'static str, &'static [u8]>,
+    totals: redb::Table<'t, &'static str, &'static [u8]>,
+    items: redb::Table<'t, u64, &'static str>,
+    counters: redb::Table<'t, &'static str, u64>,
+}
+
+impl<'t> Tables<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<Self, StorageError> {
+        Ok(Self {
+            readings: txn.open_table(READINGS).map_err(storage_error)?,
+            sensors: txn.open_table(SENSOR_AGGREGATES).map_err(storage_error)?,
+            totals: txn.open_table(TOTALS).map_err(storage_error)?,
+            items: txn.open_table(ITEMS).map_err(storage_error)?,
+            counters: txn.open_table(COUNTERS).map_err(storage_error)?,
+        })
+    }
+
+    /// Applies every write of a group; appends what changed to `ops` (the group's log record).
+    fn apply(&mut self, group: &[Write], ops: &mut Vec<u8>) -> Result<Vec<Effect>, StorageError> {
+        let mut effects = Vec::with_capacity(group.len());
         // Aggregates touched by this group, written back once at the end.
-        let mut touched: HashMap<SensorId, Aggregate> = HashMap::new();
-        let mut total = read_aggregate(&totals, TOTAL_KEY)?;
-        let total_before = total;
+        let mut touched: HashMap<String, Aggregate> = HashMap::new();
         for write in group {
             let effect = match write {
                 Write::Readings { batch, .. } => {
-                    Effect::Readings(put_batch(batch, &mut readings, &sensors, &mut touched)?)
+                    Effect::Readings(self.put_batch(batch, &mut touched, ops)?)
                 }
                 Write::ItemPut { json, .. } => {
-                    let id = counters
-                        .get(LAST_ITEM_ID)
-                        .map_err(storage_error)?
-                        .map_or(0, |v| v.value())
-                        + 1;
-                    counters.insert(LAST_ITEM_ID, id).map_err(storage_error)?;
-                    items.insert(id, json.as_str()).map_err(storage_error)?;
+                    let id = self.last_item_id()? + 1;
+                    self.item_put(id, json)?;
+                    op::item_put(ops, id, json);
                     Effect::ItemPut(id)
                 }
                 Write::ItemDelete { id, .. } => {
-                    let existed = items.remove(*id).map_err(storage_error)?.is_some();
+                    let existed = self.items.remove(*id).map_err(storage_error)?.is_some();
+                    if existed {
+                        op::item_delete(ops, *id);
+                    }
                     Effect::ItemDelete(existed)
                 }
             };
             effects.push(effect);
         }
+        self.write_aggregates(touched)?;
+        Ok(effects)
+    }
+
+    /// Re-applies one log record (on open). Exact, because only records newer than the
+    /// sequence number stored in redb are replayed; idempotent anyway (readings are immutable,
+    /// items carry their ids).
+    fn replay(&mut self, mut ops: &[u8]) -> Result<(), StorageError> {
+        let mut touched: HashMap<String, Aggregate> = HashMap::new();
+        while !ops.is_empty() {
+            match op::decode(&mut ops)? {
+                op::Op::Reading {
+                    sensor,
+                    micros,
+                    temperature,
+                } => {
+                    if self
+                        .readings
+                        .get((sensor, micros))
+                        .map_err(storage_error)?
+                        .is_none()
+                    {
+                        let temperature = Temperature::from_micros(temperature)
+                            .map_err(StorageError::Internal)?;
+                        self.insert_reading(sensor, micros, temperature, &mut touched)?;
+                    }
+                }
+                op::Op::ItemPut { id, json } => {
+                    self.item_put(id, json)?;
+                }
+                op::Op::ItemDelete { id } => {
+                    self.items.remove(id).map_err(storage_error)?;
+                }
+            }
+        }
+        self.write_aggregates(touched)
+    }
+
+    fn last_item_id(&self) -> Result<u64, StorageError> {
+        Ok(self
+            .counters
+            .get(LAST_ITEM_ID)
+            .map_err(storage_error)?
+            .map_or(0, |v| v.value()))
+    }
+
+    fn item_put(&mut self, id: ItemId, json: &str) -> Result<(), StorageError> {
+        if id > self.last_item_id()? {
+            self.counters
+                .insert(LAST_ITEM_ID, id)
+                .map_err(storage_error)?;
+        }
+        self.items.insert(id, json).map_err(storage_error)?;
+        Ok(())
+    }
+
+    fn insert_reading(
+        &mut self,
+        sensor: &str,
+        micros: i64,
+        temperature: Temperature,
+        touched: &mut HashMap<String, Aggregate>,
+    ) -> Result<(), StorageError> {
+        self.readings
+            .insert((sensor, micros), temperature.micros())
+            .map_err(storage_error)?;
+        let aggregate = match touched.get_mut(sensor) {
+            Some(aggregate) => aggregate,
+            None => {
+                let stored = read_aggregate(&self.sensors, sensor)?;
+                touched.entry(sensor.to_owned()).or_insert(stored)
+            }
+        };
+        aggregate.add(temperature);
+        Ok(())
+    }
+
+    /// Writes back the touched sensors' aggregates and the total they change.
+    fn write_aggregates(
+        &mut self,
+        touched: HashMap<String, Aggregate>,
+    ) -> Result<(), StorageError> {
+        if touched.is_empty() {
+            return Ok(());
+        }
+        let mut total = read_aggregate(&self.totals, TOTAL_KEY)?;
+        let total_before = total;
         for (sensor, aggregate) in &touched {
-            let before = read_aggregate(&sensors, sensor.as_str())?;
+            let before = read_aggregate(&self.sensors, sensor.as_str())?;
             total = total.merge(&Aggregate {
                 count: aggregate.count - before.count,
                 sum_micros: aggregate.sum_micros - before.sum_micros,
                 min_micros: aggregate.min_micros,
                 max_micros: aggregate.max_micros,
             });
-            sensors
+            self.sensors
                 .insert(sensor.as_str(), aggregate.encode().as_slice())
                 .map_err(storage_error)?;
         }
         if total != total_before {
-            totals
+            self.totals
                 .insert(TOTAL_KEY, total.encode().as_slice())
                 .map_err(storage_error)?;
         }
+        Ok(())
     }
-    txn.commit().map_err(storage_error)?;
-    Ok(effects)
-}
 
-/// Checks a request's readings against stored ones, then inserts the new ones, all or nothing.
-fn put_batch(
-    batch: &Batch,
-    readings: &mut redb::Table<(&str, i64), i64>,
-    sensors: &redb::Table<&str, &[u8]>,
-    touched: &mut HashMap<SensorId, Aggregate>,
-) -> Result<PutOutcome, StorageError> {
-    let mut fresh = Vec::with_capacity(batch.readings.len());
-    let mut conflicts = Vec::new();
-    let mut duplicates = batch.repeats;
-    for (index, reading) in &batch.readings {
-        let key = (reading.sensor_id.as_str(), reading.time.micros());
-        match readings.get(key).map_err(storage_error)? {
-            None => fresh.push(reading),
-            Some(stored) if stored.value() == reading.temperature.micros() => duplicates += 1,
-            Some(stored) => {
-                let stored = Reading {
-                    temperature: Temperature::from_micros(stored.value())
-                        .map_err(StorageError::Internal)?,
-                    ..reading.clone()
-                };
-                conflicts.push(Conflict::between(*index, reading, &stored));
+    /// Checks a request's readings against stored ones, then inserts the new ones, all or
+    /// nothing, and logs them.
+    fn put_batch(
+        &mut self,
+        batch: &Batch,
+        touched: &mut HashMap<String, Aggregate>,
+        ops: &mut Vec<u8>,
+    ) -> Result<PutOutcome, StorageError> {
+        let mut fresh = Vec::with_capacity(batch.readings.len());
+        let mut conflicts = Vec::new();
+        let mut duplicates = batch.repeats;
+        for (index, reading) in &batch.readings {
+            let key = (reading.sensor_id.as_str(), reading.time.micros());
+            match self.readings.get(key).map_err(storage_error)? {
+                None => fresh.push(reading),
+                Some(stored) if stored.value() == reading.temperature.micros() => duplicates += 1,
+                Some(stored) => {
+                    let stored = Reading {
+                        temperature: Temperature::from_micros(stored.value())
+                            .map_err(StorageError::Internal)?,
+                        ..reading.clone()
+                    };
+                    conflicts.push(Conflict::between(*index, reading, &stored));
+                }
             }
         }
+        if !conflicts.is_empty() {
+            return Ok(PutOutcome::Conflict(conflicts));
+        }
+        for reading in &fresh {
+            let (sensor, micros) = (reading.sensor_id.as_str(), reading.time.micros());
+            self.insert_reading(sensor, micros, reading.temperature, touched)?;
+            op::reading(ops, sensor, micros, reading.temperature.micros());
+        }
+        Ok(PutOutcome::Stored {
+            stored: fresh.len(),
+            duplicates,
+        })
     }
-    if !conflicts.is_empty() {
-        return Ok(PutOutcome::Conflict(conflicts));
+}
+
+/// The log record's operations: what a group changed, enough to redo it.
+mod op {
+    use super::StorageError;
+
+    const READING: u8 = 1;
+    const ITEM_PUT: u8 = 2;
+    const ITEM_DELETE: u8 = 3;
+
+    pub enum Op<'a> {
+        Reading {
+            sensor: &'a str,
+            micros: i64,
+            temperature: i64,
+        },
+        ItemPut {
+            id: u64,
+            json: &'a str,
+        },
+        ItemDelete {
+            id: u64,
+        },
     }
-    for reading in &fresh {
-        let key = (reading.sensor_id.as_str(), reading.time.micros());
-        readings
-            .insert(key, reading.temperature.micros())
-            .map_err(storage_error)?;
-        let aggregate = match touched.get_mut(&reading.sensor_id) {
-            Some(aggregate) => aggregate,
-            None => {
-                let stored = read_aggregate(sensors, reading.sensor_id.as_str())?;
-                touched.entry(reading.sensor_id.clone()).or_insert(stored)
-            }
-        };
-        aggregate.add(reading.temperature);
+
+    fn text(ops: &mut Vec<u8>, text: &str) {
+        ops.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        ops.extend_from_slice(text.as_bytes());
     }
-    Ok(PutOutcome::Stored {
-        stored: fresh.len(),
-        duplicates,
-    })
+
+    pub fn reading(ops: &mut Vec<u8>, sensor: &str, micros: i64, temperature: i64) {
+        ops.push(READING);
+        text(ops, sensor);
+        ops.extend_from_slice(&micros.to_le_bytes());
+        ops.extend_from_slice(&temperature.to_le_bytes());
+    }
+
+    pub fn item_put(ops: &mut Vec<u8>, id: u64, json: &str) {
+        ops.push(ITEM_PUT);
+        ops.extend_from_slice(&id.to_le_bytes());
+        text(ops, json);
+    }
+
+    pub fn item_delete(ops: &mut Vec<u8>, id: u64) {
+        ops.push(ITEM_DELETE);
+        ops.extend_from_slice(&id.to_le_bytes());
+    }
+
+    fn corrupt() -> StorageError {
+        StorageError::Internal("corrupt write-ahead log record (its checksum matched)".into())
+    }
+
+    fn take<'a>(ops: &mut &'a [u8], n: usize) -> Result<&'a [u8], StorageError> {
+        if ops.len() < n {
+            return Err(corrupt());
+        }
+        let (head, rest) = ops.split_at(n);
+        *ops = rest;
+        Ok(head)
+    }
+
+    fn u64_of(ops: &mut &[u8]) -> Result<u64, StorageError> {
+        Ok(u64::from_le_bytes(
+            take(ops, 8)?.try_into().expect("8 bytes"),
+        ))
+    }
+
+    fn text_of<'a>(ops: &mut &'a [u8]) -> Result<&'a str, StorageError> {
+        let len = u32::from_le_bytes(take(ops, 4)?.try_into().expect("4 bytes")) as usize;
+        std::str::from_utf8(take(ops, len)?).map_err(|_| corrupt())
+    }
+
+    /// Decodes the next operation and advances `ops` past it.
+    pub fn decode<'a>(ops: &mut &'a [u8]) -> Result<Op<'a>, StorageError> {
+        match take(ops, 1)?[0] {
+            READING => Ok(Op::Reading {
+                sensor: text_of(ops)?,
+                micros: u64_of(ops)? as i64,
+                temperature: u64_of(ops)? as i64,
+            }),
+            ITEM_PUT => Ok(Op::ItemPut {
+                id: u64_of(ops)?,
+                json: text_of(ops)?,
+            }),
+            ITEM_DELETE => Ok(Op::ItemDelete { id: u64_of(ops)? }),
+            _ => Err(corrupt()),
+        }
+    }
 }
 
 fn read_aggregate(
@@ -270,6 +555,19 @@ impl EmbeddedStore {
         std::fs::create_dir_all(dir).map_err(|e| {
             StorageError::Unavailable(format!("cannot create {}: {e}", dir.display()))
         })?;
+        Self::open_with(dir, cache_bytes, on_group, CHECKPOINT_EVERY)
+    }
+
+    /// [`Self::open`] with a checkpoint interval (tests use a long one to keep groups in the log).
+    fn open_with(
+        dir: &Path,
+        cache_bytes: usize,
+        on_group: GroupObserver,
+        checkpoint_every: Duration,
+    ) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StorageError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+        })?;
         let path = dir.join(FILE_NAME);
         let db = Database::builder()
             .set_cache_size(cache_bytes)
@@ -277,20 +575,64 @@ impl EmbeddedStore {
             .map_err(|e| {
                 StorageError::Unavailable(format!("cannot open {}: {e}", path.display()))
             })?;
+        let log_path = dir.join(LOG_FILE_NAME);
+        let (mut log, records) = Log::open(&log_path).map_err(|e| {
+            StorageError::Unavailable(format!("cannot open {}: {e}", log_path.display()))
+        })?;
+        // One fsync'd transaction creates the tables (readers then open them without special
+        // cases) and redoes the log records newer than the last checkpoint.
         let txn = db.begin_write().map_err(storage_error)?;
-        {
-            // Creating every table up front lets readers open them without special cases.
-            txn.open_table(READINGS).map_err(storage_error)?;
-            txn.open_table(SENSOR_AGGREGATES).map_err(storage_error)?;
-            txn.open_table(TOTALS).map_err(storage_error)?;
-            txn.open_table(ITEMS).map_err(storage_error)?;
-            txn.open_table(COUNTERS).map_err(storage_error)?;
-        }
+        let (sequence, replayed) = {
+            let mut tables = Tables::open(&txn)?;
+            let checkpointed = tables
+                .counters
+                .get(WAL_SEQUENCE)
+                .map_err(storage_error)?
+                .map_or(0, |v| v.value());
+            let mut sequence = checkpointed;
+            for (number, ops) in &records {
+                // The log continues the checkpoint with consecutive numbers; anything else (an
+                // older record left after a rewind) ends it.
+                if *number != sequence + 1 {
+                    break;
+                }
+                tables.replay(ops)?;
+                sequence = *number;
+            }
+            if sequence != checkpointed {
+                tables
+                    .counters
+                    .insert(WAL_SEQUENCE, sequence)
+                    .map_err(storage_error)?;
+            }
+            (sequence, sequence - checkpointed)
+        };
         txn.commit().map_err(storage_error)?;
+        if replayed > 0 {
+            tracing::info!(replayed, sequence, "replayed the write-ahead log");
+        }
+        log.rewind().map_err(log_error)?;
         let db = Arc::new(db);
-        let writer =
-            GroupCommit::spawn(Writer { db: db.clone() }, WRITE_QUEUE, MAX_GROUP, on_group);
-        Ok(Self { db, writer })
+        let writer = Writer {
+            db: db.clone(),
+            log,
+            sequence,
+            last_checkpoint: Instant::now(),
+            checkpoint_every,
+            ops: Vec::new(),
+        };
+        let (commit, thread) =
+            GroupCommit::spawn_thread(writer, "embedded-writer", WRITE_QUEUE, MAX_GROUP, on_group)
+                .map_err(|e| {
+                    StorageError::Internal(format!("cannot start the writer thread: {e}"))
+                })?;
+        Ok(Self {
+            writer: Arc::new(WriterHandle {
+                commit: Some(commit),
+                thread: Some(thread),
+            }),
+            db,
+        })
     }
 
     async fn write<T>(
@@ -298,7 +640,7 @@ impl EmbeddedStore {
         make: impl FnOnce(oneshot::Sender<Result<T, StorageError>>) -> Write,
     ) -> Result<T, StorageError> {
         let (reply, answer) = oneshot::channel();
-        self.writer.submit(make(reply)).await?;
+        self.writer.commit().submit(make(reply)).await?;
         answer
             .await
             .map_err(|_| StorageError::Internal("the storage writer dropped a write".into()))?
