@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use redb::{
@@ -158,6 +159,20 @@ struct Writer {
     checkpoint_every: Duration,
     /// The current group's log record, reused between groups.
     ops: Vec<u8>,
+    /// Bytes appended to the log since open (never rewound): what the syncer must cover.
+    appended: u64,
+    /// Groups waiting for the log's `fdatasync`, in commit order.
+    syncer: Option<std::sync::mpsc::Sender<Pending>>,
+    syncer_thread: Option<std::thread::JoinHandle<()>>,
+    /// Set by the syncer when an `fdatasync` failed: from then on nothing is acknowledged.
+    failed: Arc<AtomicBool>,
+}
+
+/// A committed group on its way to its callers, once the log is durable up to `appended`.
+struct Pending {
+    group: Vec<Write>,
+    effects: Vec<Effect>,
+    appended: u64,
 }
 
 impl BlockingCommitter for Writer {
@@ -165,9 +180,19 @@ impl BlockingCommitter for Writer {
 
     fn commit(&mut self, group: Vec<Write>) {
         match self.apply(&group) {
-            Ok(effects) => {
-                for (write, effect) in group.into_iter().zip(effects) {
-                    write.answer(Ok(effect));
+            Ok((effects, appended)) => {
+                let pending = Pending {
+                    group,
+                    effects,
+                    appended,
+                };
+                if let Some(syncer) = &self.syncer
+                    && let Err(unsent) = syncer.send(pending)
+                {
+                    // The syncer is gone (it panicked): fail rather than answer undurable.
+                    for write in unsent.0.group {
+                        write.answer(Err(StorageError::Internal("the log syncer stopped".into())));
+                    }
                 }
             }
             Err(error) => {
@@ -180,17 +205,32 @@ impl BlockingCommitter for Writer {
     }
 
     fn finish(&mut self) {
-        if let Err(error) = self.checkpoint() {
+        if !self.failed.load(Ordering::SeqCst)
+            && let Err(error) = self.checkpoint()
+        {
             tracing::warn!(%error, "final checkpoint failed; the log will be replayed on open");
+        }
+        // Let the syncer answer what it still holds, and wait for it.
+        drop(self.syncer.take());
+        if let Some(thread) = self.syncer_thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the embedded log syncer panicked");
         }
     }
 }
 
 impl Writer {
-    /// Applies a group in one redb transaction and makes it durable, either through the log
-    /// (`fdatasync` of one record, then a non-durable redb commit) or, when a checkpoint is due,
-    /// through an fsync'd redb commit that also makes every earlier group durable in redb.
-    fn apply(&mut self, group: &[Write]) -> Result<Vec<Effect>, StorageError> {
+    /// Applies a group in one redb transaction: logs its changes (one record, written but not
+    /// yet synced) and commits it without fsync; the syncer answers it once the log is durable
+    /// up to the returned offset. When a checkpoint is due, the commit is an fsync'd one instead
+    /// (which makes every earlier group durable in redb) and the log starts over.
+    fn apply(&mut self, group: &[Write]) -> Result<(Vec<Effect>, u64), StorageError> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(StorageError::Unavailable(
+                "the write-ahead log could not be synced; restart the service".into(),
+            ));
+        }
         let checkpoint = self.last_checkpoint.elapsed() >= self.checkpoint_every
             || self.log.written() >= CHECKPOINT_BYTES;
         let mut txn = self.db.begin_write().map_err(storage_error)?;
@@ -213,14 +253,16 @@ impl Writer {
             effects
         };
         if self.ops.is_empty() && !checkpoint {
-            // Duplicates, conflicts, deletes of nothing: no change to log or commit.
+            // Duplicates, conflicts, deletes of nothing: nothing to log or commit. The answer
+            // still waits for the log to be durable up to here (a duplicate of a reading whose
+            // record is not yet synced must not be acknowledged before it).
             txn.abort().map_err(storage_error)?;
-            return Ok(effects);
+            return Ok((effects, self.appended));
         }
         let mark = self.log.written();
         if !checkpoint {
-            // The record is durable before the commit makes the group visible to readers.
-            self.log.append(sequence, &self.ops).map_err(log_error)?;
+            let bytes = self.log.write(sequence, &self.ops).map_err(log_error)?;
+            self.appended += bytes;
         }
         if let Err(error) = txn.commit() {
             // Not applied: the next record takes this one's place in the log. (Were the process
@@ -233,7 +275,7 @@ impl Writer {
         if checkpoint {
             self.checkpointed();
         }
-        Ok(effects)
+        Ok((effects, self.appended))
     }
 
     /// An fsync'd redb commit: everything applied so far is durable in redb, the log restarts.
@@ -248,6 +290,55 @@ impl Writer {
         self.last_checkpoint = Instant::now();
         if let Err(error) = self.log.rewind() {
             tracing::warn!(%error, "could not shrink the write-ahead log");
+        }
+    }
+}
+
+/// The syncer thread: takes every committed group queued, `fdatasync`s the log once if they
+/// need it, then answers them in order. Runs beside the writer, so the next group is applied
+/// while this one's log record is being synced.
+fn run_syncer(
+    file: std::fs::File,
+    queue: std::sync::mpsc::Receiver<Pending>,
+    failed: Arc<AtomicBool>,
+) {
+    let mut synced = 0u64;
+    let mut batch = Vec::new();
+    while let Ok(first) = queue.recv() {
+        batch.push(first);
+        batch.extend(queue.try_iter());
+        let needed = batch.iter().map(|p| p.appended).max().unwrap_or(0);
+        let mut result = Ok(());
+        if failed.load(Ordering::SeqCst) {
+            result = Err(StorageError::Unavailable(
+                "the write-ahead log could not be synced; restart the service".into(),
+            ));
+        } else if needed > synced {
+            match file.sync_data() {
+                Ok(()) => synced = needed,
+                Err(error) => {
+                    // The log's state on disk is unknown; so is that of everything committed
+                    // after it. Acknowledge nothing more (PostgreSQL's lesson): a restart
+                    // replays what the disk really holds.
+                    tracing::error!(%error, "fdatasync of the write-ahead log failed");
+                    failed.store(true, Ordering::SeqCst);
+                    result = Err(log_error(error));
+                }
+            }
+        }
+        for pending in batch.drain(..) {
+            match &result {
+                Ok(()) => {
+                    for (write, effect) in pending.group.into_iter().zip(pending.effects) {
+                        write.answer(Ok(effect));
+                    }
+                }
+                Err(error) => {
+                    for write in pending.group {
+                        write.answer(Err(error.clone()));
+                    }
+                }
+            }
         }
     }
 }
@@ -613,6 +704,14 @@ impl EmbeddedStore {
         }
         log.rewind().map_err(log_error)?;
         let db = Arc::new(db);
+        let failed = Arc::new(AtomicBool::new(false));
+        let (syncer, queue) = std::sync::mpsc::channel();
+        let file = log.sync_handle().map_err(log_error)?;
+        let syncer_failed = failed.clone();
+        let syncer_thread = std::thread::Builder::new()
+            .name("embedded-log-sync".into())
+            .spawn(move || run_syncer(file, queue, syncer_failed))
+            .map_err(|e| StorageError::Internal(format!("cannot start the log syncer: {e}")))?;
         let writer = Writer {
             db: db.clone(),
             log,
@@ -620,6 +719,10 @@ impl EmbeddedStore {
             last_checkpoint: Instant::now(),
             checkpoint_every,
             ops: Vec::new(),
+            appended: 0,
+            syncer: Some(syncer),
+            syncer_thread: Some(syncer_thread),
+            failed,
         };
         let (commit, thread) =
             GroupCommit::spawn_thread(writer, "embedded-writer", WRITE_QUEUE, MAX_GROUP, on_group)

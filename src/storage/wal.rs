@@ -85,9 +85,20 @@ impl Log {
         self.offset
     }
 
-    /// Appends one record and makes it durable (`fdatasync`) before returning. On error the
-    /// offset does not move, so the next append overwrites whatever part of it was written.
+    /// Appends one record and makes it durable (`fdatasync`) before returning.
     pub fn append(&mut self, sequence: u64, ops: &[u8]) -> io::Result<()> {
+        self.write(sequence, ops)?;
+        self.file.sync_data()
+    }
+
+    /// Another handle on the file, for `fdatasync` from another thread.
+    pub fn sync_handle(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
+
+    /// Appends one record without syncing it (see [`Self::sync_handle`]); returns its size. On
+    /// error the offset does not move, so the next write overwrites whatever part was written.
+    pub fn write(&mut self, sequence: u64, ops: &[u8]) -> io::Result<u64> {
         let mut frame = Vec::with_capacity(HEADER + 8 + ops.len());
         frame.extend_from_slice(&[0; HEADER]);
         frame.extend_from_slice(&sequence.to_le_bytes());
@@ -97,10 +108,9 @@ impl Log {
         frame[..4].copy_from_slice(&payload_len.to_le_bytes());
         frame[4..HEADER].copy_from_slice(&crc.to_le_bytes());
         self.file.write_all_at(&frame, self.offset)?;
-        self.file.sync_data()?;
         self.offset += frame.len() as u64;
         self.length = self.length.max(self.offset);
-        Ok(())
+        Ok(frame.len() as u64)
     }
 
     /// Starts over at offset 0: everything logged so far is durable elsewhere (a checkpoint).
