@@ -343,6 +343,12 @@ fn run_syncer(
     }
 }
 
+/// A sensor's aggregate as stored before the group and as the group leaves it.
+struct Touched {
+    before: Aggregate,
+    after: Aggregate,
+}
+
 /// Every table, opened once per write transaction.
 struct Tables<'t> {
     readings: redb::Table<'t, (&'static str, i64), i64>,
@@ -367,7 +373,7 @@ impl<'t> Tables<'t> {
     fn apply(&mut self, group: &[Write], ops: &mut Vec<u8>) -> Result<Vec<Effect>, StorageError> {
         let mut effects = Vec::with_capacity(group.len());
         // Aggregates touched by this group, written back once at the end.
-        let mut touched: HashMap<String, Aggregate> = HashMap::new();
+        let mut touched: HashMap<String, Touched> = HashMap::new();
         for write in group {
             let effect = match write {
                 Write::Readings { batch, .. } => {
@@ -397,7 +403,7 @@ impl<'t> Tables<'t> {
     /// sequence number stored in redb are replayed; idempotent anyway (readings are immutable,
     /// items carry their ids).
     fn replay(&mut self, mut ops: &[u8]) -> Result<(), StorageError> {
-        let mut touched: HashMap<String, Aggregate> = HashMap::new();
+        let mut touched: HashMap<String, Touched> = HashMap::new();
         while !ops.is_empty() {
             match op::decode(&mut ops)? {
                 op::Op::Reading {
@@ -450,34 +456,44 @@ impl<'t> Tables<'t> {
         sensor: &str,
         micros: i64,
         temperature: Temperature,
-        touched: &mut HashMap<String, Aggregate>,
+        touched: &mut HashMap<String, Touched>,
     ) -> Result<(), StorageError> {
         self.readings
             .insert((sensor, micros), temperature.micros())
             .map_err(storage_error)?;
-        let aggregate = match touched.get_mut(sensor) {
-            Some(aggregate) => aggregate,
+        self.count_reading(sensor, temperature, touched)
+    }
+
+    /// Adds a new reading to its sensor's aggregate in `touched`.
+    fn count_reading(
+        &mut self,
+        sensor: &str,
+        temperature: Temperature,
+        touched: &mut HashMap<String, Touched>,
+    ) -> Result<(), StorageError> {
+        let entry = match touched.get_mut(sensor) {
+            Some(entry) => entry,
             None => {
                 let stored = read_aggregate(&self.sensors, sensor)?;
-                touched.entry(sensor.to_owned()).or_insert(stored)
+                touched.entry(sensor.to_owned()).or_insert(Touched {
+                    before: stored,
+                    after: stored,
+                })
             }
         };
-        aggregate.add(temperature);
+        entry.after.add(temperature);
         Ok(())
     }
 
     /// Writes back the touched sensors' aggregates and the total they change.
-    fn write_aggregates(
-        &mut self,
-        touched: HashMap<String, Aggregate>,
-    ) -> Result<(), StorageError> {
+    fn write_aggregates(&mut self, touched: HashMap<String, Touched>) -> Result<(), StorageError> {
         if touched.is_empty() {
             return Ok(());
         }
         let mut total = read_aggregate(&self.totals, TOTAL_KEY)?;
         let total_before = total;
-        for (sensor, aggregate) in &touched {
-            let before = read_aggregate(&self.sensors, sensor.as_str())?;
+        for (sensor, Touched { before, after }) in &touched {
+            let aggregate = after;
             total = total.merge(&Aggregate {
                 count: aggregate.count - before.count,
                 sum_micros: aggregate.sum_micros - before.sum_micros,
@@ -501,20 +517,30 @@ impl<'t> Tables<'t> {
     fn put_batch(
         &mut self,
         batch: &Batch,
-        touched: &mut HashMap<String, Aggregate>,
+        touched: &mut HashMap<String, Touched>,
         ops: &mut Vec<u8>,
     ) -> Result<PutOutcome, StorageError> {
+        // Insert first, look at what was there after: one B-tree descent per reading instead of
+        // a lookup and then an insert. A conflict puts the stored value back, and any conflict
+        // undoes the request's fresh inserts (all or nothing; keys are unique within a batch).
         let mut fresh = Vec::with_capacity(batch.readings.len());
         let mut conflicts = Vec::new();
         let mut duplicates = batch.repeats;
         for (index, reading) in &batch.readings {
             let key = (reading.sensor_id.as_str(), reading.time.micros());
-            match self.readings.get(key).map_err(storage_error)? {
+            let incoming = reading.temperature.micros();
+            let previous = self
+                .readings
+                .insert(key, incoming)
+                .map_err(storage_error)?
+                .map(|stored| stored.value());
+            match previous {
                 None => fresh.push(reading),
-                Some(stored) if stored.value() == reading.temperature.micros() => duplicates += 1,
+                Some(stored) if stored == incoming => duplicates += 1,
                 Some(stored) => {
+                    self.readings.insert(key, stored).map_err(storage_error)?;
                     let stored = Reading {
-                        temperature: Temperature::from_micros(stored.value())
+                        temperature: Temperature::from_micros(stored)
                             .map_err(StorageError::Internal)?,
                         ..reading.clone()
                     };
@@ -523,11 +549,15 @@ impl<'t> Tables<'t> {
             }
         }
         if !conflicts.is_empty() {
+            for reading in fresh {
+                let key = (reading.sensor_id.as_str(), reading.time.micros());
+                self.readings.remove(key).map_err(storage_error)?;
+            }
             return Ok(PutOutcome::Conflict(conflicts));
         }
         for reading in &fresh {
             let (sensor, micros) = (reading.sensor_id.as_str(), reading.time.micros());
-            self.insert_reading(sensor, micros, reading.temperature, touched)?;
+            self.count_reading(sensor, reading.temperature, touched)?;
             op::reading(ops, sensor, micros, reading.temperature.micros());
         }
         Ok(PutOutcome::Stored {
