@@ -114,7 +114,7 @@ impl Log {
     }
 
     /// Starts over at offset 0: everything logged so far is durable elsewhere (a checkpoint).
-    /// Truncates the file only when it has grown beyond [`KEEP_BYTES`].
+    /// Truncates the file only when it has grown beyond `KEEP_BYTES`.
     pub fn rewind(&mut self) -> io::Result<()> {
         self.offset = 0;
         if self.length > KEEP_BYTES {
