@@ -25,8 +25,8 @@
 //!    (new readings, item puts and deletes) is written to `telemetry.wal` as one record — a
 //!    sequence number and the changes, framed with a length and a CRC-32 ([`super::wal`]) — and
 //!    the transaction is committed with `Durability::None` (no fsync; visible to later
-//!    transactions and readers). The same transaction stores the record's sequence number in
-//!    `counters`, so redb always knows which records it contains.
+//!    transactions and readers). The writer also keeps recently written sensors' committed
+//!    aggregates in memory (it is redb's only writer), saving a lookup per new reading.
 //! 2. A second thread, the **syncer**, takes every group committed so far, `fdatasync`s the
 //!    log once, and only then answers their callers, in commit order. Meanwhile the writer
 //!    applies the next group: the fsync overlaps the next group's B-tree work. A write answered
@@ -34,7 +34,8 @@
 //!    is not yet durable. **200 still means durable**: the log record is on disk.
 //! 3. Every 250 ms (or 64 MiB of log), the group's transaction is committed with
 //!    `Durability::Immediate` instead: a **checkpoint**, which makes that group and every
-//!    earlier non-durable commit durable in redb; the log then starts over at offset 0. A clean
+//!    earlier non-durable commit durable in redb, and stores in `counters` the sequence number
+//!    of the last record it contains; the log then starts over at offset 0. A clean
 //!    shutdown ends with a checkpoint (dropping the last store handle waits for it).
 //! 4. **On open**, redb comes back at its last durable commit (non-durable commits live only in
 //!    the process) with the sequence number `S` of the last record it contains; the log's
@@ -95,6 +96,8 @@ const WAL_SEQUENCE: &str = "wal_sequence";
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// ...or once the log holds this much.
 const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
+/// Most sensors whose aggregates the writer keeps in memory.
+const AGGREGATE_CACHE: usize = 65_536;
 
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -210,6 +213,10 @@ struct Writer {
     syncer_thread: Option<std::thread::JoinHandle<()>>,
     /// Set by the syncer when an `fdatasync` failed: from then on nothing is acknowledged.
     failed: Arc<AtomicBool>,
+    /// The committed aggregates of recently written sensors: the writer is redb's only writer,
+    /// so these stay exact and save a lookup per new reading. Cleared when it would exceed
+    /// `AGGREGATE_CACHE` entries (a few MiB at most).
+    aggregates: HashMap<String, Aggregate>,
 }
 
 /// A committed group on its way to its callers, once the log is durable up to `appended`.
@@ -284,17 +291,24 @@ impl Writer {
         }
         self.ops.clear();
         let mut sequence = self.sequence;
-        let effects = {
+        // Taken out of the writer while the transaction may fail: a failed group leaves the
+        // cache empty rather than ahead of redb.
+        let cache = std::mem::take(&mut self.aggregates);
+        let (effects, touched, cache) = {
             let mut tables = Tables::open(&txn)?;
-            let effects = tables.apply(group, &mut self.ops)?;
+            tables.cache = cache;
+            let (effects, touched) = tables.apply(group, &mut self.ops)?;
             if !self.ops.is_empty() {
                 sequence += 1;
+            }
+            if checkpoint {
+                // Only durable commits need the number: non-durable ones never survive a crash.
                 tables
-                    .counters
+                    .counters()?
                     .insert(WAL_SEQUENCE, sequence)
                     .map_err(storage_error)?;
             }
-            effects
+            (effects, touched, std::mem::take(&mut tables.cache))
         };
         if self.ops.is_empty() && !checkpoint {
             // Duplicates, conflicts, deletes of nothing: nothing to log or commit. The answer
@@ -316,6 +330,13 @@ impl Writer {
             return Err(storage_error(error));
         }
         self.sequence = sequence;
+        self.aggregates = cache;
+        if self.aggregates.len() + touched.len() > AGGREGATE_CACHE {
+            self.aggregates.clear();
+        }
+        for (sensor, Touched { after, .. }) in touched {
+            self.aggregates.insert(sensor, after);
+        }
         if checkpoint {
             self.checkpointed();
         }
@@ -325,6 +346,10 @@ impl Writer {
     /// An fsync'd redb commit: everything applied so far is durable in redb, the log restarts.
     fn checkpoint(&mut self) -> Result<(), StorageError> {
         let txn = self.db.begin_write().map_err(storage_error)?;
+        txn.open_table(COUNTERS)
+            .map_err(storage_error)?
+            .insert(WAL_SEQUENCE, self.sequence)
+            .map_err(storage_error)?;
         txn.commit().map_err(storage_error)?;
         self.checkpointed();
         Ok(())
@@ -398,8 +423,12 @@ struct Tables<'t> {
     readings: redb::Table<'t, (&'static str, i64), i64>,
     sensors: redb::Table<'t, &'static str, &'static [u8]>,
     totals: redb::Table<'t, &'static str, &'static [u8]>,
-    items: redb::Table<'t, u64, &'static str>,
-    counters: redb::Table<'t, &'static str, u64>,
+    /// Opened on first use: most groups touch neither.
+    items: Option<redb::Table<'t, u64, &'static str>>,
+    counters: Option<redb::Table<'t, &'static str, u64>>,
+    txn: &'t WriteTransaction,
+    /// Sensors' committed aggregates known to the writer (see `Writer::aggregates`).
+    cache: HashMap<String, Aggregate>,
 }
 
 impl<'t> Tables<'t> {
@@ -408,13 +437,33 @@ impl<'t> Tables<'t> {
             readings: txn.open_table(READINGS).map_err(storage_error)?,
             sensors: txn.open_table(SENSOR_AGGREGATES).map_err(storage_error)?,
             totals: txn.open_table(TOTALS).map_err(storage_error)?,
-            items: txn.open_table(ITEMS).map_err(storage_error)?,
-            counters: txn.open_table(COUNTERS).map_err(storage_error)?,
+            items: None,
+            counters: None,
+            txn,
+            cache: HashMap::new(),
         })
     }
 
+    fn items(&mut self) -> Result<&mut redb::Table<'t, u64, &'static str>, StorageError> {
+        if self.items.is_none() {
+            self.items = Some(self.txn.open_table(ITEMS).map_err(storage_error)?);
+        }
+        Ok(self.items.as_mut().expect("just opened"))
+    }
+
+    fn counters(&mut self) -> Result<&mut redb::Table<'t, &'static str, u64>, StorageError> {
+        if self.counters.is_none() {
+            self.counters = Some(self.txn.open_table(COUNTERS).map_err(storage_error)?);
+        }
+        Ok(self.counters.as_mut().expect("just opened"))
+    }
+
     /// Applies every write of a group; appends what changed to `ops` (the group's log record).
-    fn apply(&mut self, group: &[Write], ops: &mut Vec<u8>) -> Result<Vec<Effect>, StorageError> {
+    fn apply(
+        &mut self,
+        group: &[Write],
+        ops: &mut Vec<u8>,
+    ) -> Result<(Vec<Effect>, HashMap<String, Touched>), StorageError> {
         let mut effects = Vec::with_capacity(group.len());
         // Aggregates touched by this group, written back once at the end.
         let mut touched: HashMap<String, Touched> = HashMap::new();
@@ -430,7 +479,7 @@ impl<'t> Tables<'t> {
                     Effect::ItemPut(id)
                 }
                 Write::ItemDelete { id, .. } => {
-                    let existed = self.items.remove(*id).map_err(storage_error)?.is_some();
+                    let existed = self.items()?.remove(*id).map_err(storage_error)?.is_some();
                     if existed {
                         op::item_delete(ops, *id);
                     }
@@ -439,8 +488,8 @@ impl<'t> Tables<'t> {
             };
             effects.push(effect);
         }
-        self.write_aggregates(touched)?;
-        Ok(effects)
+        self.write_aggregates(&touched)?;
+        Ok((effects, touched))
     }
 
     /// Re-applies one log record (on open). Exact, because only records newer than the
@@ -470,16 +519,16 @@ impl<'t> Tables<'t> {
                     self.item_put(id, json)?;
                 }
                 op::Op::ItemDelete { id } => {
-                    self.items.remove(id).map_err(storage_error)?;
+                    self.items()?.remove(id).map_err(storage_error)?;
                 }
             }
         }
-        self.write_aggregates(touched)
+        self.write_aggregates(&touched)
     }
 
-    fn last_item_id(&self) -> Result<u64, StorageError> {
+    fn last_item_id(&mut self) -> Result<u64, StorageError> {
         Ok(self
-            .counters
+            .counters()?
             .get(LAST_ITEM_ID)
             .map_err(storage_error)?
             .map_or(0, |v| v.value()))
@@ -487,11 +536,11 @@ impl<'t> Tables<'t> {
 
     fn item_put(&mut self, id: ItemId, json: &str) -> Result<(), StorageError> {
         if id > self.last_item_id()? {
-            self.counters
+            self.counters()?
                 .insert(LAST_ITEM_ID, id)
                 .map_err(storage_error)?;
         }
-        self.items.insert(id, json).map_err(storage_error)?;
+        self.items()?.insert(id, json).map_err(storage_error)?;
         Ok(())
     }
 
@@ -518,7 +567,10 @@ impl<'t> Tables<'t> {
         let entry = match touched.get_mut(sensor) {
             Some(entry) => entry,
             None => {
-                let stored = read_aggregate(&self.sensors, sensor)?;
+                let stored = match self.cache.get(sensor) {
+                    Some(cached) => *cached,
+                    None => read_aggregate(&self.sensors, sensor)?,
+                };
                 touched.entry(sensor.to_owned()).or_insert(Touched {
                     before: stored,
                     after: stored,
@@ -530,13 +582,13 @@ impl<'t> Tables<'t> {
     }
 
     /// Writes back the touched sensors' aggregates and the total they change.
-    fn write_aggregates(&mut self, touched: HashMap<String, Touched>) -> Result<(), StorageError> {
+    fn write_aggregates(&mut self, touched: &HashMap<String, Touched>) -> Result<(), StorageError> {
         if touched.is_empty() {
             return Ok(());
         }
         let mut total = read_aggregate(&self.totals, TOTAL_KEY)?;
         let total_before = total;
-        for (sensor, Touched { before, after }) in &touched {
+        for (sensor, Touched { before, after }) in touched {
             let aggregate = after;
             total = total.merge(&Aggregate {
                 count: aggregate.count - before.count,
@@ -749,8 +801,9 @@ impl EmbeddedStore {
         let txn = db.begin_write().map_err(storage_error)?;
         let (sequence, replayed) = {
             let mut tables = Tables::open(&txn)?;
+            tables.items()?; // created here if new, like every table
             let checkpointed = tables
-                .counters
+                .counters()?
                 .get(WAL_SEQUENCE)
                 .map_err(storage_error)?
                 .map_or(0, |v| v.value());
@@ -766,7 +819,7 @@ impl EmbeddedStore {
             }
             if sequence != checkpointed {
                 tables
-                    .counters
+                    .counters()?
                     .insert(WAL_SEQUENCE, sequence)
                     .map_err(storage_error)?;
             }
@@ -797,6 +850,7 @@ impl EmbeddedStore {
             syncer: Some(syncer),
             syncer_thread: Some(syncer_thread),
             failed,
+            aggregates: HashMap::new(),
         };
         let (commit, thread) =
             GroupCommit::spawn_thread(writer, "embedded-writer", WRITE_QUEUE, MAX_GROUP, on_group)
