@@ -1,4 +1,5 @@
-//! Group commit: one writer task, one transaction and one durable commit for everything pending.
+//! Group commit: one writer (an async task, or an OS thread for a blocking backend), one
+//! transaction and one durable commit for everything pending.
 //!
 //! Callers `submit` a write and wait for its answer. The writer takes the first pending write,
 //! then every other write already queued (up to `max_batch`), and hands them to the backend as
