@@ -209,7 +209,7 @@ struct Writer {
     /// Bytes appended to the log since open (never rewound): what the syncer must cover.
     appended: u64,
     /// Groups waiting for the log's `fdatasync`, in commit order.
-    syncer: Option<std::sync::mpsc::Sender<Pending>>,
+    syncer: Option<std::sync::mpsc::SyncSender<Pending>>,
     syncer_thread: Option<std::thread::JoinHandle<()>>,
     /// Set by the syncer when an `fdatasync` failed: from then on nothing is acknowledged.
     failed: Arc<AtomicBool>,
@@ -832,7 +832,11 @@ impl EmbeddedStore {
         log.rewind().map_err(log_error)?;
         let db = Arc::new(db);
         let failed = Arc::new(AtomicBool::new(false));
-        let (syncer, queue) = std::sync::mpsc::channel();
+        // Room for one group waiting behind the fsync in progress: the writer applies the next
+        // group during the fsync, then lets writes pile up into a bigger group instead of
+        // running ahead with small ones (fewer, larger transactions; +7 % PUT/s at 64 clients,
+        // 3 alternating A/B runs). A queue of 0 (a rendezvous) was worse: -20 %.
+        let (syncer, queue) = std::sync::mpsc::sync_channel(1);
         let file = log.sync_handle().map_err(log_error)?;
         let syncer_failed = failed.clone();
         let syncer_thread = std::thread::Builder::new()
