@@ -29,7 +29,9 @@
 //!    aggregates in memory (it is redb's only writer), saving a lookup per new reading.
 //! 2. A second thread, the **syncer**, takes every group committed so far, `fdatasync`s the
 //!    log once, and only then answers their callers, in commit order. Meanwhile the writer
-//!    applies the next group: the fsync overlaps the next group's B-tree work. A write answered
+//!    applies the next group: the fsync overlaps the next group's B-tree work. At most one
+//!    committed group waits behind the fsync in progress; then the writer waits too, and writes
+//!    pile up into a larger group (fewer transactions under load). A write answered
 //!    "duplicate" or "conflict" waits for the same fsync, so it never rests on a reading that
 //!    is not yet durable. **200 still means durable**: the log record is on disk.
 //! 3. Every 250 ms (or 64 MiB of log), the group's transaction is committed with
@@ -47,8 +49,8 @@
 //!
 //! Caveats:
 //! - **Visibility before durability**: a reader may see a group (e.g. in `GET /api/stats`) up
-//!   to one `fdatasync` (~0.2 ms) before its writers are answered; if the process dies in that
-//!   window the group is lost and the reader saw something that was never acknowledged. No
+//!   to two `fdatasync`s (~0.3–0.5 ms) before its writers are answered; if the process dies in
+//!   that window the group is lost and the reader saw something that was never acknowledged. No
 //!   acknowledged write is ever lost, and no answer depends on an undurable one.
 //! - If the log's `fdatasync` fails, nothing is acknowledged any more (every later write gets
 //!   503) until a restart replays what the disk really holds; retrying an fsync after a
