@@ -49,7 +49,7 @@
 //!
 //! Caveats:
 //! - **Visibility before durability**: a reader may see a group (e.g. in `GET /api/stats`) up
-//!   to two `fdatasync`s (~0.3–0.5 ms) before its writers are answered; if the process dies in
+//!   to three `fdatasync`s (under 1 ms) before its writers are answered; if the process dies in
 //!   that window the group is lost and the reader saw something that was never acknowledged. No
 //!   acknowledged write is ever lost, and no answer depends on an undurable one.
 //! - If the log's `fdatasync` fails, nothing is acknowledged any more (every later write gets
