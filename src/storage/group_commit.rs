@@ -1,4 +1,5 @@
-//! Group commit: one writer task, one transaction and one durable commit for everything pending.
+//! Group commit: one writer (an async task, or an OS thread for a blocking backend), one
+//! transaction and one durable commit for everything pending.
 //!
 //! Callers `submit` a write and wait for its answer. The writer takes the first pending write,
 //! then every other write already queued (up to `max_batch`), and hands them to the backend as
@@ -18,6 +19,18 @@ pub trait Committer: Send + 'static {
 
     /// Applies every write of `group` and answers each write's caller once it is durable.
     fn commit(&mut self, group: Vec<Self::Write>) -> impl Future<Output = ()> + Send;
+}
+
+/// A write side that blocks (file I/O, fsync): runs on its own OS thread, see
+/// [`GroupCommit::spawn_thread`].
+pub trait BlockingCommitter: Send + 'static {
+    type Write: Send + 'static;
+
+    /// Applies every write of `group` and answers each write's caller once it is durable.
+    fn commit(&mut self, group: Vec<Self::Write>);
+
+    /// Called once when every sender is gone, after the last group (e.g. a final checkpoint).
+    fn finish(&mut self) {}
 }
 
 /// Called with the number of writes in each group, e.g. to feed a histogram.
@@ -65,6 +78,44 @@ impl<W: Send + 'static> GroupCommit<W> {
         Self { sender }
     }
 
+    /// Like [`Self::spawn`], but the writer is a dedicated OS thread named `name` that blocks on
+    /// the queue and commits synchronously: no async task and no `spawn_blocking` hand-off per
+    /// group, so a group costs two cross-thread wake-ups (the first write wakes the thread, the
+    /// answers wake the callers) instead of four. Needs no runtime of its own; `submit` stays
+    /// async for the callers. The thread ends, after [`BlockingCommitter::finish`], once every
+    /// clone of the returned handle is dropped; join it to wait for that.
+    pub fn spawn_thread<C>(
+        mut committer: C,
+        name: &str,
+        queue: usize,
+        max_batch: usize,
+        on_group: GroupObserver,
+    ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)>
+    where
+        C: BlockingCommitter<Write = W>,
+    {
+        let (sender, mut receiver) = mpsc::channel::<W>(queue);
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                // `blocking_recv` waits for at least one write, `try_recv` takes what is queued.
+                while let Some(first) = receiver.blocking_recv() {
+                    let mut group = Vec::with_capacity(max_batch.min(64));
+                    group.push(first);
+                    while group.len() < max_batch {
+                        match receiver.try_recv() {
+                            Ok(write) => group.push(write),
+                            Err(_) => break,
+                        }
+                    }
+                    on_group(group.len());
+                    committer.commit(group);
+                }
+                committer.finish();
+            })?;
+        Ok((Self { sender }, thread))
+    }
+
     /// Queues a write. Fails only when the writer task is gone.
     pub async fn submit(&self, write: W) -> Result<(), StorageError> {
         self.sender
@@ -98,6 +149,72 @@ mod tests {
                 let _ = reply.send(sequence);
             }
         }
+    }
+
+    /// The thread flavour: queued writes share groups, every caller is answered, `finish` runs.
+    #[tokio::test]
+    async fn a_writer_thread_groups_pending_writes_and_finishes_when_senders_are_gone() {
+        struct Blocking {
+            gate: Option<std::sync::mpsc::Receiver<()>>,
+            groups: Arc<Mutex<Vec<usize>>>,
+            finished: Arc<Mutex<bool>>,
+        }
+        impl BlockingCommitter for Blocking {
+            type Write = oneshot::Sender<usize>;
+            fn commit(&mut self, group: Vec<Self::Write>) {
+                if let Some(gate) = self.gate.take() {
+                    let _ = gate.recv();
+                }
+                let sequence = {
+                    let mut groups = self.groups.lock().unwrap();
+                    groups.push(group.len());
+                    groups.len()
+                };
+                for reply in group {
+                    let _ = reply.send(sequence);
+                }
+            }
+            fn finish(&mut self) {
+                *self.finished.lock().unwrap() = true;
+            }
+        }
+        let (hold, release) = std::sync::mpsc::channel();
+        let groups = Arc::new(Mutex::new(Vec::new()));
+        let finished = Arc::new(Mutex::new(false));
+        let (writer, thread) = GroupCommit::spawn_thread(
+            Blocking {
+                gate: Some(release),
+                groups: groups.clone(),
+                finished: finished.clone(),
+            },
+            "test-writer",
+            64,
+            16,
+            unobserved(),
+        )
+        .unwrap();
+        let mut answers = Vec::new();
+        for _ in 0..21 {
+            let (reply, answer) = oneshot::channel();
+            writer.submit(reply).await.unwrap();
+            answers.push(answer);
+        }
+        hold.send(()).unwrap();
+        for answer in answers {
+            answer.await.unwrap();
+        }
+        let sizes = groups.lock().unwrap().clone();
+        assert_eq!(sizes.iter().sum::<usize>(), 21);
+        assert!(
+            sizes.len() <= 3 && sizes.iter().all(|g| *g <= 16),
+            "{sizes:?}"
+        );
+        drop(writer);
+        thread.join().unwrap();
+        assert!(
+            *finished.lock().unwrap(),
+            "finish runs once the senders are gone"
+        );
     }
 
     #[tokio::test]
