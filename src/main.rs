@@ -1,6 +1,7 @@
 //! The `telemetry` binary: reads the environment, sets up logging and runs the service until
 //! SIGTERM or ctrl-c. `telemetry healthcheck` probes a running instance instead.
 
+use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -46,6 +47,7 @@ fn serve(config: Config) -> ExitCode {
         }
     };
     runtime.block_on(async {
+        let shutdown = shutdown_signal();
         let app = match Application::build(config).await {
             Ok(app) => app,
             Err(error) => {
@@ -59,32 +61,43 @@ fn serve(config: Config) -> ExitCode {
             storage = app.storage().backend_name(),
             "listening"
         );
-        app.run_until(shutdown_signal()).await;
+        app.run_until(shutdown).await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
 }
 
-/// Resolves on SIGTERM (ECS, Docker) or ctrl-c.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Installs the SIGTERM (ECS, Docker) and SIGINT (ctrl-c) handlers *now*, so that a signal
+/// arriving while the service starts is not lost (the default action would kill the process
+/// without draining), and returns a future that resolves on the first of them.
+fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (terminate, interrupt) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |handler: Option<tokio::signal::unix::Signal>| async move {
+                match handler {
+                    Some(mut handler) => {
+                        handler.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(terminate) => {},
+                () = wait(interrupt) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
