@@ -4,12 +4,13 @@
 //! Layout:
 //! - [`config`]: the environment, read once with envy;
 //! - [`domain`]: readings, batches and exact aggregates, free of HTTP and storage;
-//! - [`storage`]: the storage contract and its backends (embedded redb by default), with
-//!   group commit;
+//! - [`storage`]: the storage contract and its backends (embedded redb behind a write-ahead
+//!   log by default, DynamoDB on AWS), with group commit;
 //! - [`routes`]: the HTTP API, one file per resource, and RFC 9457 problem bodies;
 //! - [`metrics`]: the Prometheus registry the app owns;
 //! - [`app`]: binds, wires and runs it all with graceful shutdown;
-//! - [`healthcheck`]: the container's health probe (`telemetry healthcheck`).
+//! - [`healthcheck`]: the container's health probe (`telemetry healthcheck`);
+//! - [`logging`]: `tracing` set-up, plain text or JSON lines.
 //!
 //! `main.rs` only reads the configuration, sets up logging and runs [`app::Application`].
 
@@ -17,7 +18,7 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod healthcheck;
+pub mod logging;
 pub mod metrics;
 pub mod routes;
 pub mod storage;
-pub mod telemetry_log;

@@ -35,7 +35,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(config: Config) -> ExitCode {
-    if let Err(message) = telemetry::telemetry_log::init(config.log_format) {
+    if let Err(message) = telemetry::logging::init(config.log_format) {
         eprintln!("telemetry: configuration error: {message}");
         return ExitCode::from(2);
     }

@@ -73,7 +73,7 @@ async fn get_item(key: String, storage: Storage) -> Response {
     }
 }
 
-/// GET /picus/list[?limit=N][&cursor=C]
+/// `GET /picus/list[?limit=N][&cursor=C]`
 pub fn item_list(
     storage: Storage,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {

@@ -105,7 +105,7 @@ fn batch_problem(error: BatchError) -> Problem {
     }
 }
 
-/// GET /api/stats[?sensorID=X]
+/// `GET /api/stats[?sensorID=X]`
 pub fn stats_get(
     storage: Storage,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -128,7 +128,7 @@ async fn get_stats(query: HashMap<String, String>, storage: Storage) -> Response
     }
 }
 
-/// GET /api/readings?sensorID=X[&from=T][&to=T][&limit=N][&cursor=C]
+/// `GET /api/readings?sensorID=X[&from=T][&to=T][&limit=N][&cursor=C]`
 pub fn readings_get(
     storage: Storage,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {

@@ -1,7 +1,8 @@
-//! Storage: one interface, several backends, one contract (see `tests/contract`).
+//! Storage: one interface, two backends, one contract (the black-box suite in `tests/api`
+//! runs against each).
 //!
-//! [`Storage`] is an enum rather than a trait object: the backends are few and known, and an
-//! enum keeps `async fn` without boxing. Every backend keeps the same promises:
+//! [`Storage`] wraps a [`Backend`] enum rather than a trait object: the backends are few and
+//! known, and an enum keeps `async fn` without boxing. Every backend keeps the same promises:
 //! - a write is answered only once it is durable;
 //! - a request's readings are applied atomically with the aggregates they change;
 //! - an exact repeat of a stored reading is a no-op, the same identity with another
