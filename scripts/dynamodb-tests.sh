@@ -34,4 +34,9 @@ scripts/dynamodb-local.sh start "$port"
 trap 'scripts/dynamodb-local.sh stop "$port"' EXIT
 eval "$(scripts/dynamodb-local.sh env "$port")"
 export TELEMETRY_TEST_STORAGE=dynamodb
+# The tests run the service in-process on libtest's threads, whose stacks default to 2 MiB.
+# Debug builds of the AWS SDK (aws-config's loader, the fluent builders) use most of that:
+# the suite overflowed at 1.5 MiB. 8 MiB leaves room; the release binary is not affected
+# (its runtime threads get 4 MiB, see src/main.rs, and release frames are far smaller).
+export RUST_MIN_STACK=8388608
 cargo test --locked --features dynamodb-tests "${offline[@]}" --test api --test dynamodb "$@"

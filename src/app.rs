@@ -103,7 +103,8 @@ async fn open_storage(config: &Config, metrics: &Metrics) -> Result<Storage, Sta
             EmbeddedStore::open(&config.data_dir, config.embedded_cache_bytes, on_group)
                 .map(Backend::Embedded)
         }
-        StorageKind::Dynamodb => DynamoStore::open(config, on_group)
+        // Boxed: the SDK's set-up future is large; inline, it would sit on the caller's stack.
+        StorageKind::Dynamodb => Box::pin(DynamoStore::open(config, on_group))
             .await
             .map(Backend::Dynamodb),
     }

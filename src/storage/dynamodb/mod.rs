@@ -472,6 +472,45 @@ impl DynamoStore {
         }
     }
 
+    /// Up to `wanted` items of partition `pk` whose sort key lies in `lower..=upper`, in
+    /// sort-key order: a strongly consistent `Query`, following its pages (never a `Scan`).
+    async fn query_range(
+        &self,
+        pk: String,
+        lower: String,
+        upper: String,
+        wanted: usize,
+    ) -> Result<Vec<Item>, StorageError> {
+        let inner = &self.inner;
+        let mut found = Vec::with_capacity(wanted.min(1_024));
+        let mut start: Option<Item> = None;
+        loop {
+            let remaining = i32::try_from(wanted - found.len()).unwrap_or(i32::MAX);
+            inner.count();
+            let output = inner
+                .client
+                .query()
+                .table_name(&inner.table)
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :lower AND :upper")
+                .expression_attribute_names("#pk", PARTITION_KEY)
+                .expression_attribute_names("#sk", SORT_KEY)
+                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                .expression_attribute_values(":lower", AttributeValue::S(lower.clone()))
+                .expression_attribute_values(":upper", AttributeValue::S(upper.clone()))
+                .consistent_read(true)
+                .limit(remaining)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error("Query", e))?;
+            found.extend(output.items().iter().cloned());
+            match output.last_evaluated_key() {
+                Some(key) if !key.is_empty() && found.len() < wanted => start = Some(key.clone()),
+                _ => return Ok(found),
+            }
+        }
+    }
+
     pub async fn readings(&self, query: ReadingsQuery) -> Result<ReadingsPage, StorageError> {
         let empty = ReadingsPage {
             readings: Vec::new(),
@@ -500,41 +539,15 @@ impl DynamoStore {
         }
         let wanted = query.limit.saturating_add(1);
         let mut found = Vec::with_capacity(wanted.min(1_024));
-        let mut start: Option<Item> = None;
-        let inner = &self.inner;
-        loop {
-            let remaining = i32::try_from(wanted - found.len()).unwrap_or(i32::MAX);
-            inner.count();
-            let output = inner
-                .client
-                .query()
-                .table_name(&inner.table)
-                .key_condition_expression("#pk = :pk AND #sk BETWEEN :lower AND :upper")
-                .expression_attribute_names("#pk", PARTITION_KEY)
-                .expression_attribute_names("#sk", SORT_KEY)
-                .expression_attribute_values(
-                    ":pk",
-                    AttributeValue::S(schema::reading_pk(query.sensor_id.as_str())),
-                )
-                .expression_attribute_values(":lower", AttributeValue::S(lower.clone()))
-                .expression_attribute_values(":upper", AttributeValue::S(upper.clone()))
-                .consistent_read(true)
-                .limit(remaining)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_error("Query", e))?;
-            for item in output.items() {
-                found.push(Reading {
-                    sensor_id: query.sensor_id.clone(),
-                    time: timestamp_of_sort_key(string_of(item, SORT_KEY)?)?,
-                    temperature: temperature_of(item)?,
-                });
-            }
-            match output.last_evaluated_key() {
-                Some(key) if !key.is_empty() && found.len() < wanted => start = Some(key.clone()),
-                _ => break,
-            }
+        let pk = schema::reading_pk(query.sensor_id.as_str());
+        // Boxed: the SDK's query future is large, and inlined into every route's future it
+        // overflowed the 2 MiB stack of a test thread in debug builds.
+        for item in Box::pin(self.query_range(pk, lower, upper, wanted)).await? {
+            found.push(Reading {
+                sensor_id: query.sensor_id.clone(),
+                time: timestamp_of_sort_key(string_of(&item, SORT_KEY)?)?,
+                temperature: temperature_of(&item)?,
+            });
         }
         let more = found.len() > query.limit;
         found.truncate(query.limit);
@@ -639,37 +652,14 @@ impl DynamoStore {
         };
         let wanted = limit.saturating_add(1);
         let mut items = Vec::with_capacity(wanted.min(1_024));
-        let mut start: Option<Item> = None;
-        let inner = &self.inner;
-        loop {
-            let remaining = i32::try_from(wanted - items.len()).unwrap_or(i32::MAX);
-            inner.count();
-            let output = inner
-                .client
-                .query()
-                .table_name(&inner.table)
-                .key_condition_expression("#pk = :pk AND #sk >= :lower")
-                .expression_attribute_names("#pk", PARTITION_KEY)
-                .expression_attribute_names("#sk", SORT_KEY)
-                .expression_attribute_values(":pk", AttributeValue::S(ITEM_PK.into()))
-                .expression_attribute_values(":lower", AttributeValue::S(lower.clone()))
-                .consistent_read(true)
-                .limit(remaining)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_error("Query", e))?;
-            for item in output.items() {
-                let sk = string_of(item, SORT_KEY)?;
-                let id: ItemId = sk
-                    .parse()
-                    .map_err(|_| StorageError::Internal(format!("corrupt item id {sk:?}")))?;
-                items.push((id, parse_item(id, item)?));
-            }
-            match output.last_evaluated_key() {
-                Some(key) if !key.is_empty() && items.len() < wanted => start = Some(key.clone()),
-                _ => break,
-            }
+        // Item sort keys are digits: "~" sorts after all of them.
+        // Boxed for the same reason as in `readings`.
+        for item in Box::pin(self.query_range(ITEM_PK.into(), lower, "~".into(), wanted)).await? {
+            let sk = string_of(&item, SORT_KEY)?;
+            let id: ItemId = sk
+                .parse()
+                .map_err(|_| StorageError::Internal(format!("corrupt item id {sk:?}")))?;
+            items.push((id, parse_item(id, &item)?));
         }
         let more = items.len() > limit;
         items.truncate(limit);
