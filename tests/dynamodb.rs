@@ -27,11 +27,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
-/// `None` (after saying so) unless the DynamoDB pass is running.
-/// This test target is compiled only with `--features dynamodb-tests`, which
-/// `scripts/dynamodb-tests.sh` passes along with a running DynamoDB Local: without one, these
-/// tests fail rather than pass vacuously.
-fn dynamodb_store() -> Option<TestStore> {
+/// A fresh table of this test's own. This target is compiled only with
+/// `--features dynamodb-tests`, which `scripts/dynamodb-tests.sh` passes along with a running
+/// DynamoDB Local: without one, these tests fail rather than pass vacuously.
+fn dynamodb_store() -> TestStore {
     let store = TestStore::new();
     assert_eq!(
         store.kind,
@@ -39,7 +38,7 @@ fn dynamodb_store() -> Option<TestStore> {
         "tests/dynamodb.rs needs TELEMETRY_TEST_STORAGE=dynamodb and DynamoDB Local at \
          AWS_ENDPOINT_URL: run scripts/dynamodb-tests.sh"
     );
-    Some(store)
+    store
 }
 
 fn time(second: u32) -> String {
@@ -53,9 +52,7 @@ fn temperature_micros(sensor: u32, second: u32) -> i64 {
 
 #[tokio::test]
 async fn two_instances_writing_the_same_readings_at_once_end_exact() {
-    let Some(store) = dynamodb_store() else {
-        return;
-    };
+    let store = dynamodb_store();
     let a = Arc::new(spawn_app_on(&store).await);
     let b = Arc::new(spawn_app_on(&store).await);
 
@@ -152,9 +149,7 @@ async fn two_instances_writing_the_same_readings_at_once_end_exact() {
 
 #[tokio::test]
 async fn two_instances_racing_on_one_identity_store_one_value_and_refuse_the_other() {
-    let Some(store) = dynamodb_store() else {
-        return;
-    };
+    let store = dynamodb_store();
     let a = Arc::new(spawn_app_on(&store).await);
     let b = Arc::new(spawn_app_on(&store).await);
     let mut races = Vec::new();
@@ -268,9 +263,7 @@ async fn assert_unavailable(response: reqwest::Response, started: Instant, bound
 
 #[tokio::test]
 async fn dynamodb_unreachable_gives_503_with_retry_after_quickly_then_recovers() {
-    let Some(store) = dynamodb_store() else {
-        return;
-    };
+    let store = dynamodb_store();
     let proxy = Proxy::start(upstream()).await;
     let mut config = store.config();
     config.dynamodb_endpoint_url = Some(proxy.url());
@@ -323,9 +316,7 @@ async fn dynamodb_unreachable_gives_503_with_retry_after_quickly_then_recovers()
 
 #[tokio::test]
 async fn dynamodb_unreachable_at_start_up_is_a_clear_error_in_bounded_time() {
-    let Some(store) = dynamodb_store() else {
-        return;
-    };
+    let store = dynamodb_store();
     // A port nobody listens on: bind one, then free it.
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -349,9 +340,7 @@ async fn dynamodb_unreachable_at_start_up_is_a_clear_error_in_bounded_time() {
 
 #[tokio::test]
 async fn restart_keeps_stats_readings_and_identity() {
-    let Some(store) = dynamodb_store() else {
-        return;
-    };
+    let store = dynamodb_store();
     let app = spawn_app_on(&store).await;
     app.put_ok(&json!([
         reading("r", &time(0), -1.25),
@@ -382,9 +371,7 @@ async fn sdk_client() -> aws_sdk_dynamodb::Client {
 
 #[tokio::test]
 async fn a_table_with_the_wrong_key_schema_stops_start_up() {
-    let Some(store) = dynamodb_store() else {
-        return;
-    };
+    let store = dynamodb_store();
     sdk_client()
         .await
         .create_table()
@@ -417,9 +404,7 @@ async fn a_table_with_the_wrong_key_schema_stops_start_up() {
 
 #[tokio::test]
 async fn a_missing_table_stops_start_up_unless_creation_is_allowed() {
-    let Some(store) = dynamodb_store() else {
-        return;
-    };
+    let store = dynamodb_store();
     let mut config = store.config();
     config.dynamodb_create_table = false;
     let error = match Application::build(config).await {
@@ -432,9 +417,7 @@ async fn a_missing_table_stops_start_up_unless_creation_is_allowed() {
 
 #[tokio::test]
 async fn a_thousand_readings_cost_a_few_dozen_requests_and_the_naive_baseline_works() {
-    let Some(store) = dynamodb_store() else {
-        return;
-    };
+    let store = dynamodb_store();
     let dynamo = DynamoStore::open(&store.config(), unobserved())
         .await
         .expect("store opens");
@@ -490,9 +473,7 @@ async fn a_thousand_readings_cost_a_few_dozen_requests_and_the_naive_baseline_wo
 #[tokio::test]
 #[ignore = "a measurement, run by hand"]
 async fn throughput_64_writers_against_the_naive_baseline() {
-    let Some(store) = dynamodb_store() else {
-        return;
-    };
+    let store = dynamodb_store();
     let seconds = std::env::var("THROUGHPUT_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
