@@ -1202,6 +1202,44 @@ mod tests {
         assert_eq!(store.item_get(3).await.unwrap().unwrap()["name"], "three");
     }
 
+    /// GUIDE §2: stats come from the stored aggregates, never from the readings, and start-up
+    /// does not rebuild them. Deleting the readings behind the store's back shows it: a scan
+    /// finds nothing, the stats still count everything, before and after a restart.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stats_come_from_stored_aggregates_not_from_the_readings() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let body = json!([
+            reading("a", 1, 1_500),
+            reading("a", 2, 2_500),
+            reading("b", 1, -1_000)
+        ]);
+        put(&store, body).await;
+        let expected = store.stats(None).await.unwrap();
+        assert_eq!(expected.count, 3);
+        {
+            let txn = store.db.begin_write().unwrap();
+            txn.delete_table(READINGS).unwrap();
+            txn.open_table(READINGS).unwrap();
+            txn.commit().unwrap();
+        }
+        assert_eq!(
+            store.scan_stats(None).await.unwrap().count,
+            0,
+            "the readings are gone"
+        );
+        assert_eq!(store.stats(None).await.unwrap(), expected);
+        assert_eq!(store.stats(Some(&sensor("a"))).await.unwrap().count, 2);
+        drop(store);
+        let store = open(dir.path());
+        assert_eq!(store.scan_stats(None).await.unwrap().count, 0);
+        assert_eq!(
+            store.stats(None).await.unwrap(),
+            expected,
+            "start-up rebuilt nothing"
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn acknowledged_writes_come_back_from_the_log_when_redb_lost_them() {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
