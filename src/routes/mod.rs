@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod picus;
 pub mod problem;
+pub mod query;
 pub mod telemetry;
 
 use std::convert::Infallible;

@@ -13,13 +13,12 @@ use warp::{Filter, Rejection};
 
 use super::body;
 use super::problem::Problem;
+use super::query;
 use super::with_storage;
 use crate::storage::{ItemId, Storage};
 
 /// Largest accepted item body.
 pub const MAX_ITEM_BYTES: usize = 64 * 1024;
-pub const DEFAULT_LIMIT: usize = 100;
-pub const MAX_LIMIT: usize = 1_000;
 
 /// POST /picus/put
 pub fn item_put(storage: Storage) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -85,24 +84,17 @@ pub fn item_list(
 }
 
 async fn list_items(query: HashMap<String, String>, storage: Storage) -> Response {
-    let limit = match query.get("limit").map(|l| l.parse::<usize>()) {
-        None => DEFAULT_LIMIT,
-        Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => n,
-        Some(_) => {
-            return Problem::new(
-                StatusCode::BAD_REQUEST,
-                format!("query parameter limit: must be an integer from 1 to {MAX_LIMIT}"),
-            )
-            .into_response();
-        }
+    let limit = match query::limit(&query) {
+        Ok(limit) => limit,
+        Err(problem) => return problem.into_response(),
     };
     let after = match query.get("cursor").map(|c| parse_key(c)) {
         None => None,
         Some(Some(id)) => Some(id),
         Some(None) => {
-            return Problem::new(
-                StatusCode::BAD_REQUEST,
-                "query parameter cursor: must be a cursor from a previous page's Link header",
+            return query::problem(
+                "cursor",
+                "must be a cursor from a previous page's Link header",
             )
             .into_response();
         }

@@ -11,14 +11,11 @@ use warp::{Filter, Rejection};
 
 use super::body;
 use super::problem::Problem;
+use super::query;
 use super::with_storage;
 use crate::domain::{Batch, BatchError, MAX_BATCH, SensorId, Timestamp};
 use crate::metrics::Metrics;
 use crate::storage::{PutOutcome, ReadingsQuery, Storage};
-
-/// Default and largest page of `GET /api/readings`.
-pub const DEFAULT_LIMIT: usize = 100;
-pub const MAX_LIMIT: usize = 1_000;
 
 /// PUT /api/temperature
 pub fn readings_put(
@@ -120,7 +117,7 @@ async fn get_stats(query: HashMap<String, String>, storage: Storage) -> Response
     let sensor = match query.get("sensorID").map(|s| SensorId::from_text(s)) {
         None => None,
         Some(Ok(sensor)) => Some(sensor),
-        Some(Err(detail)) => return query_problem("sensorID", &detail).into_response(),
+        Some(Err(detail)) => return query::problem("sensorID", &detail).into_response(),
     };
     match storage.stats(sensor.as_ref()).await {
         Ok(aggregate) => warp::reply::json(&aggregate.stats()).into_response(),
@@ -145,14 +142,6 @@ struct ReadingView {
     sensor_id: String,
     time: String,
     temperature: f64,
-}
-
-fn query_problem(parameter: &str, detail: &str) -> Problem {
-    Problem::new(
-        StatusCode::BAD_REQUEST,
-        format!("query parameter {parameter}: {detail}"),
-    )
-    .with("parameter", parameter)
 }
 
 async fn get_readings(query: HashMap<String, String>, storage: Storage) -> Response {
@@ -180,27 +169,16 @@ async fn get_readings(query: HashMap<String, String>, storage: Storage) -> Respo
 
 fn parse_readings_query(query: &HashMap<String, String>) -> Result<ReadingsQuery, Problem> {
     let sensor_id = match query.get("sensorID") {
-        None => return Err(query_problem("sensorID", "is required")),
-        Some(text) => SensorId::from_text(text).map_err(|d| query_problem("sensorID", &d))?,
+        None => return Err(query::problem("sensorID", "is required")),
+        Some(text) => SensorId::from_text(text).map_err(|d| query::problem("sensorID", &d))?,
     };
     let time = |name: &str| -> Result<Option<Timestamp>, Problem> {
         query
             .get(name)
-            .map(|text| Timestamp::parse_text(text).map_err(|d| query_problem(name, &d)))
+            .map(|text| Timestamp::parse_text(text).map_err(|d| query::problem(name, &d)))
             .transpose()
     };
-    let limit = match query.get("limit") {
-        None => DEFAULT_LIMIT,
-        Some(text) => match text.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-            _ => {
-                return Err(query_problem(
-                    "limit",
-                    &format!("must be an integer from 1 to {MAX_LIMIT}"),
-                ));
-            }
-        },
-    };
+    let limit = query::limit(query)?;
     Ok(ReadingsQuery {
         sensor_id,
         from: time("from")?,
