@@ -9,7 +9,7 @@ pub mod openapi;
 pub mod picus;
 pub mod problem;
 pub mod query;
-pub mod telemetry;
+pub mod readings;
 
 use std::convert::Infallible;
 
@@ -49,15 +49,15 @@ pub fn all(
     health::liveness_get()
         .or(health::readiness_get(storage.clone()))
         .unify()
-        .or(telemetry::readings_put(
+        .or(readings::readings_put(
             storage.clone(),
             metrics.clone(),
             max_body_bytes,
         ))
         .unify()
-        .or(telemetry::stats_get(storage.clone()))
+        .or(readings::stats_get(storage.clone()))
         .unify()
-        .or(telemetry::readings_get(storage.clone()))
+        .or(readings::readings_get(storage.clone()))
         .unify()
         .or(picus::item_put(storage.clone()))
         .unify()
