@@ -579,3 +579,19 @@ mod parser {
         assert!(blocks[1].commands[0].command.ends_with("/y"));
     }
 }
+
+#[test]
+fn the_readme_configuration_table_matches_the_one_the_parser_reads() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md is readable");
+    for variable in telemetry::config::VARIABLES {
+        let default = variable
+            .default
+            .map_or_else(|| "—".to_owned(), |default| format!("`{default}`"));
+        let row = format!("| `{}` | {default} |", variable.name);
+        assert!(
+            readme.lines().any(|line| line.starts_with(&row)),
+            "README.md's configuration table needs the row {row} ... (src/config.rs VARIABLES)"
+        );
+    }
+}
