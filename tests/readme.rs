@@ -7,8 +7,8 @@
 //!   (so later examples see the readings earlier ones stored).
 //! - A command is a line that is not a `#` comment, with its continuation lines (a trailing
 //!   `\` or an open quote). It runs in `bash -o pipefail`, with the real `curl`, after
-//!   `localhost:8080` is rewritten to the test server's address; `curl` is given `-sS` and
-//!   `-D` (to read the status), which does not change what it prints.
+//!   `localhost:8080` is rewritten to the test server's address; `curl` is given `-q -sS` and
+//!   `-D` (to read the status), which do not change what it prints.
 //! - The `# ` lines under a command are what it prints. When the first is a status line
 //!   (`# HTTP/1.1 409 Conflict`, from `curl -i`), the status must match and each following
 //!   `# name: value` line must be among the response headers (others may be present); the rest
@@ -381,7 +381,8 @@ fn run(example: &Example, server: &Server, scratch: &Path) -> Run {
     let _ = std::fs::remove_file(&headers_file);
     let mut command = example.command.replace("localhost:8080", &server.address);
     if is_curl(&command) {
-        let extra = format!("curl -sS -D {} ", headers_file.display());
+        // `-q` (first) ignores a ~/.curlrc, so only the README's arguments shape the request.
+        let extra = format!("curl -q -sS -D {} ", headers_file.display());
         // Only the first `curl` of a pipeline: one response per command.
         let at = command.find("curl ").expect("is_curl found it");
         command.replace_range(at..at + "curl ".len(), &extra);
@@ -389,6 +390,9 @@ fn run(example: &Example, server: &Server, scratch: &Path) -> Run {
     let output = Command::new("bash")
         .args(["-o", "pipefail", "-c", &command])
         .current_dir(scratch)
+        // A proxy from the environment must not stand between curl and the test server.
+        .env("no_proxy", "127.0.0.1")
+        .env("NO_PROXY", "127.0.0.1")
         .output()
         .expect("bash runs");
     let raw_headers = std::fs::read_to_string(&headers_file).unwrap_or_default();
