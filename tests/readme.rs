@@ -25,8 +25,9 @@
 //! Directives: an HTML comment right before a block (blank lines allowed between) changes how
 //! that one block runs; an unknown directive fails the test.
 //! - `<!-- readme-test: env NAME=value NAME2=value2 -->` runs the block against a server
-//!   started with those extra environment variables. Blocks with the same settings share one
-//!   server (started fresh for the first of them); the plain blocks share another.
+//!   started with those extra environment variables (values without spaces), e.g.
+//!   `<!-- readme-test: env API_TOKENS=write:s3cret -->`. Blocks with the same settings share
+//!   one server (started fresh for the first of them); the plain blocks share another.
 //! - `<!-- readme-test: skip (reason) -->` does not run the block; the reason is required.
 
 use std::collections::HashMap;
