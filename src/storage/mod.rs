@@ -12,7 +12,6 @@
 pub mod dynamodb;
 pub mod embedded;
 pub mod group_commit;
-pub mod wal;
 
 use std::future::Future;
 use std::time::Instant;
