@@ -80,7 +80,7 @@ use self::tables::{ITEMS, READINGS, SENSOR_AGGREGATES, TOTAL_KEY, TOTALS, read_a
 use self::wal::Log;
 use self::writer::{CHECKPOINT_EVERY, Write, WriterHandle};
 use super::group_commit::GroupObserver;
-use super::{ItemId, ItemsPage, PutOutcome, ReadingsPage, ReadingsQuery, StorageError};
+use super::{ItemId, ItemsPage, PutOutcome, ReadingsPage, ReadingsQuery, StorageError, trim_page};
 use crate::domain::{Aggregate, Batch, Reading, SensorId, Temperature, Timestamp};
 
 /// The database file inside `DATA_DIR`.
@@ -101,9 +101,6 @@ impl EmbeddedStore {
         cache_bytes: usize,
         on_group: GroupObserver,
     ) -> Result<Self, StorageError> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StorageError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-        })?;
         Self::open_with(dir, cache_bytes, on_group, CHECKPOINT_EVERY)
     }
 
@@ -216,8 +213,9 @@ impl EmbeddedStore {
                 (None, None) => i64::MIN,
             };
             let end = query.to.map_or(i64::MAX, |to| to.micros());
-            let mut page = Vec::with_capacity(query.limit.min(1_024));
-            let mut more = false;
+            // One more than the page: whether it is there says if more follow.
+            let wanted = query.limit.saturating_add(1);
+            let mut found = Vec::with_capacity(wanted.min(1_024));
             if start < end || query.to.is_none() {
                 let range = if query.to.is_some() {
                     table.range((sensor, start)..(sensor, end))
@@ -225,17 +223,13 @@ impl EmbeddedStore {
                     table.range((sensor, start)..=(sensor, end))
                 }
                 .map_err(storage_error)?;
-                for entry in range {
+                for entry in range.take(wanted) {
                     let (key, value) = entry.map_err(storage_error)?;
-                    if page.len() == query.limit {
-                        more = true;
-                        break;
-                    }
                     let (_, micros) = key.value();
                     let time = Timestamp::from_micros(micros).ok_or_else(|| {
                         StorageError::Internal(format!("corrupt time {micros} for {sensor:?}"))
                     })?;
-                    page.push(Reading {
+                    found.push(Reading {
                         sensor_id: query.sensor_id.clone(),
                         time,
                         temperature: Temperature::from_micros(value.value())
@@ -243,15 +237,8 @@ impl EmbeddedStore {
                     });
                 }
             }
-            let next = if more {
-                page.last().map(|r| r.time)
-            } else {
-                None
-            };
-            Ok(ReadingsPage {
-                readings: page,
-                next,
-            })
+            let (readings, next) = trim_page(found, query.limit, |r| r.time);
+            Ok(ReadingsPage { readings, next })
         })
         .await
     }
@@ -288,21 +275,13 @@ impl EmbeddedStore {
         self.read(move |txn| {
             let table = txn.open_table(ITEMS).map_err(storage_error)?;
             let start = after.map_or(0, |a| a.saturating_add(1));
-            let mut items = Vec::with_capacity(limit.min(1_024));
-            let mut more = false;
-            for entry in table.range(start..).map_err(storage_error)? {
+            let wanted = limit.saturating_add(1);
+            let mut items = Vec::with_capacity(wanted.min(1_024));
+            for entry in table.range(start..).map_err(storage_error)?.take(wanted) {
                 let (id, json) = entry.map_err(storage_error)?;
-                if items.len() == limit {
-                    more = true;
-                    break;
-                }
                 items.push((id.value(), parse_item(id.value(), json.value())?));
             }
-            let next = if more {
-                items.last().map(|(id, _)| *id)
-            } else {
-                None
-            };
+            let (items, next) = trim_page(items, limit, |(id, _)| *id);
             Ok(ItemsPage { items, next })
         })
         .await
