@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use crate::config::{Config, StorageKind};
 use crate::metrics::Metrics;
 use crate::routes;
-use crate::storage::{Backend, DynamoStore, EmbeddedStore, Storage};
+use crate::storage::{Backend, DynamoSettings, DynamoStore, EmbeddedStore, Storage, StorageError};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +22,7 @@ pub enum StartupError {
         source: std::io::Error,
     },
     #[error("cannot open storage: {0}")]
-    Storage(String),
+    Storage(#[from] StorageError),
 }
 
 pub struct Application {
@@ -55,10 +55,6 @@ impl Application {
 
     pub fn storage(&self) -> &Storage {
         &self.storage
-    }
-
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
     }
 
     /// Serves until `shutdown` resolves; then stops accepting, lets in-flight requests finish
@@ -104,10 +100,22 @@ async fn open_storage(config: &Config, metrics: &Metrics) -> Result<Storage, Sta
                 .map(Backend::Embedded)
         }
         // Boxed: the SDK's set-up future is large; inline, it would sit on the caller's stack.
-        StorageKind::Dynamodb => Box::pin(DynamoStore::open(config, on_group))
+        StorageKind::Dynamodb => Box::pin(DynamoStore::open(&dynamodb_settings(config), on_group))
             .await
             .map(Backend::Dynamodb),
-    }
-    .map_err(|e| StartupError::Storage(e.to_string()))?;
+    }?;
     Ok(Storage::new(backend, metrics.clone()))
+}
+
+/// The DynamoDB store's settings, from the configuration.
+pub fn dynamodb_settings(config: &Config) -> DynamoSettings {
+    DynamoSettings {
+        table: config.table_name.clone().unwrap_or_default(),
+        create_table: config.dynamodb_create_table,
+        timeout: Duration::from_millis(config.dynamodb_timeout_ms),
+        endpoint_url: config
+            .dynamodb_endpoint_url
+            .clone()
+            .filter(|url| !url.is_empty()),
+    }
 }

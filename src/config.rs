@@ -90,8 +90,9 @@ mod defaults {
     pub fn log_format() -> LogFormat {
         LogFormat::Text
     }
+    /// Every DynamoDB call's operation timeout (attempts get 2/5 of it).
     pub fn dynamodb_timeout_ms() -> u64 {
-        crate::storage::dynamodb::DEFAULT_TIMEOUT_MS
+        5_000
     }
 }
 

@@ -57,6 +57,7 @@ fn serve(config: Config) -> ExitCode {
         let app = match Application::build(config).await {
             Ok(app) => app,
             Err(error) => {
+                let error = telemetry::storage::chain(&error);
                 tracing::error!(%error, "start-up failed");
                 eprintln!("telemetry: {error}");
                 return ExitCode::FAILURE;
@@ -77,33 +78,21 @@ fn serve(config: Config) -> ExitCode {
 /// arriving while the service starts is not lost (the default action would kill the process
 /// without draining), and returns a future that resolves on the first of them.
 fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    #[cfg(unix)]
-    let (terminate, interrupt) = {
-        use tokio::signal::unix::{SignalKind, signal};
-        (
-            signal(SignalKind::terminate()).ok(),
-            signal(SignalKind::interrupt()).ok(),
-        )
-    };
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let terminate = signal(SignalKind::terminate()).ok();
+    let interrupt = signal(SignalKind::interrupt()).ok();
     async move {
-        #[cfg(unix)]
-        {
-            let wait = |handler: Option<tokio::signal::unix::Signal>| async move {
-                match handler {
-                    Some(mut handler) => {
-                        handler.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
+        let wait = |handler: Option<Signal>| async move {
+            match handler {
+                Some(mut handler) => {
+                    handler.recv().await;
                 }
-            };
-            tokio::select! {
-                () = wait(terminate) => {},
-                () = wait(interrupt) => {},
+                None => std::future::pending::<()>().await,
             }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
+        };
+        tokio::select! {
+            () = wait(terminate) => {},
+            () = wait(interrupt) => {},
         }
     }
 }

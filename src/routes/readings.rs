@@ -43,7 +43,7 @@ async fn put_readings(
     {
         Ok(batch) => batch,
         Err(problem) => {
-            metrics.readings_rejected(problem.status());
+            metrics.readings_rejected();
             return problem.into_response();
         }
     };

@@ -11,6 +11,7 @@
 
 pub mod dynamodb;
 pub mod embedded;
+mod error;
 pub mod group_commit;
 
 use std::future::Future;
@@ -21,19 +22,9 @@ use serde_json::{Map, Value};
 use crate::domain::{Aggregate, Batch, Conflict, Reading, SensorId, Timestamp};
 use crate::metrics::Metrics;
 
-pub use dynamodb::DynamoStore;
+pub use dynamodb::{DynamoSettings, DynamoStore};
 pub use embedded::EmbeddedStore;
-
-/// Why storage could not answer. Never the client's fault.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StorageError {
-    /// Temporarily unreachable or overloaded: the client should retry (503 + Retry-After).
-    #[error("storage unavailable: {0}")]
-    Unavailable(String),
-    /// Anything else: a bug or corruption (500, logged, details not sent to the client).
-    #[error("storage failure: {0}")]
-    Internal(String),
-}
+pub use error::{Cause, StorageError, chain};
 
 /// What a `PUT` of readings did.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,10 +104,6 @@ macro_rules! on_backend {
 impl Storage {
     pub fn new(backend: Backend, metrics: Metrics) -> Self {
         Self { backend, metrics }
-    }
-
-    pub fn backend(&self) -> &Backend {
-        &self.backend
     }
 
     pub fn backend_name(&self) -> &'static str {

@@ -25,19 +25,20 @@ pub(crate) fn number(item: &Item, name: &str) -> Result<Option<i128>, StorageErr
     match item.get(name) {
         None => Ok(None),
         Some(AttributeValue::N(n)) => n.parse::<i128>().map(Some).map_err(|_| {
-            StorageError::Internal(format!("attribute {name} is not an integer: {n}"))
+            StorageError::Internal(format!("attribute {name} is not an integer: {n}").into())
         }),
-        Some(other) => Err(StorageError::Internal(format!(
-            "attribute {name} is not a number: {other:?}"
-        ))),
+        Some(other) => Err(StorageError::Internal(
+            format!("attribute {name} is not a number: {other:?}").into(),
+        )),
     }
 }
 
 fn number_i64(item: &Item, name: &str) -> Result<Option<i64>, StorageError> {
     number(item, name)?
         .map(|n| {
-            i64::try_from(n)
-                .map_err(|_| StorageError::Internal(format!("attribute {name} out of range: {n}")))
+            i64::try_from(n).map_err(|_| {
+                StorageError::Internal(format!("attribute {name} out of range: {n}").into())
+            })
         })
         .transpose()
 }
@@ -48,8 +49,9 @@ pub(crate) fn aggregate_of(item: Option<&Item>) -> Result<Aggregate, StorageErro
         return Ok(Aggregate::default());
     };
     let count = number(item, COUNT)?.unwrap_or(0);
-    let count = u64::try_from(count)
-        .map_err(|_| StorageError::Internal(format!("aggregate count out of range: {count}")))?;
+    let count = u64::try_from(count).map_err(|_| {
+        StorageError::Internal(format!("aggregate count out of range: {count}").into())
+    })?;
     let present = count > 0;
     Ok(Aggregate {
         count,
@@ -63,27 +65,29 @@ pub(crate) fn aggregate_of(item: Option<&Item>) -> Result<Aggregate, StorageErro
 pub(crate) fn temperature_of(item: &Item) -> Result<Temperature, StorageError> {
     let micros = number_i64(item, TEMPERATURE)?
         .ok_or_else(|| StorageError::Internal("reading without temperature".into()))?;
-    Temperature::from_micros(micros).map_err(StorageError::Internal)
+    Temperature::from_micros(micros).map_err(|e| StorageError::Internal(e.into()))
 }
 
 pub(crate) fn timestamp_of_sort_key(sk: &str) -> Result<Timestamp, StorageError> {
     DateTime::parse_from_rfc3339(sk)
         .ok()
         .and_then(|at| Timestamp::from_datetime(at.with_timezone(&Utc)).ok())
-        .ok_or_else(|| StorageError::Internal(format!("corrupt reading time {sk:?}")))
+        .ok_or_else(|| StorageError::Internal(format!("corrupt reading time {sk:?}").into()))
 }
 
 pub(crate) fn string_of<'a>(item: &'a Item, name: &str) -> Result<&'a str, StorageError> {
     match item.get(name) {
         Some(AttributeValue::S(s)) => Ok(s),
-        _ => Err(StorageError::Internal(format!("attribute {name} missing"))),
+        _ => Err(StorageError::Internal(
+            format!("attribute {name} missing").into(),
+        )),
     }
 }
 
 pub(crate) fn parse_item(id: ItemId, item: &Item) -> Result<Map<String, Value>, StorageError> {
     match serde_json::from_str(string_of(item, ITEM_JSON)?) {
         Ok(Value::Object(map)) => Ok(map),
-        _ => Err(StorageError::Internal(format!("corrupt item {id}"))),
+        _ => Err(StorageError::Internal(format!("corrupt item {id}").into())),
     }
 }
 

@@ -99,9 +99,9 @@ pub(super) async fn read_reasons(
             ) => retry.back_off = true,
             (other, _) => {
                 let message = reason.message().unwrap_or_default();
-                return Err(StorageError::Internal(format!(
-                    "transaction cancelled: {other}: {message}"
-                )));
+                return Err(StorageError::Internal(
+                    format!("transaction cancelled: {other}: {message}").into(),
+                ));
             }
         }
     }

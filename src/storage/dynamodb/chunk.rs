@@ -117,10 +117,13 @@ pub(super) async fn run_chunk(
             tokio::time::sleep(backoff(attempt)).await;
         }
     }
-    let error = StorageError::Unavailable(format!(
-        "transaction still cancelled after {MAX_TRANSACTION_ATTEMPTS} attempts \
+    let error = StorageError::Unavailable(
+        format!(
+            "transaction still cancelled after {MAX_TRANSACTION_ATTEMPTS} attempts \
          (contention or throttling)"
-    ));
+        )
+        .into(),
+    );
     report.finish(&chunk, Some(error), extents)
 }
 

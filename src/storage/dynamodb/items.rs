@@ -99,7 +99,7 @@ impl DynamoStore {
             let sk = string_of(&item, SORT_KEY)?;
             let id: ItemId = sk
                 .parse()
-                .map_err(|_| StorageError::Internal(format!("corrupt item id {sk:?}")))?;
+                .map_err(|_| StorageError::Internal(format!("corrupt item id {sk:?}").into()))?;
             items.push((id, parse_item(id, &item)?));
         }
         let (items, next) = trim_page(items, limit, |(id, _)| *id);

@@ -104,8 +104,7 @@ use self::schema::{
 };
 use self::table::startup;
 use super::group_commit::{GroupCommit, GroupObserver};
-use super::{PutOutcome, ReadingsPage, ReadingsQuery, StorageError, trim_page};
-use crate::config::Config;
+use super::{Cause, PutOutcome, ReadingsPage, ReadingsQuery, StorageError, trim_page};
 use crate::domain::{Aggregate, Batch, Reading, SensorId, Timestamp};
 
 /// Pending requests beyond which callers wait (back-pressure).
@@ -114,8 +113,19 @@ const WRITE_QUEUE: usize = 4_096;
 const MAX_GROUP: usize = 64;
 /// Groups committed at once by one instance (each is a few DynamoDB round trips).
 const GROUPS_IN_FLIGHT: usize = 2;
-/// Default for `DYNAMODB_TIMEOUT_MS`.
-pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
+
+/// What [`DynamoStore::open`] needs: `app.rs` builds it from the configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DynamoSettings {
+    /// `TABLE_NAME`.
+    pub table: String,
+    /// `DYNAMODB_CREATE_TABLE`: create the table when it is missing (local runs).
+    pub create_table: bool,
+    /// `DYNAMODB_TIMEOUT_MS`: every call's operation timeout (at least 100 ms).
+    pub timeout: Duration,
+    /// `DYNAMODB_ENDPOINT_URL` (a local emulator); `None`: aws-config's choice (`AWS_ENDPOINT_URL`, else AWS).
+    pub endpoint_url: Option<String>,
+}
 
 #[derive(Clone)]
 pub struct DynamoStore {
@@ -169,13 +179,9 @@ pub(crate) fn sdk_error<E>(operation: &str, error: SdkError<E, HttpResponse>) ->
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let message = format!(
-        "DynamoDB {operation}: {}",
-        aws_sdk_dynamodb::error::DisplayErrorContext(&error)
-    );
-    match &error {
+    let unavailable = match &error {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            StorageError::Unavailable(message)
+            true
         }
         SdkError::ServiceError(service) => match service.err().code() {
             Some(
@@ -187,24 +193,32 @@ where
                 | "TransactionInProgressException"
                 | "TransactionConflictException"
                 | "ResourceNotFoundException",
-            ) => StorageError::Unavailable(message),
-            _ if service.raw().status().as_u16() >= 500 => StorageError::Unavailable(message),
-            _ => StorageError::Internal(message),
+            ) => true,
+            _ if service.raw().status().as_u16() >= 500 => true,
+            _ => false,
         },
-        _ => StorageError::Internal(message),
+        _ => false,
+    };
+    let cause = Cause::new(format!("DynamoDB {operation}"), error);
+    if unavailable {
+        StorageError::Unavailable(cause)
+    } else {
+        StorageError::Internal(cause)
     }
 }
 
 impl DynamoStore {
     /// Connects with aws-config's standard chain (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL`),
     /// checks the table (creating it when `DYNAMODB_CREATE_TABLE=true`) and starts the writer.
-    pub async fn open(config: &Config, on_group: GroupObserver) -> Result<Self, StorageError> {
-        let table = config
-            .table_name
-            .clone()
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| startup("TABLE_NAME is required when STORAGE=dynamodb"))?;
-        let operation = Duration::from_millis(config.dynamodb_timeout_ms.max(100));
+    pub async fn open(
+        settings: &DynamoSettings,
+        on_group: GroupObserver,
+    ) -> Result<Self, StorageError> {
+        if settings.table.is_empty() {
+            return Err(startup("TABLE_NAME is required when STORAGE=dynamodb"));
+        }
+        let table = settings.table.clone();
+        let operation = settings.timeout.max(Duration::from_millis(100));
         let attempt = operation * 2 / 5;
         let sdk = aws_config::defaults(BehaviorVersion::latest())
             .timeout_config(
@@ -227,11 +241,7 @@ impl DynamoStore {
             ));
         }
         let mut builder = aws_sdk_dynamodb::config::Builder::from(&sdk);
-        if let Some(url) = config
-            .dynamodb_endpoint_url
-            .as_deref()
-            .filter(|u| !u.is_empty())
-        {
+        if let Some(url) = settings.endpoint_url.as_deref() {
             builder = builder.endpoint_url(url);
         }
         let inner = Arc::new(Inner {
@@ -241,7 +251,7 @@ impl DynamoStore {
             timeout: operation,
             shard_extents: Mutex::new(vec![Extent::default(); schema::AGGREGATE_SHARDS]),
         });
-        table::ensure_table(&inner, config.dynamodb_create_table).await?;
+        table::ensure_table(&inner, settings.create_table).await?;
         let store = Self {
             writer: GroupCommit::spawn(
                 writer::Writer::new(inner.clone(), GROUPS_IN_FLIGHT),
@@ -260,11 +270,6 @@ impl DynamoStore {
     /// divide by readings stored for the requests-per-reading figure of the benchmark.
     pub fn request_count(&self) -> u64 {
         self.inner.requests.load(Ordering::Relaxed)
-    }
-
-    /// The table this store uses.
-    pub fn table_name(&self) -> &str {
-        &self.inner.table
     }
 
     pub async fn put_readings(&self, batch: Batch) -> Result<PutOutcome, StorageError> {

@@ -12,7 +12,7 @@ use super::chunk::backoff;
 use super::schema::{PARTITION_KEY, SORT_KEY};
 use super::writer::PARALLEL_CALLS;
 use super::{Inner, sdk_error};
-use crate::storage::StorageError;
+use crate::storage::{Cause, StorageError};
 
 /// Keys in one `BatchGetItem`.
 const MAX_BATCH_GET: usize = 100;
@@ -80,7 +80,7 @@ pub(super) async fn batch_get(
             break;
         };
         let items = result
-            .map_err(|e| StorageError::Internal(format!("BatchGetItem task failed: {e}")))??;
+            .map_err(|e| StorageError::Internal(Cause::new("BatchGetItem task failed", e)))??;
         for item in items {
             let pk = item.get(PARTITION_KEY).and_then(|v| v.as_s().ok()).cloned();
             let sk = item.get(SORT_KEY).and_then(|v| v.as_s().ok()).cloned();
@@ -101,7 +101,7 @@ async fn batch_get_once(
         .set_keys(Some(keys.into_iter().map(|(pk, sk)| key(pk, sk)).collect()))
         .consistent_read(true)
         .build()
-        .map_err(|e| StorageError::Internal(e.to_string()))?;
+        .map_err(|e| StorageError::Internal(Cause::new("building BatchGetItem", e)))?;
     for attempt in 0..MAX_BATCH_GET_ATTEMPTS {
         inner.count();
         let output = inner

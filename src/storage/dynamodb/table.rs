@@ -13,13 +13,13 @@ use aws_sdk_dynamodb::types::{
 
 use super::Inner;
 use super::schema::{PARTITION_KEY, SORT_KEY};
-use crate::storage::StorageError;
+use crate::storage::{Cause, StorageError};
 
 /// How long start-up waits for a table to become ACTIVE.
 const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub(super) fn startup(message: impl Into<String>) -> StorageError {
-    StorageError::Unavailable(message.into())
+    StorageError::Unavailable(message.into().into())
 }
 
 /// Start-up: the table must exist with the key schema of [`schema`]; create it when allowed.
@@ -68,16 +68,17 @@ async fn describe(inner: &Inner) -> Result<Option<TableDescription>, StorageErro
         {
             Ok(None)
         }
-        Err(error) => Err(startup(format!(
-            "cannot describe DynamoDB table {:?}: {}",
-            inner.table,
-            aws_sdk_dynamodb::error::DisplayErrorContext(&error)
+        Err(error) => Err(StorageError::Unavailable(Cause::new(
+            format!("cannot describe DynamoDB table {:?}", inner.table),
+            error,
         ))),
     }
 }
 
 async fn create_table(inner: &Inner) -> Result<(), StorageError> {
-    let build = |e: aws_sdk_dynamodb::error::BuildError| StorageError::Internal(e.to_string());
+    let build = |e: aws_sdk_dynamodb::error::BuildError| {
+        StorageError::Internal(Cause::new("building CreateTable", e))
+    };
     inner.count();
     let result = inner
         .client
@@ -118,10 +119,9 @@ async fn create_table(inner: &Inner) -> Result<(), StorageError> {
         Ok(_) => Ok(()),
         // Another instance created it first: fine, its key schema is checked next.
         Err(error) if error.code() == Some("ResourceInUseException") => Ok(()),
-        Err(error) => Err(startup(format!(
-            "cannot create DynamoDB table {:?}: {}",
-            inner.table,
-            aws_sdk_dynamodb::error::DisplayErrorContext(&error)
+        Err(error) => Err(StorageError::Unavailable(Cause::new(
+            format!("cannot create DynamoDB table {:?}", inner.table),
+            error,
         ))),
     }
 }

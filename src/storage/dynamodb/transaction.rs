@@ -11,7 +11,7 @@ use super::schema::{self, AGGREGATE_TOTAL_PK, COUNT, MAX, MIN, PARTITION_KEY, SU
 use super::writer::{NewReading, key_item, reading_key, sensor_key};
 use super::{Extent, Inner};
 use crate::domain::{Aggregate, SensorId};
-use crate::storage::StorageError;
+use crate::storage::{Cause, StorageError};
 
 /// DynamoDB's limit of actions in one `TransactWriteItems`.
 pub(super) const MAX_ACTIONS: usize = 100;
@@ -39,7 +39,9 @@ pub(super) fn transaction(
     extents: &HashMap<SensorId, Extent>,
     shard: usize,
 ) -> Result<Transaction, StorageError> {
-    let build = |e: aws_sdk_dynamodb::error::BuildError| StorageError::Internal(e.to_string());
+    let build = |e: aws_sdk_dynamodb::error::BuildError| {
+        StorageError::Internal(Cause::new("building TransactWriteItems", e))
+    };
     let mut items = Vec::with_capacity(MAX_ACTIONS);
     let mut actions = Vec::with_capacity(MAX_ACTIONS);
     let mut deltas: BTreeMap<SensorId, Aggregate> = BTreeMap::new();
@@ -143,7 +145,7 @@ fn aggregate_update(
         .set_expression_attribute_values(Some(values))
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
         .build()
-        .map_err(|e| StorageError::Internal(e.to_string()))?;
+        .map_err(|e| StorageError::Internal(Cause::new("building an aggregate update", e)))?;
     Ok(TransactWriteItem::builder().update(update).build())
 }
 

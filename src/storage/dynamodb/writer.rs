@@ -18,7 +18,7 @@ use super::transaction::MAX_ACTIONS;
 use super::{Extent, Inner};
 use crate::domain::{Batch, Conflict, Reading, SensorId, Timestamp};
 use crate::storage::group_commit::Committer;
-use crate::storage::{PutOutcome, StorageError};
+use crate::storage::{Cause, PutOutcome, StorageError};
 
 /// Calls of one kind sent at once by one group.
 pub(super) const PARALLEL_CALLS: usize = 8;
@@ -297,7 +297,8 @@ async fn run_waves(
                 Ok(report) => report,
                 Err(error) => {
                     // A panicked chunk: its requests cannot know what happened.
-                    let error = StorageError::Internal(format!("transaction task failed: {error}"));
+                    let error =
+                        StorageError::Internal(Cause::new("transaction task failed", error));
                     for request in requests.iter_mut().filter(|r| !r.settled()) {
                         request.error = Some(error.clone());
                     }

@@ -78,9 +78,11 @@ use tokio::sync::oneshot;
 
 use self::tables::{ITEMS, READINGS, SENSOR_AGGREGATES, TOTAL_KEY, TOTALS, read_aggregate};
 use self::wal::Log;
-use self::writer::{CHECKPOINT_EVERY, Write, WriterHandle};
+use self::writer::{CHECKPOINT_EVERY, QueuedWrite, WriterHandle};
 use super::group_commit::GroupObserver;
-use super::{ItemId, ItemsPage, PutOutcome, ReadingsPage, ReadingsQuery, StorageError, trim_page};
+use super::{
+    Cause, ItemId, ItemsPage, PutOutcome, ReadingsPage, ReadingsQuery, StorageError, trim_page,
+};
 use crate::domain::{Aggregate, Batch, Reading, SensorId, Temperature, Timestamp};
 
 /// The database file inside `DATA_DIR`.
@@ -112,18 +114,18 @@ impl EmbeddedStore {
         checkpoint_every: Duration,
     ) -> Result<Self, StorageError> {
         std::fs::create_dir_all(dir).map_err(|e| {
-            StorageError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            StorageError::Unavailable(Cause::new(format!("cannot create {}", dir.display()), e))
         })?;
         let path = dir.join(FILE_NAME);
         let db = Database::builder()
             .set_cache_size(cache_bytes)
             .create(&path)
             .map_err(|e| {
-                StorageError::Unavailable(format!("cannot open {}: {e}", path.display()))
+                StorageError::Unavailable(Cause::new(format!("cannot open {}", path.display()), e))
             })?;
         let log_path = dir.join(LOG_FILE_NAME);
         let (mut log, records) = Log::open(&log_path).map_err(|e| {
-            StorageError::Unavailable(format!("cannot open {}: {e}", log_path.display()))
+            StorageError::Unavailable(Cause::new(format!("cannot open {}", log_path.display()), e))
         })?;
         // One fsync'd transaction creates the tables (readers then open them without special
         // cases) and redoes the log records newer than the last checkpoint.
@@ -139,7 +141,7 @@ impl EmbeddedStore {
 
     async fn write<T>(
         &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, StorageError>>) -> Write,
+        make: impl FnOnce(oneshot::Sender<Result<T, StorageError>>) -> QueuedWrite,
     ) -> Result<T, StorageError> {
         let (reply, answer) = oneshot::channel();
         self.writer.commit().submit(make(reply)).await?;
@@ -163,7 +165,8 @@ impl EmbeddedStore {
     }
 
     pub async fn put_readings(&self, batch: Batch) -> Result<PutOutcome, StorageError> {
-        self.write(|reply| Write::Readings { batch, reply }).await
+        self.write(|reply| QueuedWrite::Readings { batch, reply })
+            .await
     }
 
     pub async fn stats(&self, sensor: Option<&SensorId>) -> Result<Aggregate, StorageError> {
@@ -193,8 +196,10 @@ impl EmbeddedStore {
             let mut aggregate = Aggregate::default();
             for entry in entries {
                 let (_, value) = entry.map_err(storage_error)?;
-                aggregate
-                    .add(Temperature::from_micros(value.value()).map_err(StorageError::Internal)?);
+                aggregate.add(
+                    Temperature::from_micros(value.value())
+                        .map_err(|e| StorageError::Internal(e.into()))?,
+                );
             }
             Ok(aggregate)
         })
@@ -227,13 +232,15 @@ impl EmbeddedStore {
                     let (key, value) = entry.map_err(storage_error)?;
                     let (_, micros) = key.value();
                     let time = Timestamp::from_micros(micros).ok_or_else(|| {
-                        StorageError::Internal(format!("corrupt time {micros} for {sensor:?}"))
+                        StorageError::Internal(
+                            format!("corrupt time {micros} for {sensor:?}").into(),
+                        )
                     })?;
                     found.push(Reading {
                         sensor_id: query.sensor_id.clone(),
                         time,
                         temperature: Temperature::from_micros(value.value())
-                            .map_err(StorageError::Internal)?,
+                            .map_err(|e| StorageError::Internal(e.into()))?,
                     });
                 }
             }
@@ -253,7 +260,8 @@ impl EmbeddedStore {
 
     pub async fn item_put(&self, item: Map<String, Value>) -> Result<ItemId, StorageError> {
         let json = Value::Object(item).to_string();
-        self.write(|reply| Write::ItemPut { json, reply }).await
+        self.write(|reply| QueuedWrite::ItemPut { json, reply })
+            .await
     }
 
     pub async fn item_get(&self, id: ItemId) -> Result<Option<Map<String, Value>>, StorageError> {
@@ -288,29 +296,30 @@ impl EmbeddedStore {
     }
 
     pub async fn item_delete(&self, id: ItemId) -> Result<bool, StorageError> {
-        self.write(|reply| Write::ItemDelete { id, reply }).await
+        self.write(|reply| QueuedWrite::ItemDelete { id, reply })
+            .await
     }
 }
 
 fn parse_item(id: ItemId, json: &str) -> Result<Map<String, Value>, StorageError> {
     match serde_json::from_str(json) {
         Ok(Value::Object(map)) => Ok(map),
-        _ => Err(StorageError::Internal(format!("corrupt item {id}"))),
+        _ => Err(StorageError::Internal(format!("corrupt item {id}").into())),
     }
 }
 
 fn storage_error(error: impl Into<redb::Error>) -> StorageError {
     match error.into() {
         // Disk full, I/O trouble: possibly transient, the client may retry.
-        redb::Error::Io(io) => StorageError::Unavailable(format!("I/O error: {io}")),
-        other => StorageError::Internal(other.to_string()),
+        redb::Error::Io(io) => StorageError::Unavailable(Cause::new("I/O error", io)),
+        other => StorageError::Internal(Cause::new("redb", other)),
     }
 }
 
 fn join_error(error: tokio::task::JoinError) -> StorageError {
-    StorageError::Internal(format!("storage task failed: {error}"))
+    StorageError::Internal(Cause::new("storage task failed", error))
 }
 
 fn log_error(error: std::io::Error) -> StorageError {
-    StorageError::Unavailable(format!("write-ahead log: {error}"))
+    StorageError::Unavailable(Cause::new("write-ahead log", error))
 }

@@ -70,7 +70,7 @@ impl Tables<'_> {
                         .is_none()
                     {
                         let temperature = Temperature::from_micros(temperature)
-                            .map_err(StorageError::Internal)?;
+                            .map_err(|e| StorageError::Internal(e.into()))?;
                         self.insert_reading(sensor, micros, temperature, &mut touched)?;
                     }
                 }

@@ -16,7 +16,7 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::record;
 use super::storage_error;
-use super::writer::{Effect, Write};
+use super::writer::{Effect, QueuedWrite};
 use crate::domain::{Aggregate, Batch, Conflict, Reading, Temperature};
 use crate::storage::{ItemId, PutOutcome, StorageError};
 
@@ -85,7 +85,7 @@ impl<'t> Tables<'t> {
     /// Applies every write of a group; appends what changed to `ops` (the group's log record).
     pub(super) fn apply(
         &mut self,
-        group: &[Write],
+        group: &[QueuedWrite],
         ops: &mut Vec<u8>,
     ) -> Result<(Vec<Effect>, HashMap<String, Touched>), StorageError> {
         let mut effects = Vec::with_capacity(group.len());
@@ -93,16 +93,16 @@ impl<'t> Tables<'t> {
         let mut touched: HashMap<String, Touched> = HashMap::new();
         for write in group {
             let effect = match write {
-                Write::Readings { batch, .. } => {
+                QueuedWrite::Readings { batch, .. } => {
                     Effect::Readings(self.put_batch(batch, &mut touched, ops)?)
                 }
-                Write::ItemPut { json, .. } => {
+                QueuedWrite::ItemPut { json, .. } => {
                     let id = self.last_item_id()? + 1;
                     self.item_put(id, json)?;
                     record::item_put(ops, id, json);
                     Effect::ItemPut(id)
                 }
-                Write::ItemDelete { id, .. } => {
+                QueuedWrite::ItemDelete { id, .. } => {
                     let existed = self.items()?.remove(*id).map_err(storage_error)?.is_some();
                     if existed {
                         record::item_delete(ops, *id);
@@ -230,7 +230,7 @@ impl<'t> Tables<'t> {
                     self.readings.insert(key, stored).map_err(storage_error)?;
                     let stored = Reading {
                         temperature: Temperature::from_micros(stored)
-                            .map_err(StorageError::Internal)?,
+                            .map_err(|e| StorageError::Internal(e.into()))?,
                         ..reading.clone()
                     };
                     conflicts.push(Conflict::between(*index, reading, &stored));
@@ -263,6 +263,6 @@ pub(super) fn read_aggregate(
     match table.get(key).map_err(storage_error)? {
         None => Ok(Aggregate::default()),
         Some(bytes) => Aggregate::decode(bytes.value())
-            .ok_or_else(|| StorageError::Internal(format!("corrupt aggregate for {key:?}"))),
+            .ok_or_else(|| StorageError::Internal(format!("corrupt aggregate for {key:?}").into())),
     }
 }

@@ -16,7 +16,7 @@ use super::wal::Log;
 use super::{log_error, storage_error};
 use crate::domain::{Aggregate, Batch};
 use crate::storage::group_commit::{BlockingCommitter, GroupCommit, GroupObserver};
-use crate::storage::{ItemId, PutOutcome, StorageError};
+use crate::storage::{Cause, ItemId, PutOutcome, StorageError};
 
 /// Pending writes beyond which callers wait (back-pressure).
 const WRITE_QUEUE: usize = 4_096;
@@ -32,12 +32,12 @@ const AGGREGATE_CACHE: usize = 65_536;
 /// The writer thread's queue and the thread itself: dropping the last store handle closes the
 /// queue and waits for the thread's final checkpoint, so the database can be reopened at once.
 pub(super) struct WriterHandle {
-    commit: Option<GroupCommit<Write>>,
+    commit: Option<GroupCommit<QueuedWrite>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl WriterHandle {
-    pub(super) fn commit(&self) -> &GroupCommit<Write> {
+    pub(super) fn commit(&self) -> &GroupCommit<QueuedWrite> {
         self.commit.as_ref().expect("present until dropped")
     }
 }
@@ -74,7 +74,7 @@ impl WriterHandle {
         let syncer_thread = std::thread::Builder::new()
             .name("embedded-log-sync".into())
             .spawn(move || run_syncer(file, queue, syncer_failed))
-            .map_err(|e| StorageError::Internal(format!("cannot start the log syncer: {e}")))?;
+            .map_err(|e| StorageError::Internal(Cause::new("cannot start the log syncer", e)))?;
         let writer = Writer {
             db,
             log,
@@ -91,7 +91,7 @@ impl WriterHandle {
         let (commit, thread) =
             GroupCommit::spawn_thread(writer, "embedded-writer", WRITE_QUEUE, MAX_GROUP, on_group)
                 .map_err(|e| {
-                    StorageError::Internal(format!("cannot start the writer thread: {e}"))
+                    StorageError::Internal(Cause::new("cannot start the writer thread", e))
                 })?;
         Ok(Self {
             commit: Some(commit),
@@ -101,7 +101,7 @@ impl WriterHandle {
 }
 
 /// One queued write and the channel that answers its caller.
-pub(super) enum Write {
+pub(super) enum QueuedWrite {
     Readings {
         batch: Batch,
         reply: oneshot::Sender<Result<PutOutcome, StorageError>>,
@@ -123,7 +123,7 @@ pub(super) enum Effect {
     ItemDelete(bool),
 }
 
-impl Write {
+impl QueuedWrite {
     fn answer(self, effect: Result<Effect, StorageError>) {
         // A caller that gave up (client disconnected) has dropped its receiver: ignore.
         match (self, effect) {
@@ -164,7 +164,7 @@ struct Writer {
     /// Bytes appended to the log since open (never rewound): what the syncer must cover.
     appended: u64,
     /// Groups waiting for the log's `fdatasync`, in commit order.
-    syncer: Option<std::sync::mpsc::SyncSender<Pending>>,
+    syncer: Option<std::sync::mpsc::SyncSender<AwaitingSync>>,
     syncer_thread: Option<std::thread::JoinHandle<()>>,
     /// Set by the syncer when an `fdatasync` failed: from then on nothing is acknowledged.
     failed: Arc<AtomicBool>,
@@ -175,19 +175,19 @@ struct Writer {
 }
 
 /// A committed group on its way to its callers, once the log is durable up to `appended`.
-struct Pending {
-    group: Vec<Write>,
+struct AwaitingSync {
+    group: Vec<QueuedWrite>,
     effects: Vec<Effect>,
     appended: u64,
 }
 
 impl BlockingCommitter for Writer {
-    type Write = Write;
+    type Write = QueuedWrite;
 
-    fn commit(&mut self, group: Vec<Write>) {
+    fn commit(&mut self, group: Vec<QueuedWrite>) {
         match self.apply(&group) {
             Ok((effects, appended)) => {
-                let pending = Pending {
+                let pending = AwaitingSync {
                     group,
                     effects,
                     appended,
@@ -231,7 +231,7 @@ impl Writer {
     /// yet synced) and commits it without fsync; the syncer answers it once the log is durable
     /// up to the returned offset. When a checkpoint is due, the commit is an fsync'd one instead
     /// (which makes every earlier group durable in redb) and the log starts over.
-    fn apply(&mut self, group: &[Write]) -> Result<(Vec<Effect>, u64), StorageError> {
+    fn apply(&mut self, group: &[QueuedWrite]) -> Result<(Vec<Effect>, u64), StorageError> {
         if self.failed.load(Ordering::SeqCst) {
             return Err(StorageError::Unavailable(
                 "the write-ahead log could not be synced; restart the service".into(),
@@ -242,7 +242,7 @@ impl Writer {
         let mut txn = self.db.begin_write().map_err(storage_error)?;
         if !checkpoint {
             txn.set_durability(Durability::None)
-                .map_err(|e| StorageError::Internal(e.to_string()))?;
+                .map_err(|e| StorageError::Internal(Cause::new("redb durability", e)))?;
         }
         self.ops.clear();
         let mut sequence = self.sequence;
@@ -323,7 +323,7 @@ impl Writer {
 /// while this one's log record is being synced.
 fn run_syncer(
     file: std::fs::File,
-    queue: std::sync::mpsc::Receiver<Pending>,
+    queue: std::sync::mpsc::Receiver<AwaitingSync>,
     failed: Arc<AtomicBool>,
 ) {
     let mut synced = 0u64;
