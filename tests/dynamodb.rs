@@ -22,7 +22,7 @@ use telemetry::app::{Application, dynamodb_settings};
 use telemetry::config::StorageKind;
 use telemetry::domain::{Batch, Reading};
 use telemetry::storage::group_commit::unobserved;
-use telemetry::storage::{DynamoStore, PutOutcome};
+use telemetry::storage::{DynamoStore, PutOutcome, Store};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;

@@ -140,14 +140,19 @@ mod tests {
         type Write = oneshot::Sender<usize>;
 
         async fn commit(&mut self, group: Vec<Self::Write>) {
-            let sequence = {
-                let mut groups = self.groups.lock().unwrap();
-                groups.push(group.len());
-                groups.len()
-            };
-            for reply in group {
-                let _ = reply.send(sequence);
-            }
+            record_and_answer(&self.groups, group);
+        }
+    }
+
+    /// Records a group's size and answers each of its writes with the group's number.
+    fn record_and_answer(groups: &Mutex<Vec<usize>>, group: Vec<oneshot::Sender<usize>>) {
+        let sequence = {
+            let mut groups = groups.lock().unwrap();
+            groups.push(group.len());
+            groups.len()
+        };
+        for reply in group {
+            let _ = reply.send(sequence);
         }
     }
 
@@ -165,14 +170,7 @@ mod tests {
                 if let Some(gate) = self.gate.take() {
                     let _ = gate.recv();
                 }
-                let sequence = {
-                    let mut groups = self.groups.lock().unwrap();
-                    groups.push(group.len());
-                    groups.len()
-                };
-                for reply in group {
-                    let _ = reply.send(sequence);
-                }
+                record_and_answer(&self.groups, group);
             }
             fn finish(&mut self) {
                 *self.finished.lock().unwrap() = true;

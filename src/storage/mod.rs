@@ -76,6 +76,37 @@ pub(crate) fn trim_page<T, K>(
     (found, next)
 }
 
+/// What both backends offer, keeping the promises in this module's documentation. A trait so
+/// that the compiler checks both backends keep the same methods and signatures; [`Storage`]
+/// still dispatches over the [`Backend`] enum (see the module documentation).
+#[allow(
+    async_fn_in_trait,
+    reason = "called only on the concrete backends, whose futures are known to be Send"
+)]
+pub trait Store {
+    /// Stores a request's readings atomically with the aggregates they change, once durable.
+    async fn put_readings(&self, batch: Batch) -> Result<PutOutcome, StorageError>;
+    /// All readings' aggregate, or one sensor's, from the stored aggregates.
+    async fn stats(&self, sensor: Option<&SensorId>) -> Result<Aggregate, StorageError>;
+    /// Benchmark baseline only: the aggregate recomputed from the stored readings.
+    async fn scan_stats(&self, sensor: Option<&SensorId>) -> Result<Aggregate, StorageError>;
+    /// One page of one sensor's readings in time order.
+    async fn readings(&self, query: ReadingsQuery) -> Result<ReadingsPage, StorageError>;
+    /// Readiness: can storage serve reads and writes right now?
+    async fn ping(&self) -> Result<(), StorageError>;
+    /// Stores a `/picus` item under a new id.
+    async fn item_put(&self, item: Map<String, Value>) -> Result<ItemId, StorageError>;
+    async fn item_get(&self, id: ItemId) -> Result<Option<Map<String, Value>>, StorageError>;
+    /// One page of items in id order, starting after `after`.
+    async fn item_list(
+        &self,
+        after: Option<ItemId>,
+        limit: usize,
+    ) -> Result<ItemsPage, StorageError>;
+    /// Deletes an item; `false` when it did not exist.
+    async fn item_delete(&self, id: ItemId) -> Result<bool, StorageError>;
+}
+
 /// The backend behind [`Storage`].
 #[derive(Clone)]
 pub enum Backend {

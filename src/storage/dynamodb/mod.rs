@@ -66,28 +66,28 @@
 
 //!
 //! # Files
-//! - this file: the store's API and its SDK client set-up;
+//! - this file: the store's settings, its SDK client set-up and the benchmark-only calls;
 //! - [`schema`]: the table's keys and item shapes; `table.rs`: the table's creation and
 //!   key-schema check at start-up; `attributes.rs`: items to and from domain values;
 //! - `query.rs`: paginated `Query` and `BatchGetItem` reads;
 //! - `writer.rs`: the group-commit writer (rounds, pre-check, chunks); `transaction.rs`: one
 //!   chunk's `TransactWriteItems`; `cancellation.rs`: reading its `CancellationReasons`;
 //!   `chunk.rs`: one chunk's commit and retries;
-//! - `items.rs`: the `/picus` items.
+//! - `store.rs`: the storage contract ([`super::Store`]) on DynamoDB, `/picus` items included.
 
 mod attributes;
 mod cancellation;
 mod chunk;
-mod items;
 mod query;
 pub mod schema;
+mod store;
 mod table;
 mod transaction;
 mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
@@ -96,16 +96,13 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
-use tokio::sync::oneshot;
 
-use self::attributes::{Item, aggregate_of, key, string_of, temperature_of, timestamp_of_sort_key};
-use self::schema::{
-    AGGREGATE_TOTAL_PK, COUNTER_PK, PICUS_COUNTER_SK, SENSOR_AGGREGATE_SK, SORT_KEY, TEMPERATURE,
-};
+use self::attributes::{Item, key, string_of};
+use self::schema::{SORT_KEY, TEMPERATURE};
 use self::table::startup;
 use super::group_commit::{GroupCommit, GroupObserver};
-use super::{Cause, PutOutcome, ReadingsPage, ReadingsQuery, StorageError, trim_page};
-use crate::domain::{Aggregate, Batch, Reading, SensorId, Timestamp};
+use super::{Cause, StorageError, Store};
+use crate::domain::{Aggregate, Reading};
 
 /// Pending requests beyond which callers wait (back-pressure).
 const WRITE_QUEUE: usize = 4_096;
@@ -272,21 +269,6 @@ impl DynamoStore {
         self.inner.requests.load(Ordering::Relaxed)
     }
 
-    pub async fn put_readings(&self, batch: Batch) -> Result<PutOutcome, StorageError> {
-        let (reply, answer) = oneshot::channel();
-        let queued = Instant::now();
-        self.writer
-            .submit(writer::QueuedPut {
-                batch,
-                reply,
-                queued,
-            })
-            .await?;
-        answer
-            .await
-            .map_err(|_| StorageError::Internal("the storage writer dropped a write".into()))?
-    }
-
     /// **Benchmark baseline only**: one unconditional `PutItem` per reading, no duplicate or
     /// conflict check and no aggregate update — what a naive port would do. Never used by the
     /// service; the benchmark compares it with [`Self::put_readings`].
@@ -311,70 +293,6 @@ impl DynamoStore {
         Ok(())
     }
 
-    pub async fn stats(&self, sensor: Option<&SensorId>) -> Result<Aggregate, StorageError> {
-        let inner = &self.inner;
-        match sensor {
-            Some(sensor) => {
-                inner.count();
-                let output = inner
-                    .client
-                    .get_item()
-                    .table_name(&inner.table)
-                    .set_key(Some(key(
-                        schema::sensor_aggregate_pk(sensor.as_str()),
-                        SENSOR_AGGREGATE_SK,
-                    )))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("GetItem", e))?;
-                aggregate_of(output.item())
-            }
-            None => {
-                let shards = Box::pin(query::query(inner, AGGREGATE_TOTAL_PK.into(), None, None));
-                let mut total = Aggregate::default();
-                for item in shards.await? {
-                    let shard = aggregate_of(Some(&item))?;
-                    self.learn_shard(&item, &shard);
-                    total = total.merge(&shard);
-                }
-                Ok(total)
-            }
-        }
-    }
-
-    /// **Benchmark baseline only**: one sensor's aggregate computed by a paginated `Query` over
-    /// all its readings (what the stored aggregates avoid). Over every sensor it would need a
-    /// `Scan`, which this backend never does (nor may, under the task role's IAM policy).
-    pub async fn scan_stats(&self, sensor: Option<&SensorId>) -> Result<Aggregate, StorageError> {
-        let Some(sensor) = sensor else {
-            return Err(StorageError::Internal(
-                "scan_stats over every sensor would need a Scan; the DynamoDB backend has none"
-                    .into(),
-            ));
-        };
-        let mut aggregate = Aggregate::default();
-        let mut after = None;
-        loop {
-            let page = self
-                .readings(ReadingsQuery {
-                    sensor_id: sensor.clone(),
-                    from: None,
-                    to: None,
-                    after,
-                    limit: 1_000,
-                })
-                .await?;
-            for reading in &page.readings {
-                aggregate.add(reading.temperature);
-            }
-            match page.next {
-                Some(next) => after = Some(next),
-                None => return Ok(aggregate),
-            }
-        }
-    }
-
     /// Remembers a shard's stored min/max (reads are a free refresh of the writer's cache).
     fn learn_shard(&self, item: &Item, shard: &Aggregate) {
         let index = string_of(item, SORT_KEY)
@@ -391,63 +309,6 @@ impl DynamoStore {
                 extent.learn(shard.min_micros, shard.max_micros);
             }
         }
-    }
-
-    pub async fn readings(&self, query: ReadingsQuery) -> Result<ReadingsPage, StorageError> {
-        let empty = ReadingsPage {
-            readings: Vec::new(),
-            next: None,
-        };
-        // Inclusive bounds in whole microseconds: `after` is exclusive, `to` is exclusive.
-        let mut lower = query.from;
-        if let Some(after) = query.after {
-            match Timestamp::from_micros(after.micros().saturating_add(1)) {
-                Some(next) => lower = Some(lower.map_or(next, |l| l.max(next))),
-                None => return Ok(empty),
-            }
-        }
-        let upper = match query.to {
-            Some(to) => match Timestamp::from_micros(to.micros().saturating_sub(1)) {
-                Some(upper) => Some(upper),
-                None => return Ok(empty),
-            },
-            None => None,
-        };
-        // Sort keys start with a digit: "0" sorts before all of them, "~" after all of them.
-        let lower = lower.map_or_else(|| "0".to_owned(), Timestamp::to_sortable);
-        let upper = upper.map_or_else(|| "~".to_owned(), Timestamp::to_sortable);
-        if lower > upper || query.limit == 0 {
-            return Ok(empty);
-        }
-        let wanted = query.limit.saturating_add(1);
-        let mut found = Vec::with_capacity(wanted.min(1_024));
-        let pk = schema::reading_pk(query.sensor_id.as_str());
-        // Boxed: the SDK's query future is large, and inlined into every route's future it
-        // overflowed the 2 MiB stack of a test thread in debug builds.
-        let items = query::query(&self.inner, pk, Some((lower, upper)), Some(wanted));
-        for item in Box::pin(items).await? {
-            found.push(Reading {
-                sensor_id: query.sensor_id.clone(),
-                time: timestamp_of_sort_key(string_of(&item, SORT_KEY)?)?,
-                temperature: temperature_of(&item)?,
-            });
-        }
-        let (readings, next) = trim_page(found, query.limit, |r| r.time);
-        Ok(ReadingsPage { readings, next })
-    }
-
-    /// Readiness: one real read, bounded by the SDK timeouts.
-    pub async fn ping(&self) -> Result<(), StorageError> {
-        self.inner.count();
-        self.inner
-            .client
-            .get_item()
-            .table_name(&self.inner.table)
-            .set_key(Some(key(COUNTER_PK, PICUS_COUNTER_SK)))
-            .send()
-            .await
-            .map_err(|e| sdk_error("GetItem", e))?;
-        Ok(())
     }
 }
 

@@ -81,7 +81,8 @@ use self::wal::Log;
 use self::writer::{CHECKPOINT_EVERY, QueuedWrite, WriterHandle};
 use super::group_commit::GroupObserver;
 use super::{
-    Cause, ItemId, ItemsPage, PutOutcome, ReadingsPage, ReadingsQuery, StorageError, trim_page,
+    Cause, ItemId, ItemsPage, PutOutcome, ReadingsPage, ReadingsQuery, StorageError, Store,
+    trim_page,
 };
 use crate::domain::{Aggregate, Batch, Reading, SensorId, Temperature, Timestamp};
 
@@ -163,13 +164,15 @@ impl EmbeddedStore {
         .await
         .map_err(join_error)?
     }
+}
 
-    pub async fn put_readings(&self, batch: Batch) -> Result<PutOutcome, StorageError> {
+impl Store for EmbeddedStore {
+    async fn put_readings(&self, batch: Batch) -> Result<PutOutcome, StorageError> {
         self.write(|reply| QueuedWrite::Readings { batch, reply })
             .await
     }
 
-    pub async fn stats(&self, sensor: Option<&SensorId>) -> Result<Aggregate, StorageError> {
+    async fn stats(&self, sensor: Option<&SensorId>) -> Result<Aggregate, StorageError> {
         let sensor = sensor.cloned();
         self.read(move |txn| match sensor {
             None => read_aggregate(&txn.open_table(TOTALS).map_err(storage_error)?, TOTAL_KEY),
@@ -184,7 +187,7 @@ impl EmbeddedStore {
     /// Benchmark baseline only: the aggregate computed by reading every stored reading (all of
     /// them, or one sensor's), as the original service did on every stats call. The service
     /// never calls this; `benches/http_load.rs` times it against [`Self::stats`].
-    pub async fn scan_stats(&self, sensor: Option<&SensorId>) -> Result<Aggregate, StorageError> {
+    async fn scan_stats(&self, sensor: Option<&SensorId>) -> Result<Aggregate, StorageError> {
         let sensor = sensor.cloned();
         self.read(move |txn| {
             let table = txn.open_table(READINGS).map_err(storage_error)?;
@@ -206,7 +209,7 @@ impl EmbeddedStore {
         .await
     }
 
-    pub async fn readings(&self, query: ReadingsQuery) -> Result<ReadingsPage, StorageError> {
+    async fn readings(&self, query: ReadingsQuery) -> Result<ReadingsPage, StorageError> {
         self.read(move |txn| {
             let table = txn.open_table(READINGS).map_err(storage_error)?;
             let sensor = query.sensor_id.as_str();
@@ -250,7 +253,7 @@ impl EmbeddedStore {
         .await
     }
 
-    pub async fn ping(&self) -> Result<(), StorageError> {
+    async fn ping(&self) -> Result<(), StorageError> {
         self.read(|txn| {
             txn.open_table(TOTALS).map_err(storage_error)?;
             Ok(())
@@ -258,13 +261,13 @@ impl EmbeddedStore {
         .await
     }
 
-    pub async fn item_put(&self, item: Map<String, Value>) -> Result<ItemId, StorageError> {
+    async fn item_put(&self, item: Map<String, Value>) -> Result<ItemId, StorageError> {
         let json = Value::Object(item).to_string();
         self.write(|reply| QueuedWrite::ItemPut { json, reply })
             .await
     }
 
-    pub async fn item_get(&self, id: ItemId) -> Result<Option<Map<String, Value>>, StorageError> {
+    async fn item_get(&self, id: ItemId) -> Result<Option<Map<String, Value>>, StorageError> {
         self.read(move |txn| {
             let table = txn.open_table(ITEMS).map_err(storage_error)?;
             match table.get(id).map_err(storage_error)? {
@@ -275,7 +278,7 @@ impl EmbeddedStore {
         .await
     }
 
-    pub async fn item_list(
+    async fn item_list(
         &self,
         after: Option<ItemId>,
         limit: usize,
@@ -295,7 +298,7 @@ impl EmbeddedStore {
         .await
     }
 
-    pub async fn item_delete(&self, id: ItemId) -> Result<bool, StorageError> {
+    async fn item_delete(&self, id: ItemId) -> Result<bool, StorageError> {
         self.write(|reply| QueuedWrite::ItemDelete { id, reply })
             .await
     }
