@@ -1,13 +1,32 @@
 //! Storage: one interface, two backends, one contract (the black-box suite in `tests/api`
 //! runs against each).
 //!
-//! [`Storage`] wraps a [`Backend`] enum rather than a trait object: the backends are few and
-//! known, and an enum keeps `async fn` without boxing. Every backend keeps the same promises:
+//! Every backend keeps the same promises:
 //! - a write is answered only once it is durable;
 //! - a request's readings are applied atomically with the aggregates they change;
 //! - an exact repeat of a stored reading is a no-op, the same identity with another
 //!   temperature is a conflict that changes nothing;
 //! - statistics come from stored aggregates, never from scanning readings.
+//!
+//! # A trait for the contract, an enum for dispatch
+//!
+//! The methods both backends offer are stated once, by the [`Store`] trait, and each backend
+//! implements it: the compiler then checks that both keep the same methods and signatures
+//! (before, nothing but the dispatch macro noticed a drift, and only for methods it called).
+//! Dispatch stays an enum, [`Backend`], inside [`Storage`], not a `dyn Store`: the backends
+//! are few and known, `async fn` in a trait is not object-safe without boxing every future,
+//! and matching on the enum keeps each call's future concrete, so it is `Send` without the
+//! trait promising it. A third backend (a fault-injecting wrapper for tests, say) is one more
+//! `impl Store` and one more variant. Backend-specific calls (`DynamoStore::naive_put`,
+//! `DynamoStore::request_count`) stay inherent methods.
+//!
+//! # Files
+//! - this file: the contract, the [`Storage`] handle the routes use (every call timed and its
+//!   failures counted), and the page-trimming both backends share;
+//! - `error.rs`: [`StorageError`], two classes (`Unavailable` → 503, `Internal` → 500), each
+//!   with a [`Cause`] that keeps the error behind it as its `source`;
+//! - [`group_commit`]: the writer queue both backends use;
+//! - [`embedded`], [`dynamodb`]: the backends.
 
 pub mod dynamodb;
 pub mod embedded;

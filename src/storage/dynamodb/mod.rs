@@ -63,7 +63,6 @@
 //! `DescribeTable` and `TransactWriteItems` (authorised through the per-item actions and
 //! `ConditionCheckItem`) are used at run time; `CreateTable` only with
 //! `DYNAMODB_CREATE_TABLE=true` (local runs).
-
 //!
 //! # Files
 //! - this file: the store's settings, its SDK client set-up and the benchmark-only calls;
