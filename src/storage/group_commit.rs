@@ -144,6 +144,20 @@ mod tests {
         }
     }
 
+    /// Queues `n` writes; returns their answers.
+    async fn submit_many(
+        writer: &GroupCommit<oneshot::Sender<usize>>,
+        n: usize,
+    ) -> Vec<oneshot::Receiver<usize>> {
+        let mut answers = Vec::new();
+        for _ in 0..n {
+            let (reply, answer) = oneshot::channel();
+            writer.submit(reply).await.unwrap();
+            answers.push(answer);
+        }
+        answers
+    }
+
     /// Records a group's size and answers each of its writes with the group's number.
     fn record_and_answer(groups: &Mutex<Vec<usize>>, group: Vec<oneshot::Sender<usize>>) {
         let sequence = {
@@ -191,12 +205,7 @@ mod tests {
             unobserved(),
         )
         .unwrap();
-        let mut answers = Vec::new();
-        for _ in 0..21 {
-            let (reply, answer) = oneshot::channel();
-            writer.submit(reply).await.unwrap();
-            answers.push(answer);
-        }
+        let answers = submit_many(&writer, 21).await;
         hold.send(()).unwrap();
         for answer in answers {
             answer.await.unwrap();
@@ -243,12 +252,7 @@ mod tests {
             16,
             Box::new(move |size| sizes.lock().unwrap().push(size)),
         );
-        let mut answers = Vec::new();
-        for _ in 0..21 {
-            let (reply, answer) = oneshot::channel();
-            writer.submit(reply).await.unwrap();
-            answers.push(answer);
-        }
+        let answers = submit_many(&writer, 21).await;
         hold.send(()).unwrap();
         let mut sequences = Vec::new();
         for answer in answers {
