@@ -17,6 +17,13 @@ resource "aws_dynamodb_table" "this" {
     type = "S"
   }
 
+  # Readings (and rollups) carry their expiry as epoch seconds; DynamoDB deletes expired
+  # items in the background, at no write cost.
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
   point_in_time_recovery {
     enabled = true
   }

@@ -1,14 +1,14 @@
-# One customer-managed key for this stack's data at rest: artifact bucket, ECR, CodeBuild,
-# CodePipeline, CloudWatch log groups, the SNS topic and the DynamoDB table.
+# One customer-managed key for this environment's data at rest: CloudWatch log groups, the
+# SNS topic, the secrets, the Lambda environment and the DynamoDB table.
 resource "aws_kms_key" "this" {
-  description             = "${var.name}: data at rest (artifacts, images, logs, table, alarms)"
+  description             = "${local.prefix}: data at rest (logs, table, secrets, alarms)"
   enable_key_rotation     = true
   deletion_window_in_days = 30
   policy                  = data.aws_iam_policy_document.kms.json
 }
 
 resource "aws_kms_alias" "this" {
-  name          = "alias/${var.name}"
+  name          = "alias/${local.prefix}"
   target_key_id = aws_kms_key.this.key_id
 }
 
