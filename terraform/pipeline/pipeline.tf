@@ -1,209 +1,34 @@
-# CodeCommit (push) -> EventBridge rule -> CodePipeline: Source -> Build (CodeBuild,
-# buildspec.yml: tests, image build, push to ECR) -> [manual approval] -> Deploy (ECS).
+# CodeCommit push -> EventBridge -> CodePipeline:
+#   Source -> Build (tests; the image is built and pushed once, identified by its digest)
+#   -> DeployTest -> SmokeTest -> Approve (manual) -> DeployProd (the same digest).
 
-resource "aws_codecommit_repository" "this" {
-  #checkov:skip=CKV2_AWS_37:Approval rule templates need a pull-request workflow and named approvers, which are organisation-specific; the pipeline's optional manual approval gates deploys.
-  repository_name = var.name
-  description     = "Source of the ${var.name} service; pushes to ${var.repository_branch} deploy."
-  default_branch  = var.repository_branch
-}
-
-# --- container registry ---------------------------------------------------------
-
-resource "aws_ecr_repository" "this" {
-  name                 = var.name
-  image_tag_mutability = "IMMUTABLE" # a tag is a commit id and never moves
-
-  image_scanning_configuration {
-    scan_on_push = true
-  }
-
-  encryption_configuration {
-    encryption_type = "KMS"
-    kms_key         = aws_kms_key.this.arn
+locals {
+  # What the deploy project needs to know about one environment (scripts/deploy.sh).
+  deploy_variables = {
+    for env, names in local.environments : env => jsonencode([
+      { name = "ENVIRONMENT", value = env, type = "PLAINTEXT" },
+      { name = "CLUSTER", value = names.cluster_name, type = "PLAINTEXT" },
+      { name = "SERVICE", value = names.service_name, type = "PLAINTEXT" },
+      { name = "TASK_FAMILY", value = names.task_family, type = "PLAINTEXT" },
+      { name = "CODEDEPLOY_APP", value = names.codedeploy_app_name, type = "PLAINTEXT" },
+      { name = "CODEDEPLOY_GROUP", value = names.codedeploy_group_name, type = "PLAINTEXT" },
+      { name = "LAMBDA_FUNCTION", value = var.lambda_delete_enabled ? names.lambda_function_name : "", type = "PLAINTEXT" },
+    ])
   }
 }
 
-resource "aws_ecr_lifecycle_policy" "this" {
-  repository = aws_ecr_repository.this.name
-  policy = jsonencode({
-    rules = [
-      {
-        rulePriority = 1
-        description  = "Expire untagged images after 7 days"
-        selection = {
-          tagStatus   = "untagged"
-          countType   = "sinceImagePushed"
-          countUnit   = "days"
-          countNumber = 7
-        }
-        action = { type = "expire" }
-      },
-      {
-        rulePriority = 2
-        description  = "Keep the newest ${var.ecr_keep_images} tagged images"
-        selection = {
-          tagStatus   = "any"
-          countType   = "imageCountMoreThan"
-          countNumber = var.ecr_keep_images
-        }
-        action = { type = "expire" }
-      },
-    ]
-  })
+resource "aws_sns_topic" "approvals" {
+  name              = "${var.name}-approvals"
+  kms_master_key_id = aws_kms_key.this.arn
 }
 
-# --- artifact bucket ---------------------------------------------------------------
+resource "aws_sns_topic_subscription" "approvals_email" {
+  count = var.approval_email == null ? 0 : 1
 
-resource "aws_s3_bucket" "artifacts" {
-  #checkov:skip=CKV_AWS_18:Pipeline artifacts are short-lived build outputs; access is audited by CloudTrail data events at account level instead of a second log bucket.
-  #checkov:skip=CKV_AWS_144:Artifacts are reproducible from the source repository; cross-region replication buys nothing.
-  #checkov:skip=CKV2_AWS_62:No consumer for bucket event notifications; CodePipeline reads the artifacts directly.
-  bucket_prefix = "${var.name}-artifacts-"
-  force_destroy = false
+  topic_arn = aws_sns_topic.approvals.arn
+  protocol  = "email"
+  endpoint  = var.approval_email
 }
-
-resource "aws_s3_bucket_ownership_controls" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
-  rule {
-    object_ownership = "BucketOwnerEnforced" # disables ACLs
-  }
-}
-
-resource "aws_s3_bucket_public_access_block" "artifacts" {
-  bucket                  = aws_s3_bucket.artifacts.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_versioning" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm     = "aws:kms"
-      kms_master_key_id = aws_kms_key.this.arn
-    }
-    bucket_key_enabled = true
-  }
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
-
-  rule {
-    id     = "expire-old-artifacts"
-    status = "Enabled"
-    filter {}
-
-    expiration {
-      days = 90
-    }
-    noncurrent_version_expiration {
-      noncurrent_days = 30
-    }
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 7
-    }
-  }
-}
-
-resource "aws_s3_bucket_policy" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
-  policy = data.aws_iam_policy_document.artifacts_bucket.json
-
-  depends_on = [aws_s3_bucket_public_access_block.artifacts]
-}
-
-data "aws_iam_policy_document" "artifacts_bucket" {
-  statement {
-    sid     = "DenyInsecureTransport"
-    effect  = "Deny"
-    actions = ["s3:GetObject", "s3:PutObject", "s3:ListBucket", "s3:DeleteObject"]
-    resources = [
-      aws_s3_bucket.artifacts.arn,
-      "${aws_s3_bucket.artifacts.arn}/*",
-    ]
-    principals {
-      type        = "AWS"
-      identifiers = ["*"]
-    }
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-}
-
-# --- build -------------------------------------------------------------------------
-
-resource "aws_cloudwatch_log_group" "build" {
-  name              = "/aws/codebuild/${var.name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.this.arn
-}
-
-resource "aws_codebuild_project" "this" {
-  #checkov:skip=CKV_AWS_316:Privileged mode is required to run the Docker daemon that builds the image; the project runs only this repository's buildspec.
-  name           = var.name
-  description    = "Tests, builds and pushes the ${var.name} image (buildspec.yml)"
-  service_role   = aws_iam_role.codebuild.arn
-  encryption_key = aws_kms_key.this.arn
-  build_timeout  = 120 # tests (fmt, clippy, unit, contract, DynamoDB Local) + release image build
-
-  source {
-    type      = "CODEPIPELINE"
-    buildspec = "buildspec.yml"
-  }
-
-  artifacts {
-    type = "CODEPIPELINE"
-  }
-
-  cache {
-    type  = "LOCAL"
-    modes = ["LOCAL_DOCKER_LAYER_CACHE", "LOCAL_CUSTOM_CACHE"]
-  }
-
-  environment {
-    type            = "LINUX_CONTAINER"
-    image           = "aws/codebuild/standard:7.0"
-    compute_type    = var.codebuild_compute_type
-    privileged_mode = true
-
-    environment_variable {
-      name  = "ECR_REPOSITORY_URL"
-      value = aws_ecr_repository.this.repository_url
-    }
-
-    environment_variable {
-      name  = "ECR_REPOSITORY_NAME"
-      value = aws_ecr_repository.this.name
-    }
-
-    environment_variable {
-      name  = "ECR_REGISTRY"
-      value = split("/", aws_ecr_repository.this.repository_url)[0]
-    }
-  }
-
-  logs_config {
-    cloudwatch_logs {
-      group_name = aws_cloudwatch_log_group.build.name
-    }
-  }
-}
-
-# --- pipeline ----------------------------------------------------------------------
 
 resource "aws_codepipeline" "this" {
   name          = var.name
@@ -247,45 +72,73 @@ resource "aws_codepipeline" "this" {
       provider         = "CodeBuild"
       version          = "1"
       input_artifacts  = ["source"]
-      output_artifacts = ["imagedefinitions"]
+      output_artifacts = ["image", "lambda"]
       configuration = {
-        ProjectName = aws_codebuild_project.this.name
-      }
-    }
-  }
-
-  dynamic "stage" {
-    for_each = var.require_manual_approval ? [1] : []
-    content {
-      name = "Approve"
-      action {
-        name     = "ManualApproval"
-        category = "Approval"
-        owner    = "AWS"
-        provider = "Manual"
-        version  = "1"
-        configuration = {
-          NotificationArn = aws_sns_topic.alarms.arn
-          CustomData      = "Approve deploying the built image to ECS service ${var.name}."
-        }
+        ProjectName = aws_codebuild_project.build.name
       }
     }
   }
 
   stage {
-    name = "Deploy"
+    name = "DeployTest"
     action {
-      name            = "DeployToECS"
-      category        = "Deploy"
+      name            = "Deploy"
+      category        = "Build"
       owner           = "AWS"
-      provider        = "ECS"
+      provider        = "CodeBuild"
       version         = "1"
-      input_artifacts = ["imagedefinitions"]
+      input_artifacts = ["source", "image", "lambda"]
       configuration = {
-        ClusterName       = aws_ecs_cluster.this.name
-        ServiceName       = aws_ecs_service.this.name
-        FileName          = "imagedefinitions.json"
-        DeploymentTimeout = "30"
+        ProjectName          = aws_codebuild_project.deploy.name
+        PrimarySource        = "source"
+        EnvironmentVariables = local.deploy_variables["test"]
+      }
+    }
+  }
+
+  stage {
+    name = "SmokeTest"
+    action {
+      name            = "Smoke"
+      category        = "Test"
+      owner           = "AWS"
+      provider        = "CodeBuild"
+      version         = "1"
+      input_artifacts = ["source"]
+      configuration = {
+        ProjectName = aws_codebuild_project.smoke.name
+      }
+    }
+  }
+
+  stage {
+    name = "Approve"
+    action {
+      name     = "PromoteToProd"
+      category = "Approval"
+      owner    = "AWS"
+      provider = "Manual"
+      version  = "1"
+      configuration = {
+        NotificationArn = aws_sns_topic.approvals.arn
+        CustomData      = "Promote the image that passed ${module.test.prefix} (same digest) to ${module.prod.prefix}."
+      }
+    }
+  }
+
+  stage {
+    name = "DeployProd"
+    action {
+      name            = "Deploy"
+      category        = "Build"
+      owner           = "AWS"
+      provider        = "CodeBuild"
+      version         = "1"
+      input_artifacts = ["source", "image", "lambda"]
+      configuration = {
+        ProjectName          = aws_codebuild_project.deploy.name
+        PrimarySource        = "source"
+        EnvironmentVariables = local.deploy_variables["prod"]
       }
     }
   }
