@@ -201,20 +201,22 @@ data "aws_iam_policy_document" "codebuild_smoke" {
   }
 }
 
-locals {
-  codebuild_policies = {
-    build  = data.aws_iam_policy_document.codebuild_build.json
-    deploy = data.aws_iam_policy_document.codebuild_deploy.json
-    smoke  = data.aws_iam_policy_document.codebuild_smoke.json
-  }
+resource "aws_iam_role_policy" "codebuild_build" {
+  name   = "test-build-push"
+  role   = aws_iam_role.codebuild["build"].id
+  policy = data.aws_iam_policy_document.codebuild_build.json
 }
 
-resource "aws_iam_role_policy" "codebuild" {
-  for_each = local.codebuild_projects
+resource "aws_iam_role_policy" "codebuild_deploy" {
+  name   = "deploy-environments"
+  role   = aws_iam_role.codebuild["deploy"].id
+  policy = data.aws_iam_policy_document.codebuild_deploy.json
+}
 
-  name   = "${each.key}-job"
-  role   = aws_iam_role.codebuild[each.key].id
-  policy = local.codebuild_policies[each.key]
+resource "aws_iam_role_policy" "codebuild_smoke" {
+  name   = "smoke-test"
+  role   = aws_iam_role.codebuild["smoke"].id
+  policy = data.aws_iam_policy_document.codebuild_smoke.json
 }
 
 # --- CodePipeline: orchestrate source, build, deploy, smoke, approval -------------------------

@@ -32,6 +32,9 @@ WILDCARD_RESOURCE_ACTIONS = frozenset(
         "ecs:DescribeTaskDefinition",  # no task-definition resource type in IAM
         "ecs:RegisterTaskDefinition",  # no task-definition resource type in IAM
         "ecs:ListTasks",  # only narrowed by the ecs:cluster condition key
+        "elasticloadbalancing:DescribeTargetGroups",  # CodeDeploy blue/green: Describe* take no ARN
+        "elasticloadbalancing:DescribeListeners",
+        "elasticloadbalancing:DescribeRules",
     }
 )
 
@@ -574,6 +577,8 @@ def check_task_definition(module: Module) -> list[str]:
                 problems.append(f"{where}/{cname}: image {image!r} uses the latest tag")
     # the drain: ALB deregistration delay shorter than the stop timeout
     for tg_name, tg in module.resources.get("aws_lb_target_group", {}).items():
+        if tg.get("target_type") == "lambda":
+            continue  # no tasks behind it
         delay = resolve(module, tg.get("deregistration_delay", 300))
         for _, td in tds:
             for c in td["containers"] or []:
@@ -727,9 +732,9 @@ def check_buildspec(buildspec: dict, readme: str | None) -> list[str]:
     if test_idx and build_idx and min(test_idx) > min(build_idx):
         problems.append("buildspec builds the image before running the tests")
 
-    # rustup + pinned toolchain
+    # rustup + pinned toolchain, in the install phase
     text = "\n".join(c for _, c in commands)
-    if "rustup" not in text:
+    if "rustup" not in "\n".join(c for phase, c in commands if phase == "install"):
         problems.append("buildspec does not install Rust with rustup")
 
     # ECR login

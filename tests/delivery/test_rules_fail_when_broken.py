@@ -87,8 +87,8 @@ def test_dangling_module_reference(tf_texts):
 
 def test_variable_without_description(tf_texts):
     module = _broken(tf_texts, "variables.tf",
-                     '  description = "AWS region to deploy into."\n', "")
-    assert checks.check_variables_typed_and_described(module) == ["variable region has no description"]
+                     '  description = "Number of availability zones to spread subnets and tasks over (at least 2)."\n', "")
+    assert checks.check_variables_typed_and_described(module) == ["variable az_count has no description"]
 
 
 def test_variable_without_type(tf_texts):
@@ -96,8 +96,8 @@ def test_variable_without_type(tf_texts):
     assert checks.check_variables_typed_and_described(module) == ["variable untyped has no type"]
 
 
-def test_output_without_description(tf_texts):
-    module = _broken(tf_texts, "outputs.tf",
+def test_output_without_description(pipeline_texts):
+    module = _broken(pipeline_texts, "outputs.tf",
                      '  description = "Name of the CodePipeline pipeline."\n', "")
     assert checks.check_outputs_described(module) == ["output pipeline_name has no description"]
 

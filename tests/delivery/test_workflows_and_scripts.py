@@ -196,3 +196,105 @@ def test_deploy_updates_the_lambda_when_built(tmp_path):
     update = [c for c in state["calls"] if c[:2] == ["lambda", "update-function-code"]]
     assert update and update[0][update[0].index("--function-name") + 1] == "telemetry-prod-picus-delete"
     assert f"fileb://{artifact / 'telemetry-lambda.zip'}" in update[0]
+
+
+# --- smoke.sh against a stand-in service on 127.0.0.1 ---------------------------------------------
+
+SMOKE = ROOT / "terraform" / "pipeline" / "scripts" / "smoke.sh"
+
+
+class _StubService:
+    """Answers the three calls the smoke test makes, as the service does: /api/ready, PUT
+    /api/temperature (write token) and GET /api/readings (read token). `lose_writes`
+    acknowledges writes without keeping them, which the smoke test must catch."""
+
+    def __init__(self, lose_writes: bool = False):
+        import http.server
+        import threading
+        import urllib.parse
+
+        readings: list[dict] = []
+        stub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _auth(self, token: str) -> bool:
+                if self.headers.get("authorization") != f"Bearer {token}":
+                    self.send_response(401)
+                    self.end_headers()
+                    return False
+                return True
+
+            def _reply(self, status: int, body: bytes = b"", ctype: str = "application/json"):
+                self.send_response(status)
+                self.send_header("content-type", ctype)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                url = urllib.parse.urlparse(self.path)
+                if url.path == "/api/ready":
+                    return self._reply(200, b'{"status":"ready"}')
+                if url.path == "/api/readings" and self._auth("read-token"):
+                    q = urllib.parse.parse_qs(url.query)
+                    stub.queries.append(q)
+                    mine = [r for r in readings if r["sensorID"] == q["sensorID"][0]]
+                    return self._reply(200, json.dumps({"readings": mine, "next": None}).encode())
+
+            def do_PUT(self):
+                if self.path == "/api/temperature" and self._auth("write-token"):
+                    body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                    if not lose_writes:
+                        readings.append(body)
+                    return self._reply(200, b"Ok", "text/plain")
+
+        self.queries: list[dict] = []
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _smoke(url: str, write: str = "write-token", read: str = "read-token"):
+    if not (shutil.which("jq") and shutil.which("curl")):
+        pytest.skip("smoke.sh needs curl and jq (present on CodeBuild and GitHub runners)")
+    env = {"PATH": os.environ["PATH"], "SERVICE_URL": url, "SMOKE_WRITE_TOKEN": write, "SMOKE_READ_TOKEN": read,
+           "SMOKE_RUN_ID": "t1", "SMOKE_RETRIES": "2", "SMOKE_RETRY_DELAY": "0"}
+    return subprocess.run(["bash", str(SMOKE)], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_smoke_round_trip_passes_against_a_working_service():
+    with _StubService() as svc:
+        run = _smoke(svc.url + "/")
+    assert run.returncode == 0, run.stderr
+    assert "round trip for smoke-t1 passed" in run.stdout
+    assert svc.queries and svc.queries[0]["sensorID"] == ["smoke-t1"]
+
+
+def test_smoke_fails_when_a_write_is_lost():
+    with _StubService(lose_writes=True) as svc:
+        run = _smoke(svc.url)
+    assert run.returncode == 1 and "was not read back" in run.stderr
+
+
+def test_smoke_fails_with_a_wrong_token():
+    with _StubService() as svc:
+        run = _smoke(svc.url, write="wrong")
+    assert run.returncode == 1 and "PUT /api/temperature failed" in run.stderr
+
+
+def test_smoke_fails_when_not_ready():
+    with _StubService() as svc:
+        url = svc.url
+    run = _smoke(url)  # the server is gone: nothing answers /api/ready
+    assert run.returncode == 1 and "did not answer 200" in run.stderr

@@ -40,7 +40,7 @@ module "service" {
   route53_zone_id = var.route53_zone_id
   certificate_arn = var.certificate_arn
 
-  alb_deletion_protection = false
+  alb_deletion_protection = true
   desired_count           = 1
   min_capacity            = var.min_capacity
   max_capacity            = var.max_capacity
