@@ -15,7 +15,7 @@ resource "aws_cloudwatch_log_group" "codebuild" {
 
   name              = "/aws/codebuild/${each.value}"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.this.arn
+  kms_key_id        = module.kms.key_arn
 }
 
 resource "aws_codebuild_project" "build" {
@@ -23,7 +23,7 @@ resource "aws_codebuild_project" "build" {
   name           = local.codebuild_projects.build
   description    = "Tests, builds and pushes the ${var.name} image once (buildspec.yml); the Lambda zip when switched on"
   service_role   = aws_iam_role.codebuild["build"].arn
-  encryption_key = aws_kms_key.this.arn
+  encryption_key = module.kms.key_arn
   build_timeout  = 120 # tests (fmt, clippy, unit, contract, DynamoDB Local) + release image build
 
   source {
@@ -83,7 +83,7 @@ resource "aws_codebuild_project" "deploy" {
   name           = local.codebuild_projects.deploy
   description    = "Deploys the built image digest (and Lambda zip) to one ${var.name} environment"
   service_role   = aws_iam_role.codebuild["deploy"].arn
-  encryption_key = aws_kms_key.this.arn
+  encryption_key = module.kms.key_arn
   build_timeout  = 60
 
   source {
@@ -122,7 +122,7 @@ resource "aws_codebuild_project" "smoke" {
   name           = local.codebuild_projects.smoke
   description    = "Smoke test of the ${module.test.prefix} environment: /api/ready and a PUT/GET round trip"
   service_role   = aws_iam_role.codebuild["smoke"].arn
-  encryption_key = aws_kms_key.this.arn
+  encryption_key = module.kms.key_arn
   build_timeout  = 10
 
   source {
@@ -171,6 +171,6 @@ resource "aws_secretsmanager_secret" "smoke_tokens" {
   #checkov:skip=CKV2_AWS_57:The smoke tokens are rotated by an operator together with the test environment's API_TOKENS (terraform/README.md, "Tokens").
   name                    = "${var.name}/smoke-tokens"
   description             = "Write and read tokens of the smoke stage against ${module.test.prefix} (JSON: write, read)"
-  kms_key_id              = aws_kms_key.this.arn
+  kms_key_id              = module.kms.key_arn
   recovery_window_in_days = 7
 }

@@ -76,7 +76,7 @@ data "aws_iam_policy_document" "github_deploy" {
   statement {
     sid       = "ImageEncryption"
     actions   = ["kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
-    resources = [aws_kms_key.this.arn]
+    resources = [module.kms.key_arn]
   }
 
   source_policy_documents = [data.aws_iam_policy_document.deploy_environments.json]

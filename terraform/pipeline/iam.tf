@@ -86,7 +86,7 @@ data "aws_iam_policy_document" "codebuild_build" {
   statement {
     sid       = "ArtifactAndImageEncryption"
     actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
-    resources = [aws_kms_key.this.arn]
+    resources = [module.kms.key_arn]
   }
 }
 
@@ -108,7 +108,7 @@ data "aws_iam_policy_document" "codebuild_deploy" {
   statement {
     sid       = "DecryptArtifacts"
     actions   = ["kms:Decrypt", "kms:DescribeKey"]
-    resources = [aws_kms_key.this.arn]
+    resources = [module.kms.key_arn]
   }
 
   source_policy_documents = [data.aws_iam_policy_document.deploy_environments.json]
@@ -197,7 +197,7 @@ data "aws_iam_policy_document" "codebuild_smoke" {
   statement {
     sid       = "DecryptSourceAndTokens"
     actions   = ["kms:Decrypt", "kms:DescribeKey"]
-    resources = [aws_kms_key.this.arn]
+    resources = [module.kms.key_arn]
   }
 }
 
@@ -258,7 +258,7 @@ data "aws_iam_policy_document" "codepipeline" {
   statement {
     sid       = "ArtifactEncryption"
     actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
-    resources = [aws_kms_key.this.arn]
+    resources = [module.kms.key_arn]
   }
 
   statement {

@@ -19,7 +19,7 @@ locals {
 
 resource "aws_sns_topic" "approvals" {
   name              = "${var.name}-approvals"
-  kms_master_key_id = aws_kms_key.this.arn
+  kms_master_key_id = module.kms.key_arn
 }
 
 resource "aws_sns_topic_subscription" "approvals_email" {
@@ -41,7 +41,7 @@ resource "aws_codepipeline" "this" {
 
     encryption_key {
       type = "KMS"
-      id   = aws_kms_key.this.arn
+      id   = module.kms.key_arn
     }
   }
 

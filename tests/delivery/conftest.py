@@ -20,7 +20,8 @@ PIPELINE_DIR = ROOT / "terraform" / "pipeline"
 # Every Terraform root (own state, own lock file) and the modules they call.
 ROOT_DIRS = [ROOT / "terraform" / "pipeline", ROOT / "terraform" / "environments" / "test",
              ROOT / "terraform" / "environments" / "prod"]
-MODULE_DIRS = [SERVICE_DIR, ROOT / "terraform" / "modules" / "naming"]
+KMS_DIR = ROOT / "terraform" / "modules" / "kms"
+MODULE_DIRS = [SERVICE_DIR, ROOT / "terraform" / "modules" / "naming", KMS_DIR]
 
 
 def _texts(directory: Path) -> dict[str, str]:
@@ -49,6 +50,12 @@ def pipeline_texts() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def pipeline_module(pipeline_texts) -> checks.Module:
     return checks.Module.from_texts(pipeline_texts)
+
+
+@pytest.fixture(scope="session")
+def kms_texts() -> dict[str, str]:
+    """The key module both stacks use (terraform/modules/kms)."""
+    return _texts(KMS_DIR)
 
 
 @pytest.fixture(scope="session", params=[d.relative_to(ROOT).as_posix() for d in ROOT_DIRS + MODULE_DIRS])

@@ -60,8 +60,7 @@ def test_unparseable_hcl_is_an_error():
          "undeclared local local.container_prt"),
         ("iam.tf", "data.aws_iam_policy_document.task.json", "data.aws_iam_policy_document.tsk.json",
          "undeclared data source data.aws_iam_policy_document.tsk"),
-        ("kms.tf", "data.aws_iam_policy_document.kms.json", "data.aws_iam_policy_document.kms2.json",
-         "undeclared data source data.aws_iam_policy_document.kms2"),
+        ("kms.tf", "source = \"../kms\"", "source = \"../kms\"\n  x = module.kmss.key_arn", "undeclared module module.kmss"),
         # inside depends_on, inside a string nested in jsonencode(), inside for_each
         ("ecs.tf", "    aws_lb_listener.http_blue_green,", "    aws_lb_listener.htp,",
          "undeclared resource aws_lb_listener.htp"),
@@ -149,9 +148,9 @@ data "aws_iam_policy_document" "uncommented" {
     assert problems == ['data.aws_iam_policy_document.uncommented statement 0: resources = ["*"] without a comment saying why']
 
 
-def test_star_resource_in_key_policy_needs_the_key_policy_link(tf_texts):
+def test_star_resource_in_key_policy_needs_the_key_policy_link(kms_texts):
     # The KMS document may use "*" only because it is attached as a key policy.
-    module = _broken(tf_texts, "kms.tf", "policy                  = data.aws_iam_policy_document.kms.json", "")
+    module = _broken(kms_texts, "main.tf", "policy                  = data.aws_iam_policy_document.kms.json", "")
     assert _has(checks.check_wildcard_resources(module), "kms:Create* on resource")
 
 

@@ -10,7 +10,7 @@ resource "aws_ecs_cluster" "this" {
 resource "aws_cloudwatch_log_group" "service" {
   name              = "/ecs/${local.prefix}"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.this.arn
+  kms_key_id        = module.kms.key_arn
 }
 
 # Terraform owns the task definition's content (roles, environment, secrets, sizes); the

@@ -61,7 +61,7 @@ data "aws_iam_policy_document" "execution" {
   statement {
     sid       = "DecryptTaskSecrets"
     actions   = ["kms:Decrypt"]
-    resources = [aws_kms_key.this.arn]
+    resources = [module.kms.key_arn]
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"
@@ -107,7 +107,7 @@ data "aws_iam_policy_document" "task" {
   statement {
     sid       = "UseTableKeyThroughDynamoDB"
     actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
-    resources = [aws_kms_key.this.arn]
+    resources = [module.kms.key_arn]
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"

@@ -1,68 +1,9 @@
 # One customer-managed key for this environment's data at rest: CloudWatch log groups, the
 # SNS topic, the secrets, the Lambda environment and the DynamoDB table.
-resource "aws_kms_key" "this" {
+module "kms" {
+  source = "../kms"
+
   description             = "${local.prefix}: data at rest (logs, table, secrets, alarms)"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.kms.json
-}
-
-resource "aws_kms_alias" "this" {
-  name          = "alias/${local.prefix}"
-  target_key_id = aws_kms_key.this.key_id
-}
-
-# A key policy's Resource "*" means "this key" (key policies attach to exactly one key).
-data "aws_iam_policy_document" "kms" {
-  #checkov:skip=CKV_AWS_109:Key policy: the account root must be able to manage its own key, otherwise the key becomes unmanageable.
-  #checkov:skip=CKV_AWS_111:Key policy: Resource "*" is this key only.
-  #checkov:skip=CKV_AWS_356:Key policy: Resource "*" is this key only.
-  statement {
-    sid    = "AccountAdministersKeyAndEnablesIamPolicies"
-    effect = "Allow"
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
-    }
-    actions = [
-      "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*", "kms:Update*",
-      "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*", "kms:TagResource",
-      "kms:UntagResource", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion",
-      "kms:RotateKeyOnDemand", "kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*",
-      "kms:GenerateDataKey*",
-    ]
-    resources = ["*"] # key policy: "*" is this key
-  }
-
-  statement {
-    sid    = "CloudWatchLogsEncryptsThisStacksLogGroups"
-    effect = "Allow"
-    principals {
-      type        = "Service"
-      identifiers = ["logs.${local.region}.amazonaws.com"]
-    }
-    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-    resources = ["*"] # key policy: "*" is this key
-    condition {
-      test     = "ArnLike"
-      variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*"]
-    }
-  }
-
-  statement {
-    sid    = "CloudWatchAlarmsPublishToEncryptedTopic"
-    effect = "Allow"
-    principals {
-      type        = "Service"
-      identifiers = ["cloudwatch.amazonaws.com"]
-    }
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
-    resources = ["*"] # key policy: "*" is this key
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
+  alias                   = local.prefix
+  allow_cloudwatch_alarms = true
 }

@@ -16,7 +16,7 @@ resource "aws_cloudwatch_log_group" "lambda" {
 
   name              = "/aws/lambda/${module.names.lambda_function_name}"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.this.arn
+  kms_key_id        = module.kms.key_arn
 }
 
 data "aws_iam_policy_document" "lambda_assume" {
@@ -54,7 +54,7 @@ data "aws_iam_policy_document" "lambda" {
   statement {
     sid       = "UseTableKeyThroughDynamoDB"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [aws_kms_key.this.arn]
+    resources = [module.kms.key_arn]
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"
@@ -92,7 +92,7 @@ resource "aws_lambda_function" "picus_delete" {
   architectures = ["x86_64"]
   memory_size   = 256
   timeout       = 10
-  kms_key_arn   = aws_kms_key.this.arn
+  kms_key_arn   = module.kms.key_arn
 
   # The first code comes from S3 (terraform/README.md, "DELETE as a Lambda function"); the
   # pipeline deploys every later build (update-function-code), so Terraform ignores it.

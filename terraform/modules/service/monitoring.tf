@@ -1,6 +1,6 @@
 resource "aws_sns_topic" "alarms" {
   name              = "${local.prefix}-alarms"
-  kms_master_key_id = aws_kms_key.this.arn
+  kms_master_key_id = module.kms.key_arn
 }
 
 resource "aws_sns_topic_subscription" "email" {

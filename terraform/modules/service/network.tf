@@ -230,7 +230,7 @@ resource "aws_vpc_security_group_ingress_rule" "endpoints_from_tasks" {
 resource "aws_cloudwatch_log_group" "flow_logs" {
   name              = "/aws/vpc/${local.prefix}-flow-logs"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.this.arn
+  kms_key_id        = module.kms.key_arn
 }
 
 resource "aws_flow_log" "this" {

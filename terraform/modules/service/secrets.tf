@@ -7,7 +7,7 @@ resource "aws_secretsmanager_secret" "api_tokens" {
   #checkov:skip=CKV2_AWS_57:Tokens are handed to sensor fleets and dashboards by people; rotation is a documented operator procedure (terraform/README.md), not a rotation Lambda.
   name                    = module.names.api_tokens_secret_name
   description             = "API_TOKENS of ${local.prefix}: comma-separated scope:token entries (read, write, admin; token or sha256:<hex>)"
-  kms_key_id              = aws_kms_key.this.arn
+  kms_key_id              = module.kms.key_arn
   recovery_window_in_days = 7
 }
 
@@ -17,7 +17,7 @@ resource "aws_secretsmanager_secret" "metrics_token" {
 
   name                    = "${local.prefix}/metrics-token"
   description             = "METRICS_TOKEN of ${local.prefix}: the bearer token Prometheus sends to /metrics"
-  kms_key_id              = aws_kms_key.this.arn
+  kms_key_id              = module.kms.key_arn
   recovery_window_in_days = 7
 }
 

@@ -63,7 +63,7 @@ run "defaults_rolling" {
     error_message = "API_TOKENS must come from the api-tokens secret (and nothing else by default)"
   }
   assert {
-    condition     = aws_secretsmanager_secret.api_tokens.kms_key_id == aws_kms_key.this.arn && aws_secretsmanager_secret.api_tokens.name == "telemetry-prod/api-tokens"
+    condition     = aws_secretsmanager_secret.api_tokens.kms_key_id == module.kms.key_arn && aws_secretsmanager_secret.api_tokens.name == "telemetry-prod/api-tokens"
     error_message = "the tokens secret is encrypted with the stack's key"
   }
   assert {
@@ -165,7 +165,7 @@ run "longest_allowed_names_fit_aws_limits" {
       length(aws_ecs_service.this.name) <= 255,
       length(aws_dynamodb_table.this.name) <= 255,
       length(aws_sns_topic.alarms.name) <= 256,
-      length(aws_kms_alias.this.name) <= 256,
+      length(module.kms.alias_name) <= 256,
       length(aws_appautoscaling_policy.cpu.name) <= 255,
     ])
     error_message = "function, service, table, topic and policy names must fit their limits"
@@ -293,11 +293,11 @@ run "delete_as_lambda" {
   assert {
     condition = (aws_lambda_function.picus_delete[0].runtime == "provided.al2023" &&
       aws_lambda_function.picus_delete[0].handler == "bootstrap" &&
-    aws_lambda_function.picus_delete[0].kms_key_arn == aws_kms_key.this.arn)
+    aws_lambda_function.picus_delete[0].kms_key_arn == module.kms.key_arn)
     error_message = "the function runs the bootstrap binary on provided.al2023, environment encrypted with the stack key"
   }
   assert {
-    condition     = aws_cloudwatch_log_group.lambda[0].retention_in_days == 365 && aws_cloudwatch_log_group.lambda[0].kms_key_id == aws_kms_key.this.arn
+    condition     = aws_cloudwatch_log_group.lambda[0].retention_in_days == 365 && aws_cloudwatch_log_group.lambda[0].kms_key_id == module.kms.key_arn
     error_message = "the function's log group has a retention and the stack key"
   }
   assert {
