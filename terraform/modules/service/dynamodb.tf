@@ -17,12 +17,19 @@ resource "aws_dynamodb_table" "this" {
     type = "S"
   }
 
+  # Readings (and rollups) carry their expiry as epoch seconds; DynamoDB deletes expired
+  # items in the background, at no write cost.
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
   point_in_time_recovery {
     enabled = true
   }
 
   server_side_encryption {
     enabled     = true
-    kms_key_arn = aws_kms_key.this.arn
+    kms_key_arn = module.kms.key_arn
   }
 }

@@ -1,19 +1,20 @@
 # VPC across var.az_count AZs. Public subnets hold only the ALB; tasks run in private
 # subnets with no public IP and no NAT: they reach AWS through VPC endpoints only
-# (gateway endpoints for DynamoDB and S3, interface endpoints for ECR and CloudWatch Logs).
+# (gateway endpoints for DynamoDB and S3, interface endpoints for ECR, CloudWatch Logs and
+# Secrets Manager).
 
 resource "aws_vpc" "this" {
   cidr_block           = var.vpc_cidr
   enable_dns_support   = true
   enable_dns_hostnames = true # required by interface endpoints' private DNS
 
-  tags = { Name = var.name }
+  tags = { Name = local.prefix }
 }
 
 # Lock down the default security group: no rules at all.
 resource "aws_default_security_group" "this" {
   vpc_id = aws_vpc.this.id
-  tags   = { Name = "${var.name}-default-deny" }
+  tags   = { Name = "${local.prefix}-default-deny" }
 }
 
 resource "aws_subnet" "public" {
@@ -24,7 +25,7 @@ resource "aws_subnet" "public" {
   cidr_block              = cidrsubnet(var.vpc_cidr, 4, count.index)
   map_public_ip_on_launch = false # the ALB gets its addresses itself
 
-  tags = { Name = "${var.name}-public-${local.azs[count.index]}", Tier = "public" }
+  tags = { Name = "${local.prefix}-public-${local.azs[count.index]}", Tier = "public" }
 }
 
 resource "aws_subnet" "private" {
@@ -34,17 +35,17 @@ resource "aws_subnet" "private" {
   availability_zone = local.azs[count.index]
   cidr_block        = cidrsubnet(var.vpc_cidr, 4, count.index + 8)
 
-  tags = { Name = "${var.name}-private-${local.azs[count.index]}", Tier = "private" }
+  tags = { Name = "${local.prefix}-private-${local.azs[count.index]}", Tier = "private" }
 }
 
 resource "aws_internet_gateway" "this" {
   vpc_id = aws_vpc.this.id
-  tags   = { Name = var.name }
+  tags   = { Name = local.prefix }
 }
 
 resource "aws_route_table" "public" {
   vpc_id = aws_vpc.this.id
-  tags   = { Name = "${var.name}-public" }
+  tags   = { Name = "${local.prefix}-public" }
 }
 
 resource "aws_route" "public_internet" {
@@ -63,7 +64,7 @@ resource "aws_route_table_association" "public" {
 # Private route table: no default route at all, only the gateway endpoints' prefix lists.
 resource "aws_route_table" "private" {
   vpc_id = aws_vpc.this.id
-  tags   = { Name = "${var.name}-private" }
+  tags   = { Name = "${local.prefix}-private" }
 }
 
 resource "aws_route_table_association" "private" {
@@ -78,7 +79,7 @@ resource "aws_vpc_endpoint" "dynamodb" {
   service_name      = "com.amazonaws.${local.region}.dynamodb"
   vpc_endpoint_type = "Gateway"
   route_table_ids   = [aws_route_table.private.id]
-  tags              = { Name = "${var.name}-dynamodb" }
+  tags              = { Name = "${local.prefix}-dynamodb" }
 }
 
 # ECR stores image layers in S3; Fargate pulls them through this endpoint.
@@ -87,11 +88,11 @@ resource "aws_vpc_endpoint" "s3" {
   service_name      = "com.amazonaws.${local.region}.s3"
   vpc_endpoint_type = "Gateway"
   route_table_ids   = [aws_route_table.private.id]
-  tags              = { Name = "${var.name}-s3" }
+  tags              = { Name = "${local.prefix}-s3" }
 }
 
 resource "aws_vpc_endpoint" "interface" {
-  for_each = toset(["ecr.api", "ecr.dkr", "logs"])
+  for_each = toset(["ecr.api", "ecr.dkr", "logs", "secretsmanager"])
 
   vpc_id              = aws_vpc.this.id
   service_name        = "com.amazonaws.${local.region}.${each.key}"
@@ -99,7 +100,7 @@ resource "aws_vpc_endpoint" "interface" {
   private_dns_enabled = true
   subnet_ids          = aws_subnet.private[*].id
   security_group_ids  = [aws_security_group.endpoints.id]
-  tags                = { Name = "${var.name}-${each.key}" }
+  tags                = { Name = "${local.prefix}-${each.key}" }
 }
 
 # --- security groups -----------------------------------------------------------
@@ -107,10 +108,10 @@ resource "aws_vpc_endpoint" "interface" {
 # No rule anywhere opens port 22.
 
 resource "aws_security_group" "alb" {
-  name        = "${var.name}-alb"
+  name        = "${local.prefix}-alb"
   description = "Load balancer: HTTP/HTTPS from allowed CIDRs, out to tasks on the service port"
   vpc_id      = aws_vpc.this.id
-  tags        = { Name = "${var.name}-alb" }
+  tags        = { Name = "${local.prefix}-alb" }
 }
 
 resource "aws_vpc_security_group_ingress_rule" "alb_http" {
@@ -126,13 +127,25 @@ resource "aws_vpc_security_group_ingress_rule" "alb_http" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "alb_https" {
-  for_each = var.certificate_arn == null ? toset([]) : toset(var.allowed_cidrs)
+  for_each = local.https ? toset(var.allowed_cidrs) : toset([])
 
   security_group_id = aws_security_group.alb.id
   description       = "HTTPS from ${each.key}"
   ip_protocol       = "tcp"
   from_port         = 443
   to_port           = 443
+  cidr_ipv4         = each.key
+}
+
+# Blue/green: the test listener reaches the replacement tasks before traffic shifts.
+resource "aws_vpc_security_group_ingress_rule" "alb_test_listener" {
+  for_each = local.blue_green ? toset(var.test_listener_cidrs) : toset([])
+
+  security_group_id = aws_security_group.alb.id
+  description       = "Test listener from ${each.key}"
+  ip_protocol       = "tcp"
+  from_port         = var.test_listener_port
+  to_port           = var.test_listener_port
   cidr_ipv4         = each.key
 }
 
@@ -146,10 +159,10 @@ resource "aws_vpc_security_group_egress_rule" "alb_to_tasks" {
 }
 
 resource "aws_security_group" "tasks" {
-  name        = "${var.name}-tasks"
+  name        = "${local.prefix}-tasks"
   description = "Service tasks: service port from the ALB only; HTTPS out to VPC endpoints only"
   vpc_id      = aws_vpc.this.id
-  tags        = { Name = "${var.name}-tasks" }
+  tags        = { Name = "${local.prefix}-tasks" }
 }
 
 resource "aws_vpc_security_group_ingress_rule" "tasks_from_alb" {
@@ -161,9 +174,21 @@ resource "aws_vpc_security_group_ingress_rule" "tasks_from_alb" {
   referenced_security_group_id = aws_security_group.alb.id
 }
 
+# Prometheus inside the VPC scrapes /metrics on the tasks directly (the ALB does not route it).
+resource "aws_vpc_security_group_ingress_rule" "tasks_metrics_scrape" {
+  for_each = toset(var.metrics_scrape_cidrs)
+
+  security_group_id = aws_security_group.tasks.id
+  description       = "Prometheus scrape from ${each.key}"
+  ip_protocol       = "tcp"
+  from_port         = local.container_port
+  to_port           = local.container_port
+  cidr_ipv4         = each.key
+}
+
 resource "aws_vpc_security_group_egress_rule" "tasks_to_endpoints" {
   security_group_id            = aws_security_group.tasks.id
-  description                  = "HTTPS to the interface endpoints (ECR, CloudWatch Logs)"
+  description                  = "HTTPS to the interface endpoints (ECR, CloudWatch Logs, Secrets Manager)"
   ip_protocol                  = "tcp"
   from_port                    = 443
   to_port                      = 443
@@ -185,10 +210,10 @@ resource "aws_vpc_security_group_egress_rule" "tasks_to_gateway_endpoints" {
 }
 
 resource "aws_security_group" "endpoints" {
-  name        = "${var.name}-endpoints"
+  name        = "${local.prefix}-endpoints"
   description = "Interface VPC endpoints: HTTPS from the service tasks"
   vpc_id      = aws_vpc.this.id
-  tags        = { Name = "${var.name}-endpoints" }
+  tags        = { Name = "${local.prefix}-endpoints" }
 }
 
 resource "aws_vpc_security_group_ingress_rule" "endpoints_from_tasks" {
@@ -203,9 +228,9 @@ resource "aws_vpc_security_group_ingress_rule" "endpoints_from_tasks" {
 # --- flow logs -------------------------------------------------------------------
 
 resource "aws_cloudwatch_log_group" "flow_logs" {
-  name              = "/aws/vpc/${var.name}-flow-logs"
+  name              = "/aws/vpc/${local.prefix}-flow-logs"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.this.arn
+  kms_key_id        = module.kms.key_arn
 }
 
 resource "aws_flow_log" "this" {

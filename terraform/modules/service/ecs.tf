@@ -1,5 +1,5 @@
 resource "aws_ecs_cluster" "this" {
-  name = var.name
+  name = module.names.cluster_name
 
   setting {
     name  = "containerInsights"
@@ -8,13 +8,18 @@ resource "aws_ecs_cluster" "this" {
 }
 
 resource "aws_cloudwatch_log_group" "service" {
-  name              = "/ecs/${var.name}"
+  name              = "/ecs/${local.prefix}"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.this.arn
+  kms_key_id        = module.kms.key_arn
 }
 
+# Terraform owns the task definition's content (roles, environment, secrets, sizes); the
+# pipeline owns which image runs: each deploy registers a new revision from the family's
+# latest one with only the image replaced, and points the service at it. So the image
+# here matters only for the service's very first tasks (local.bootstrap_image, a digest
+# that must exist), and an apply never rolls a deployed image back.
 resource "aws_ecs_task_definition" "this" {
-  family                   = var.name
+  family                   = module.names.task_family
   requires_compatibilities = ["FARGATE"]
   network_mode             = "awsvpc"
   cpu                      = var.task_cpu
@@ -30,7 +35,7 @@ resource "aws_ecs_task_definition" "this" {
   container_definitions = jsonencode([
     {
       name                   = local.container_name
-      image                  = "${aws_ecr_repository.this.repository_url}:${var.image_tag}"
+      image                  = local.bootstrap_image
       essential              = true
       readonlyRootFilesystem = true
       user                   = "65532:65532"
@@ -54,7 +59,12 @@ resource "aws_ecs_task_definition" "this" {
         { name = "RUST_LOG", value = var.log_level },
         { name = "AWS_REGION", value = local.region },
         { name = "SHUTDOWN_GRACE_SECONDS", value = tostring(var.shutdown_grace_seconds) },
+        # Start-up fails when no token is configured: the service is never open by accident.
+        { name = "REQUIRE_AUTH", value = "true" },
       ]
+
+      # Injected by the ECS agent (execution role) from Secrets Manager at task start.
+      secrets = local.task_secrets
 
       # No shell in the image: the binary checks itself (GET http://127.0.0.1:$PORT/api).
       healthCheck = {
@@ -78,25 +88,44 @@ resource "aws_ecs_task_definition" "this" {
 }
 
 resource "aws_ecs_service" "this" {
-  name             = var.name
+  name             = module.names.service_name
   cluster          = aws_ecs_cluster.this.id
   task_definition  = aws_ecs_task_definition.this.arn
   desired_count    = var.desired_count
   launch_type      = "FARGATE"
   platform_version = "LATEST"
 
+  deployment_controller {
+    type = local.blue_green ? "CODE_DEPLOY" : "ECS"
+  }
+
   # Rolling update: never below 100 % healthy, up to 200 % while replacing.
   deployment_minimum_healthy_percent = 100
   deployment_maximum_percent         = 200
   health_check_grace_period_seconds  = 30
-  # Fargate spreads tasks over the given subnets' AZs; rebalance after AZ events.
-  availability_zone_rebalancing = "ENABLED"
+  # Fargate spreads tasks over the given subnets' AZs; rebalance after AZ events (ECS
+  # deployment controller only).
+  availability_zone_rebalancing = local.blue_green ? "DISABLED" : "ENABLED"
   enable_ecs_managed_tags       = true
   propagate_tags                = "SERVICE"
 
-  deployment_circuit_breaker {
-    enable   = true
-    rollback = true
+  # Rolling: a deployment whose tasks keep failing, or that trips the rollback alarms, is
+  # rolled back to the last completed one. (Blue/green: CodeDeploy rolls back, bluegreen.tf.)
+  dynamic "deployment_circuit_breaker" {
+    for_each = local.blue_green ? [] : [1]
+    content {
+      enable   = true
+      rollback = true
+    }
+  }
+
+  dynamic "alarms" {
+    for_each = local.blue_green ? [] : [1]
+    content {
+      enable      = true
+      rollback    = true
+      alarm_names = local.rollback_alarm_names
+    }
   }
 
   network_configuration {
@@ -106,14 +135,16 @@ resource "aws_ecs_service" "this" {
   }
 
   load_balancer {
-    target_group_arn = aws_lb_target_group.this.arn
+    target_group_arn = aws_lb_target_group.blue.arn
     container_name   = local.container_name
     container_port   = local.container_port
   }
 
   lifecycle {
-    # Autoscaling owns the task count after creation.
-    ignore_changes = [desired_count]
+    # One owner each: autoscaling owns the task count, the pipeline owns the running task
+    # definition (see aws_ecs_task_definition.this), and in blue/green CodeDeploy owns the
+    # load balancer binding (the live target group alternates).
+    ignore_changes = [desired_count, task_definition, load_balancer]
 
     precondition {
       condition     = var.deregistration_delay_seconds < var.stop_timeout_seconds
@@ -124,33 +155,18 @@ resource "aws_ecs_service" "this" {
       condition     = var.shutdown_grace_seconds < var.stop_timeout_seconds
       error_message = "stop_timeout_seconds must exceed the service's shutdown_grace_seconds."
     }
-  }
 
-  depends_on = [aws_lb_listener.http, aws_iam_role_policy.execution]
-}
-
-resource "aws_appautoscaling_target" "service" {
-  service_namespace  = "ecs"
-  resource_id        = "service/${aws_ecs_cluster.this.name}/${aws_ecs_service.this.name}"
-  scalable_dimension = "ecs:service:DesiredCount"
-  min_capacity       = var.min_capacity
-  max_capacity       = var.max_capacity
-}
-
-resource "aws_appautoscaling_policy" "cpu" {
-  name               = "${var.name}-cpu-target"
-  policy_type        = "TargetTrackingScaling"
-  service_namespace  = aws_appautoscaling_target.service.service_namespace
-  resource_id        = aws_appautoscaling_target.service.resource_id
-  scalable_dimension = aws_appautoscaling_target.service.scalable_dimension
-
-  target_tracking_scaling_policy_configuration {
-    target_value       = var.cpu_target_percent
-    scale_in_cooldown  = 120
-    scale_out_cooldown = 60
-
-    predefined_metric_specification {
-      predefined_metric_type = "ECSServiceAverageCPUUtilization"
+    precondition {
+      condition     = var.min_capacity <= var.desired_count && var.desired_count <= var.max_capacity
+      error_message = "desired_count must lie within [min_capacity, max_capacity]."
     }
   }
+
+  depends_on = [
+    aws_lb_listener.http,
+    aws_lb_listener.http_blue_green,
+    aws_lb_listener.https,
+    aws_lb_listener.https_blue_green,
+    aws_iam_role_policy.execution,
+  ]
 }

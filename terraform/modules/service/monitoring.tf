@@ -1,6 +1,6 @@
 resource "aws_sns_topic" "alarms" {
-  name              = "${var.name}-alarms"
-  kms_master_key_id = aws_kms_key.this.arn
+  name              = "${local.prefix}-alarms"
+  kms_master_key_id = module.kms.key_arn
 }
 
 resource "aws_sns_topic_subscription" "email" {
@@ -17,14 +17,26 @@ locals {
   alb_dimensions = {
     LoadBalancer = aws_lb.this.arn_suffix
   }
+  # Target metrics summed over the load balancer: valid whichever target group
+  # (blue or green) is live.
   target_dimensions = {
     LoadBalancer = aws_lb.this.arn_suffix
-    TargetGroup  = aws_lb_target_group.this.arn_suffix
+  }
+  blue_target_dimensions = {
+    LoadBalancer = aws_lb.this.arn_suffix
+    TargetGroup  = aws_lb_target_group.blue.arn_suffix
   }
   ecs_dimensions = {
     ClusterName = aws_ecs_cluster.this.name
     ServiceName = aws_ecs_service.this.name
   }
+
+  # A deployment that trips one of these is rolled back (rolling: the ECS service's alarm
+  # rollback; blue/green: the CodeDeploy deployment group).
+  rollback_alarm_names = [
+    aws_cloudwatch_metric_alarm.target_5xx.alarm_name,
+    aws_cloudwatch_metric_alarm.target_p99_latency.alarm_name,
+  ]
 
   # The operations the backend issues; ThrottledRequests is reported per operation.
   dynamodb_operations = toset([
@@ -34,7 +46,7 @@ locals {
 }
 
 resource "aws_cloudwatch_metric_alarm" "alb_5xx" {
-  alarm_name          = "${var.name}-alb-5xx"
+  alarm_name          = "${local.prefix}-alb-5xx"
   alarm_description   = "The load balancer itself answered 5xx (no healthy target, timeouts)."
   namespace           = "AWS/ApplicationELB"
   metric_name         = "HTTPCode_ELB_5XX_Count"
@@ -51,7 +63,7 @@ resource "aws_cloudwatch_metric_alarm" "alb_5xx" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "target_5xx" {
-  alarm_name          = "${var.name}-target-5xx"
+  alarm_name          = "${local.prefix}-target-5xx"
   alarm_description   = "The service answered 5xx."
   namespace           = "AWS/ApplicationELB"
   metric_name         = "HTTPCode_Target_5XX_Count"
@@ -68,7 +80,7 @@ resource "aws_cloudwatch_metric_alarm" "target_5xx" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "target_p99_latency" {
-  alarm_name          = "${var.name}-target-p99-latency"
+  alarm_name          = "${local.prefix}-target-p99-latency"
   alarm_description   = "p99 target response time above ${var.p99_latency_threshold_seconds}s."
   namespace           = "AWS/ApplicationELB"
   metric_name         = "TargetResponseTime"
@@ -85,11 +97,11 @@ resource "aws_cloudwatch_metric_alarm" "target_p99_latency" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "unhealthy_hosts" {
-  alarm_name          = "${var.name}-unhealthy-hosts"
+  alarm_name          = "${local.prefix}-unhealthy-hosts"
   alarm_description   = "At least one target failed the /api health check."
   namespace           = "AWS/ApplicationELB"
   metric_name         = "UnHealthyHostCount"
-  dimensions          = local.target_dimensions
+  dimensions          = local.blue_target_dimensions
   statistic           = "Maximum"
   period              = 60
   evaluation_periods  = 3
@@ -101,7 +113,7 @@ resource "aws_cloudwatch_metric_alarm" "unhealthy_hosts" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "ecs_cpu" {
-  alarm_name          = "${var.name}-ecs-cpu"
+  alarm_name          = "${local.prefix}-ecs-cpu"
   alarm_description   = "Service CPU above 85% although autoscaling targets ${var.cpu_target_percent}% (max_capacity reached?)."
   namespace           = "AWS/ECS"
   metric_name         = "CPUUtilization"
@@ -116,7 +128,7 @@ resource "aws_cloudwatch_metric_alarm" "ecs_cpu" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "ecs_memory" {
-  alarm_name          = "${var.name}-ecs-memory"
+  alarm_name          = "${local.prefix}-ecs-memory"
   alarm_description   = "Service memory above 85% of the task's reservation."
   namespace           = "AWS/ECS"
   metric_name         = "MemoryUtilization"
@@ -133,7 +145,7 @@ resource "aws_cloudwatch_metric_alarm" "ecs_memory" {
 resource "aws_cloudwatch_metric_alarm" "dynamodb_throttles" {
   for_each = local.dynamodb_operations
 
-  alarm_name        = "${var.name}-dynamodb-throttled-${each.key}"
+  alarm_name        = "${local.prefix}-dynamodb-throttled-${each.key}"
   alarm_description = "DynamoDB throttled ${each.key} requests on ${aws_dynamodb_table.this.name}."
   namespace         = "AWS/DynamoDB"
   metric_name       = "ThrottledRequests"
