@@ -10,7 +10,11 @@
 //! | `DYNAMODB_CREATE_TABLE` | `false` | create the table when missing (local runs; Terraform owns it on AWS) |
 //! | `DYNAMODB_TIMEOUT_MS` | `5000` | DynamoDB operation timeout, retries included (each attempt gets 2/5 of it) |
 //! | `DYNAMODB_ENDPOINT_URL` | — | DynamoDB endpoint for this service only (else `AWS_ENDPOINT_URL`, else AWS) |
-//! | `MAX_BODY_BYTES` | `1048576` | largest accepted request body |
+//! | `MAX_BODY_BYTES` | `1048576` | largest accepted request body (JSON routes; after decoding gzip/deflate too) |
+//! | `MAX_LP_BODY_BYTES` | `10485760` | largest line protocol body, on the wire and after decoding |
+//! | `LP_MEASUREMENT` | `temperature` | the line protocol measurement whose lines are readings |
+//! | `LP_SENSOR_TAGS` | `sensorID,sensor_id,sensor` | tags naming the sensor, the first present wins |
+//! | `LP_FIELDS` | `value,temperature` | fields holding the temperature, the first present wins |
 //! | `SHUTDOWN_GRACE_SECONDS` | `20` | how long in-flight requests may take to drain on SIGTERM |
 //! | `EMBEDDED_CACHE_BYTES` | `33554432` | page cache of the embedded database |
 //! | `LOG_FORMAT` | `text` | `text` or `json` (one JSON object per line, for CloudWatch) |
@@ -20,6 +24,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use serde::Deserialize;
+
+use crate::domain::line_batch::LineSchema;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -49,6 +55,14 @@ pub struct Config {
     pub table_name: Option<String>,
     #[serde(default = "defaults::max_body_bytes")]
     pub max_body_bytes: usize,
+    #[serde(default = "defaults::max_lp_body_bytes")]
+    pub max_lp_body_bytes: usize,
+    #[serde(default = "defaults::lp_measurement")]
+    pub lp_measurement: String,
+    #[serde(default = "defaults::lp_sensor_tags")]
+    pub lp_sensor_tags: Vec<String>,
+    #[serde(default = "defaults::lp_fields")]
+    pub lp_fields: Vec<String>,
     #[serde(default = "defaults::shutdown_grace_seconds")]
     pub shutdown_grace_seconds: u64,
     #[serde(default = "defaults::embedded_cache_bytes")]
@@ -81,6 +95,18 @@ mod defaults {
     pub fn max_body_bytes() -> usize {
         1024 * 1024
     }
+    pub fn max_lp_body_bytes() -> usize {
+        10 * 1024 * 1024
+    }
+    pub fn lp_measurement() -> String {
+        LineSchema::default().measurement
+    }
+    pub fn lp_sensor_tags() -> Vec<String> {
+        LineSchema::default().sensor_tags
+    }
+    pub fn lp_fields() -> Vec<String> {
+        LineSchema::default().fields
+    }
     pub fn shutdown_grace_seconds() -> u64 {
         20
     }
@@ -96,7 +122,7 @@ mod defaults {
 }
 
 /// The variables [`Config`] reads, for error messages that name the culprit.
-const VARIABLES: [&str; 12] = [
+const VARIABLES: [&str; 16] = [
     "PORT",
     "BIND_ADDR",
     "DATA_DIR",
@@ -109,6 +135,10 @@ const VARIABLES: [&str; 12] = [
     "DYNAMODB_CREATE_TABLE",
     "DYNAMODB_TIMEOUT_MS",
     "DYNAMODB_ENDPOINT_URL",
+    "MAX_LP_BODY_BYTES",
+    "LP_MEASUREMENT",
+    "LP_SENSOR_TAGS",
+    "LP_FIELDS",
 ];
 
 impl Config {
@@ -143,7 +173,32 @@ impl Config {
         if self.max_body_bytes == 0 {
             return Err("MAX_BODY_BYTES must be greater than 0".into());
         }
+        if self.max_lp_body_bytes == 0 {
+            return Err("MAX_LP_BODY_BYTES must be greater than 0".into());
+        }
+        if self.lp_measurement.is_empty() {
+            return Err("LP_MEASUREMENT must not be empty".into());
+        }
+        for (name, list) in [
+            ("LP_SENSOR_TAGS", &self.lp_sensor_tags),
+            ("LP_FIELDS", &self.lp_fields),
+        ] {
+            if list.is_empty() || list.iter().any(String::is_empty) {
+                return Err(format!(
+                    "{name} must be a comma-separated list of non-empty names"
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// Which line protocol lines are readings, and where their sensor and temperature are.
+    pub fn line_schema(&self) -> LineSchema {
+        LineSchema {
+            measurement: self.lp_measurement.clone(),
+            sensor_tags: self.lp_sensor_tags.clone(),
+            fields: self.lp_fields.clone(),
+        }
     }
 
     /// A configuration for tests: the embedded store in `data_dir`, on 127.0.0.1, any port.
@@ -155,6 +210,10 @@ impl Config {
             storage: StorageKind::Embedded,
             table_name: None,
             max_body_bytes: defaults::max_body_bytes(),
+            max_lp_body_bytes: defaults::max_lp_body_bytes(),
+            lp_measurement: defaults::lp_measurement(),
+            lp_sensor_tags: defaults::lp_sensor_tags(),
+            lp_fields: defaults::lp_fields(),
             shutdown_grace_seconds: 5,
             embedded_cache_bytes: 4 * 1024 * 1024,
             log_format: LogFormat::Text,
@@ -240,6 +299,33 @@ mod tests {
         assert!(!defaults.dynamodb_create_table);
         let error = Config::from_vars(vars(&[("DYNAMODB_TIMEOUT_MS", "soon")])).unwrap_err();
         assert!(error.starts_with("DYNAMODB_TIMEOUT_MS"), "{error}");
+    }
+
+    #[test]
+    fn line_protocol_settings_are_read() {
+        let defaults = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(defaults.line_schema(), LineSchema::default());
+        assert_eq!(defaults.max_lp_body_bytes, 10 * 1024 * 1024);
+        let config = Config::from_vars(vars(&[
+            ("LP_MEASUREMENT", "climate"),
+            ("LP_SENSOR_TAGS", "device,host"),
+            ("LP_FIELDS", "celsius"),
+            ("MAX_LP_BODY_BYTES", "4096"),
+        ]))
+        .unwrap();
+        let schema = config.line_schema();
+        assert_eq!(schema.measurement, "climate");
+        assert_eq!(schema.sensor_tags, ["device", "host"]);
+        assert_eq!(schema.fields, ["celsius"]);
+        assert_eq!(config.max_lp_body_bytes, 4096);
+        for (name, value) in [
+            ("LP_FIELDS", "a,,b"),
+            ("LP_MEASUREMENT", ""),
+            ("MAX_LP_BODY_BYTES", "0"),
+        ] {
+            let error = Config::from_vars(vars(&[(name, value)])).unwrap_err();
+            assert!(error.contains(name), "{error}");
+        }
     }
 
     #[test]
