@@ -279,6 +279,12 @@ impl WriteError {
         {
             headers.insert("x-influxdb-error", value);
         }
+        if self.status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+            headers.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static(body::ACCEPTED_ENCODINGS),
+            );
+        }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }
