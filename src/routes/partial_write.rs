@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 
 use crate::domain::{Batch, Conflict};
+use crate::metrics::Metrics;
 use crate::storage::{PutOutcome, Storage, StorageError};
 
 /// Rounds of put-and-set-aside before giving up with 503.

@@ -101,17 +101,15 @@ async fn put_partially(partial: Partial, storage: &Storage, metrics: &Metrics) -
         invalid,
         conflicts: in_request,
     } = partial;
-    let outcome = match put_partial(storage, batch).await {
-        Ok(outcome) => outcome,
-        Err(error) => return Problem::from(error).into_response(),
-    };
+    metrics.readings_conflicted(in_request.len());
     let PartialOutcome {
         stored,
         duplicates,
         conflicts: with_stored,
-    } = outcome;
-    metrics.readings_stored(stored, duplicates);
-    metrics.readings_conflicted(in_request.len() + with_stored.len());
+    } = match put_partial(storage, metrics, batch).await {
+        Ok(outcome) => outcome,
+        Err(error) => return Problem::from(error).into_response(),
+    };
     let mut refused: Vec<serde_json::Value> =
         invalid
             .into_iter()

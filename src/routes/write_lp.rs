@@ -18,7 +18,7 @@ use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
 use super::body::{self, BodyError};
-use super::partial_write::{PartialOutcome, put_partial};
+use super::partial_write::put_partial;
 use super::problem::RETRY_AFTER_SECONDS;
 use super::readings::accept_partial;
 use super::with_storage;
@@ -185,17 +185,11 @@ async fn write_partially(
         ..
     } = partial;
     let lines = batch.readings.len() + batch.repeats + refused.len() + in_request.len();
-    let outcome = match put_partial(storage, batch).await {
-        Ok(outcome) => outcome,
+    metrics.readings_conflicted(in_request.len());
+    let with_stored = match put_partial(storage, metrics, batch).await {
+        Ok(outcome) => outcome.conflicts,
         Err(error) => return WriteError::from(error).into_response(dialect),
     };
-    let PartialOutcome {
-        stored,
-        duplicates,
-        conflicts: with_stored,
-    } = outcome;
-    metrics.readings_stored(stored, duplicates);
-    metrics.readings_conflicted(in_request.len() + with_stored.len());
     let mut all: Vec<Value> =
         refused
             .iter()

@@ -51,24 +51,10 @@ async fn assert_v2_error(response: Response, status: StatusCode, code: &str) -> 
     body
 }
 
-async fn readings(app: &TestApp, sensor: &str) -> Vec<(String, f64)> {
-    let page: Value = app
-        .readings(&[("sensorID", sensor), ("limit", "1000")])
-        .await
-        .json()
-        .await
-        .unwrap();
-    page["readings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["time"].as_str().unwrap().to_owned(),
-                r["temperature"].as_f64().unwrap(),
-            )
-        })
-        .collect()
+/// The `line` of each entry of a list in an error body.
+fn line_numbers(list: &Value) -> Vec<u64> {
+    let entries = list.as_array().expect("a list");
+    entries.iter().filter_map(|e| e["line"].as_u64()).collect()
 }
 
 #[tokio::test]
@@ -83,14 +69,14 @@ async fn v2_lines_are_stored_as_readings() {
     let response = post(&app, "/api/v2/write?org=o&bucket=b&precision=ns", body).await;
     assert_no_content(response).await;
     assert_eq!(
-        readings(&app, "107").await,
+        app.series("107").await,
         [("2021-10-04T09:00:00.123456Z".to_owned(), 21.299999)]
     );
     assert_eq!(
-        readings(&app, "108").await,
+        app.series("108").await,
         [("2021-10-04T09:00:01Z".to_owned(), -3.0)]
     );
-    assert_eq!(readings(&app, "109").await[0].1, 7.0);
+    assert_eq!(app.series("109").await[0].1, 7.0);
     assert_eq!(app.stats(None).await["Count"], 3);
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
@@ -110,7 +96,7 @@ async fn v1_writes_take_its_precision_names_and_ignore_credentials() {
     .await;
     assert_no_content(response).await;
     assert_eq!(
-        readings(&app, "1").await,
+        app.series("1").await,
         [
             ("2021-10-04T09:00:00Z".to_owned(), 20.5),
             ("2021-10-04T09:01:00Z".to_owned(), 20.6)
@@ -143,7 +129,7 @@ async fn a_line_without_a_timestamp_takes_the_receive_time() {
     let before = chrono::Utc::now();
     assert_no_content(post(&app, "/api/v2/write", "temperature,sensorID=now value=1").await).await;
     let after = chrono::Utc::now();
-    let stored = readings(&app, "now").await;
+    let stored = app.series("now").await;
     let at = chrono::DateTime::parse_from_rfc3339(&stored[0].0).unwrap();
     let truncated = |t: chrono::DateTime<chrono::Utc>| t.timestamp_micros();
     assert!(
@@ -164,27 +150,19 @@ async fn a_5000_line_gzip_body_is_stored_whole() {
             )
         })
         .collect();
-    let response = app
-        .client
-        .post(app.url("/api/v2/write?bucket=b&precision=s"))
-        .header("content-encoding", "gzip")
-        .body(gzip(body.as_bytes()))
-        .send()
-        .await
-        .unwrap();
-    assert_no_content(response).await;
-    assert_eq!(app.stats(None).await["Count"], 5000);
-    // The same body again: every line a duplicate.
-    let response = app
-        .client
-        .post(app.url("/api/v2/write?bucket=b&precision=s"))
-        .header("content-encoding", "gzip")
-        .body(gzip(body.as_bytes()))
-        .send()
-        .await
-        .unwrap();
-    assert_no_content(response).await;
-    assert_eq!(app.stats(None).await["Count"], 5000);
+    // Sent twice: the second time every line is a duplicate.
+    for _ in 0..2 {
+        let response = app
+            .client
+            .post(app.url("/api/v2/write?bucket=b&precision=s"))
+            .header("content-encoding", "gzip")
+            .body(gzip(body.as_bytes()))
+            .send()
+            .await
+            .unwrap();
+        assert_no_content(response).await;
+        assert_eq!(app.stats(None).await["Count"], 5000);
+    }
 }
 
 #[tokio::test]
@@ -257,13 +235,7 @@ async fn invalid_readings_are_422_naming_every_line() {
         "unprocessable entity",
     )
     .await;
-    let lines: Vec<u64> = error["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["line"].as_u64().unwrap())
-        .collect();
-    assert_eq!(lines, [2, 3, 4]);
+    assert_eq!(line_numbers(&error["errors"]), [2, 3, 4]);
     assert_eq!(app.stats(None).await["Count"], 0);
 }
 
@@ -283,13 +255,7 @@ async fn accept_partial_stores_the_valid_lines_and_names_the_others() {
         "invalid",
     )
     .await;
-    let refused: Vec<u64> = error["refused"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["line"].as_u64().unwrap())
-        .collect();
-    assert_eq!(refused, [1, 3, 4], "{error}");
+    assert_eq!(line_numbers(&error["refused"]), [1, 3, 4], "{error}");
     assert_eq!(app.stats(None).await["Count"], 3);
     let clean = "temperature,sensorID=1 value=5 5000\n";
     assert_no_content(post(&app, "/write?accept_partial=true", clean).await).await;

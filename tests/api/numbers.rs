@@ -5,26 +5,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, spawn_app};
-
-async fn temperatures(app: &TestApp, sensor: &str) -> Vec<(String, f64)> {
-    let response = app
-        .readings(&[("sensorID", sensor), ("limit", "1000")])
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let page: Value = response.json().await.unwrap();
-    page["readings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["time"].as_str().unwrap().to_owned(),
-                r["temperature"].as_f64().unwrap(),
-            )
-        })
-        .collect()
-}
+use crate::helpers::{assert_problem, spawn_app};
 
 #[tokio::test]
 async fn every_float_computed_reading_is_stored_and_its_retry_is_a_duplicate() {
@@ -48,7 +29,7 @@ async fn every_float_computed_reading_is_stored_and_its_retry_is_a_duplicate() {
     app.put_ok(&Value::Array(batch.clone())).await;
     app.put_ok(&Value::Array(batch)).await;
     assert_eq!(app.stats(None).await["Count"], 400);
-    let stored = temperatures(&app, "float").await;
+    let stored = app.series("float").await;
     let expected: Vec<f64> = (0..400)
         .map(|i| f64::from((i * 37) % 1000 - 200) / 10.0)
         .collect();
@@ -87,11 +68,7 @@ async fn numbers_and_strings_follow_one_rule_on_their_literal_text() {
             "{text}"
         );
     }
-    let got: Vec<f64> = temperatures(&app, "n")
-        .await
-        .iter()
-        .map(|(_, t)| *t)
-        .collect();
+    let got: Vec<f64> = app.series("n").await.iter().map(|(_, t)| *t).collect();
     let want: Vec<f64> = cases.iter().map(|(_, t)| *t).collect();
     assert_eq!(got, want);
     for text in [
@@ -137,7 +114,7 @@ async fn times_are_truncated_to_the_microsecond_and_second_60_is_refused() {
         .await;
     assert_problem(response, StatusCode::CONFLICT).await;
     assert_eq!(
-        temperatures(&app, "t").await,
+        app.series("t").await,
         [("2021-10-04T09:00:00.123456Z".to_owned(), 1.0)]
     );
     for time in ["2021-10-04 12:34:60", "2016-12-31T23:59:60Z"] {
