@@ -59,14 +59,24 @@ async fn put_readings(
             let checked = Checked::from_json(&body).map_err(batch_problem)?;
             Ok((partial, checked))
         });
-    let batch = match checked {
+    let checked = match checked {
         Ok((true, checked)) => return put_partially(checked.partial(), &storage, &metrics).await,
-        Ok((false, checked)) => checked.all_or_nothing().map_err(batch_problem),
-        Err(problem) => Err(problem),
-    };
-    let batch = match batch {
-        Ok(batch) => batch,
+        Ok((false, checked)) => checked,
         Err(problem) => {
+            metrics.readings_rejected(problem.status());
+            return problem.into_response();
+        }
+    };
+    let sent = checked.readings.len() + checked.invalid.len();
+    let batch = match checked.all_or_nothing() {
+        Ok(batch) => batch,
+        Err(error @ BatchError::SelfConflict(_)) => {
+            // A conflict, counted like one with stored readings: each reading received.
+            metrics.readings_conflicted(sent);
+            return batch_problem(error).into_response();
+        }
+        Err(error) => {
+            let problem = batch_problem(error);
             metrics.readings_rejected(problem.status());
             return problem.into_response();
         }
@@ -119,7 +129,7 @@ async fn put_partially(partial: Partial, storage: &Storage, metrics: &Metrics) -
             ))
             .collect();
     refused.sort_by_key(|entry| entry["index"].as_u64());
-    warp::reply::json(&json!({
+    super::json::reply(&json!({
         "stored": stored,
         "duplicates": duplicates,
         "refused": refused,
@@ -181,7 +191,7 @@ async fn get_stats(query: HashMap<String, String>, storage: Storage) -> Response
         Some(Err(detail)) => return query::problem("sensorID", &detail).into_response(),
     };
     match storage.stats(sensor.as_ref()).await {
-        Ok(aggregate) => warp::reply::json(&aggregate.stats()).into_response(),
+        Ok(aggregate) => super::json::reply(&aggregate.stats()).into_response(),
         Err(error) => Problem::from(error).into_response(),
     }
 }
@@ -222,7 +232,7 @@ async fn get_readings(query: HashMap<String, String>, storage: Storage) -> Respo
                 })
                 .collect();
             let next = page.next.map(Timestamp::to_sortable);
-            warp::reply::json(&json!({"readings": readings, "next": next})).into_response()
+            super::json::reply(&json!({"readings": readings, "next": next})).into_response()
         }
         Err(error) => Problem::from(error).into_response(),
     }

@@ -265,7 +265,7 @@ impl WriteError {
                 map.insert(key.to_owned(), value);
             }
         }
-        let mut response = warp::reply::json(&body).into_response();
+        let mut response = super::json::reply(&body).into_response();
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         if dialect == Dialect::V1
