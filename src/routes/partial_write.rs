@@ -24,10 +24,19 @@ pub struct PartialOutcome {
     pub conflicts: Vec<Conflict>,
 }
 
+/// Stores what can be stored of `batch`, counting the outcome in `metrics`.
 pub async fn put_partial(
     storage: &Storage,
-    mut batch: Batch,
+    metrics: &Metrics,
+    batch: Batch,
 ) -> Result<PartialOutcome, StorageError> {
+    let outcome = rounds(storage, batch).await?;
+    metrics.readings_stored(outcome.stored, outcome.duplicates);
+    metrics.readings_conflicted(outcome.conflicts.len());
+    Ok(outcome)
+}
+
+async fn rounds(storage: &Storage, mut batch: Batch) -> Result<PartialOutcome, StorageError> {
     let mut conflicts = Vec::new();
     for _ in 0..MAX_ROUNDS {
         if batch.readings.is_empty() {
