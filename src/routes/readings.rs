@@ -63,7 +63,7 @@ async fn put_readings(
         Ok((true, checked)) => return put_partially(checked.partial(), &storage, &metrics).await,
         Ok((false, checked)) => checked,
         Err(problem) => {
-            metrics.readings_rejected(problem.status());
+            metrics.readings_rejected();
             return problem.into_response();
         }
     };
@@ -77,7 +77,7 @@ async fn put_readings(
         }
         Err(error) => {
             let problem = batch_problem(error);
-            metrics.readings_rejected(problem.status());
+            metrics.readings_rejected();
             return problem.into_response();
         }
     };
