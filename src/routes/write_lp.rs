@@ -111,20 +111,25 @@ async fn write(
     let (partial, checked) = match checked {
         Ok(parsed) => parsed,
         Err(error) => {
-            metrics.readings_rejected(error.status);
+            metrics.readings_rejected();
             return error.into_response(dialect);
         }
     };
     metrics.line_protocol_ignored(checked.ignored);
+    let sent = checked.readings.len() + checked.invalid.len() + checked.malformed.len();
     if partial {
         return write_partially(dialect, checked.partial(), &storage, &metrics).await;
     }
     let batch = match checked.all_or_nothing() {
         Ok(line_batch) => line_batch.batch,
+        Err(error @ LineBatchError::SelfConflict(_)) => {
+            // A conflict, counted like one with stored readings: each reading received.
+            metrics.readings_conflicted(sent);
+            return WriteError::from(error).into_response(dialect);
+        }
         Err(error) => {
-            let error = WriteError::from(error);
-            metrics.readings_rejected(error.status);
-            return error.into_response(dialect);
+            metrics.readings_rejected();
+            return WriteError::from(error).into_response(dialect);
         }
     };
     if batch.readings.is_empty() {
