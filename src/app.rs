@@ -3,14 +3,17 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
-use crate::config::{Config, StorageKind};
+use crate::auth::rate::Rate;
+use crate::auth::{self, Access};
+use crate::config::{Config, DEFAULT_READS_PER_SECOND, DEFAULT_WRITES_PER_SECOND, StorageKind};
 use crate::metrics::Metrics;
 use crate::routes;
+use crate::server::{self, connection::Linger};
 use crate::storage::{Backend, DynamoStore, EmbeddedStore, Storage};
 
 /// Why the service could not start.
@@ -23,18 +26,31 @@ pub enum StartupError {
     },
     #[error("cannot open storage: {0}")]
     Storage(String),
+    #[error("configuration error: {0}")]
+    Config(String),
 }
 
 pub struct Application {
     listener: TcpListener,
     storage: Storage,
     metrics: Metrics,
+    access: Arc<Access>,
     config: Config,
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let metrics = Metrics::new();
+        let access = Arc::new(Access::new(
+            access_settings(&config).map_err(StartupError::Config)?,
+            metrics.clone(),
+        ));
+        if config.tokens.is_empty() {
+            tracing::warn!(
+                "no API token is configured: every route is open to anyone who can reach this \
+                 port (set API_TOKENS, and REQUIRE_AUTH=true where the service is deployed)"
+            );
+        }
         let storage = open_storage(&config, &metrics).await?;
         let addr = SocketAddr::new(config.bind_addr, config.port);
         let listener = TcpListener::bind(addr)
@@ -44,6 +60,7 @@ impl Application {
             listener,
             storage,
             metrics,
+            access,
             config,
         })
     }
@@ -66,28 +83,59 @@ impl Application {
     /// durably before its answer, so nothing is left to flush.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let grace = Duration::from_secs(self.config.shutdown_grace_seconds);
-        let routes = routes::all(self.storage, self.metrics, self.config.max_body_bytes);
-        let (draining, drain_started) = oneshot::channel::<()>();
-        let signal = async move {
-            shutdown.await;
-            tracing::info!("shutdown requested: draining in-flight requests");
-            let _ = draining.send(());
-        };
-        let server = warp::serve(routes)
-            .incoming(self.listener)
-            .graceful(signal)
-            .run();
-        let deadline = async move {
-            if drain_started.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        tokio::select! {
-            () = server => tracing::info!("all connections drained"),
-            () = deadline => tracing::warn!(?grace, "drain deadline passed; closing remaining connections"),
-        }
+        let limits = server_limits(&self.config);
+        let routes = routes::all(
+            self.storage,
+            self.metrics.clone(),
+            self.access,
+            self.config.max_body_bytes,
+        );
+        server::serve(self.listener, routes, limits, self.metrics, shutdown, grace).await;
+    }
+}
+
+/// The access policy's settings. Rate limits apply per token by default once tokens are
+/// configured; in open mode, per client address, only when a rate is set.
+fn access_settings(config: &Config) -> Result<auth::Settings, String> {
+    let with_tokens = !config.tokens.is_empty();
+    let rate = |per_second: Option<u32>, burst: Option<u32>, default: u32| {
+        let per_second = per_second.or(with_tokens.then_some(default))?;
+        Some(Rate {
+            per_second,
+            burst: burst.unwrap_or(per_second.saturating_mul(2)),
+        })
+    };
+    Ok(auth::Settings {
+        tokens: config.tokens.clone(),
+        metrics_token: config.metrics_token_digest()?,
+        failures_per_minute: config.auth_failures_per_minute,
+        read: rate(
+            config.rate_limit_reads_per_second,
+            config.rate_limit_read_burst,
+            DEFAULT_READS_PER_SECOND,
+        ),
+        write: rate(
+            config.rate_limit_writes_per_second,
+            config.rate_limit_write_burst,
+            DEFAULT_WRITES_PER_SECOND,
+        ),
+        trust_forwarded_for: config.trust_x_forwarded_for,
+    })
+}
+
+fn server_limits(config: &Config) -> server::Limits {
+    server::Limits {
+        max_connections: config.max_connections,
+        header_read_timeout: Duration::from_secs(config.header_read_timeout_seconds),
+        idle_timeout: Duration::from_secs(config.idle_timeout_seconds),
+        body_read_timeout: Duration::from_secs(config.body_read_timeout_seconds),
+        max_body_memory: config.max_body_memory_bytes,
+        max_headers: config.max_headers,
+        linger: Linger {
+            time: Duration::from_secs(config.linger_seconds),
+            bytes: config.linger_bytes,
+        },
+        http2_cleartext: config.http2_cleartext,
     }
 }
 

@@ -8,6 +8,9 @@
 //!   log by default, DynamoDB on AWS), with group commit;
 //! - [`routes`]: the HTTP API, one file per resource, and RFC 9457 problem bodies;
 //! - [`metrics`]: the Prometheus registry the app owns;
+//! - [`auth`]: tokens, scopes, rate limits: who may call which route, how often;
+//! - [`server`]: the HTTP server under connection limits (timeouts, connection count, body
+//!   memory);
 //! - [`app`]: binds, wires and runs it all with graceful shutdown;
 //! - [`healthcheck`]: the container's health probe (`telemetry healthcheck`);
 //! - [`logging`]: `tracing` set-up, plain text or JSON lines.
@@ -15,10 +18,12 @@
 //! `main.rs` only reads the configuration, sets up logging and runs [`app::Application`].
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod healthcheck;
 pub mod logging;
 pub mod metrics;
 pub mod routes;
+pub mod server;
 pub mod storage;

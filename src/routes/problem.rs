@@ -114,6 +114,9 @@ impl warp::reject::Reject for BodyUnreadable {}
 
 /// Turns every rejection left after routing into a problem; nothing escapes as a bare 404/500.
 pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    if let Some(refused) = rejection.find::<super::auth::Refused>() {
+        return Ok(refused.response());
+    }
     let problem = if rejection.is_not_found() {
         Problem::new(StatusCode::NOT_FOUND, "no such resource")
     } else if let Some(too_large) = rejection.find::<BodyTooLarge>() {

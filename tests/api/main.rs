@@ -2,9 +2,11 @@
 //! Run against the embedded store by default, against DynamoDB with
 //! `TELEMETRY_TEST_STORAGE=dynamodb` (see `helpers.rs`).
 
+mod access;
 mod errors;
 mod health;
 mod helpers;
+mod limits;
 mod picus;
 mod promtool;
 mod readings;
