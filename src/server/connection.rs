@@ -78,9 +78,7 @@ impl Activity {
     pub fn request_started(&self, with_body: bool) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.head_started.store(NONE, Ordering::Relaxed);
-        if with_body {
-            self.body_unread.store(true, Ordering::Relaxed);
-        }
+        self.body_unread.store(with_body, Ordering::Relaxed);
     }
 
     /// The request's body was read to its end.

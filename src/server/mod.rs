@@ -11,7 +11,7 @@
 //! - a request body must arrive within `BODY_READ_TIMEOUT_SECONDS` (408), and all requests
 //!   together hold at most `MAX_BODY_MEMORY_BYTES` of body (503 + `Retry-After` beyond), see
 //!   [`body`];
-//! - at most `MAX_HEADERS` header lines (431 beyond);
+//! - at most `MAX_HEADERS` header lines and 64 KiB of header (431 beyond);
 //! - a lingering close, so early answers reach clients still sending a body, see
 //!   [`connection`];
 //! - HTTP/1.1 only unless `HTTP2_CLEARTEXT=true` (the ALB speaks HTTP/1.1 to its targets);
@@ -55,6 +55,11 @@ pub struct Limits {
     pub linger: Linger,
     pub http2_cleartext: bool,
 }
+
+/// Largest read buffer of a connection, so also the most header bytes of a request (the ALB
+/// itself allows 64 KiB of headers). hyper's default, about 400 KiB, let 500 slow uploads
+/// hold 200 MB in read buffers alone.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Concurrent streams per HTTP/2 connection, when HTTP/2 is on.
 const HTTP2_MAX_STREAMS: u32 = 32;
@@ -135,7 +140,8 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     builder
         .http1()
         .header_read_timeout(None)
-        .max_headers(limits.max_headers);
+        .max_headers(limits.max_headers)
+        .max_buf_size(READ_BUFFER_BYTES);
     if limits.http2_cleartext {
         builder
             .http2()
