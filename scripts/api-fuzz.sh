@@ -20,7 +20,7 @@ token="fuzz-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 # Rate limits off: the fuzzer's request rate is not what is under test here.
 API_TOKENS="admin:$token" REQUIRE_AUTH=true RATE_LIMIT_READS_PER_SECOND=0 RATE_LIMIT_WRITES_PER_SECOND=0 \
   BIND_ADDR=127.0.0.1 PORT=0 DATA_DIR="$data_dir" LOG_FORMAT=json RUST_LOG=warn,telemetry=info \
-  target/debug/telemetry >"$log" 2>&1 &
+  "${CARGO_TARGET_DIR:-target}/debug/telemetry" >"$log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$data_dir" "$log"' EXIT
 

@@ -2,7 +2,8 @@
 //! scrapes `/metrics`.
 //!
 //! Layout:
-//! - [`config`]: the environment, read once with envy;
+//! - [`config`]: the environment, read once with envy, and the table of every variable;
+//! - [`cli`]: the commands and `--help`;
 //! - [`domain`]: readings, batches and exact aggregates, free of HTTP and storage;
 //! - [`storage`]: the storage contract and its backends (embedded redb behind a write-ahead
 //!   log by default, DynamoDB on AWS), with group commit;
@@ -12,6 +13,7 @@
 //! - [`server`]: the HTTP server under connection limits (timeouts, connection count, body
 //!   memory);
 //! - [`app`]: binds, wires and runs it all with graceful shutdown;
+//! - [`data_dir`]: the embedded store's directory, created and locked to one process;
 //! - [`healthcheck`]: the container's health probe (`telemetry healthcheck`);
 //! - [`logging`]: `tracing` set-up, plain text or JSON lines.
 //!
@@ -19,7 +21,9 @@
 
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod config;
+pub mod data_dir;
 pub mod domain;
 pub mod healthcheck;
 pub mod logging;

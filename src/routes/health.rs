@@ -15,7 +15,7 @@ pub fn liveness_get(
     auth: &'static str,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api").and(warp::get()).map(move || {
-        warp::reply::json(&json!({
+        super::json::reply(&json!({
             "status": "ok",
             "service": "telemetry",
             "version": env!("CARGO_PKG_VERSION"),
@@ -34,7 +34,7 @@ pub fn readiness_get(
         .and(with_storage(storage))
         .then(|storage: Storage| async move {
             match storage.ping().await {
-                Ok(()) => warp::reply::json(&json!({
+                Ok(()) => super::json::reply(&json!({
                     "status": "ready",
                     "storage": storage.backend_name(),
                 }))

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod body;
 pub mod health;
+pub mod json;
 pub mod metrics;
 pub mod openapi;
 pub mod picus;
