@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,6 +53,8 @@ class Server:
                 break
         else:
             raise SystemExit("the server did not start")
+        # Keep reading the log, or the server blocks once the pipe is full.
+        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
 
     def rss_mib(self):
         with open(f"/proc/{self.proc.pid}/status") as status:

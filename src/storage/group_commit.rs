@@ -263,21 +263,24 @@ mod tests {
         }
     }
 
+    /// A recorder whose first commit waits for the gate, so the next writes queue up behind it.
+    struct Gate(Option<oneshot::Receiver<()>>, Recorder);
+
+    impl Committer for Gate {
+        type Write = oneshot::Sender<usize>;
+        async fn commit(&mut self, group: Vec<Self::Write>) {
+            if let Some(gate) = self.0.take() {
+                let _ = gate.await;
+            }
+            self.1.commit(group).await;
+        }
+    }
+
     /// A full queue and a writer stuck on one group refuse new writes at once; the queued ones
     /// are committed and answered when the writer moves on, and writes are taken again after.
     #[tokio::test]
     async fn a_full_queue_or_a_stuck_writer_sheds_new_writes_and_loses_no_queued_one() {
         let (hold, release) = oneshot::channel::<()>();
-        struct Gate(Option<oneshot::Receiver<()>>, Recorder);
-        impl Committer for Gate {
-            type Write = oneshot::Sender<usize>;
-            async fn commit(&mut self, group: Vec<Self::Write>) {
-                if let Some(gate) = self.0.take() {
-                    let _ = gate.await;
-                }
-                self.1.commit(group).await;
-            }
-        }
         let groups = Arc::new(Mutex::new(Vec::new()));
         let writer = GroupCommit::spawn(
             Gate(
@@ -295,14 +298,10 @@ mod tests {
         writer.submit(reply).await.unwrap();
         answers.push(answer);
         // The writer takes the first write and blocks on it; four more fill the queue.
-        while groups.lock().unwrap().is_empty() && writer.pressure.waiting.load(Ordering::Relaxed) {
+        while writer.pressure.waiting.load(Ordering::Relaxed) {
             tokio::task::yield_now().await;
         }
-        for _ in 0..4 {
-            let (reply, answer) = oneshot::channel();
-            writer.submit(reply).await.unwrap();
-            answers.push(answer);
-        }
+        answers.extend(submit_many(&writer, 4).await);
         let (reply, _refused) = oneshot::channel();
         let error = writer.submit(reply).await.unwrap_err();
         assert!(matches!(error, StorageError::Unavailable(_)), "{error:?}");
@@ -400,16 +399,6 @@ mod tests {
         let groups = Arc::new(Mutex::new(Vec::new()));
         let (hold, release) = oneshot::channel::<()>();
         // A first write whose commit we hold open, so the next ones queue up behind it.
-        struct Gate(Option<oneshot::Receiver<()>>, Recorder);
-        impl Committer for Gate {
-            type Write = oneshot::Sender<usize>;
-            async fn commit(&mut self, group: Vec<Self::Write>) {
-                if let Some(gate) = self.0.take() {
-                    let _ = gate.await;
-                }
-                self.1.commit(group).await;
-            }
-        }
         let observed = Arc::new(Mutex::new(Vec::new()));
         let sizes = observed.clone();
         let writer = GroupCommit::spawn(

@@ -1,9 +1,9 @@
 //! The binary's access-control contract: `REQUIRE_AUTH=true` without tokens refuses to start,
 //! and no token ever reaches the log, whatever the request did with it.
 
-use std::process::Command;
 use std::time::Duration;
 
+use crate::cli::start_up_failure;
 use crate::server::start_with;
 
 const READ: &str = "read-token-a1b2c3d4e5f60718";
@@ -12,30 +12,15 @@ const GUESS: &str = "guess-token-0badc0ffee0badc0";
 
 #[test]
 fn require_auth_without_a_token_exits_2_with_one_line() {
-    let output = Command::new(env!("CARGO_BIN_EXE_telemetry"))
-        .env("REQUIRE_AUTH", "true")
-        .env("BIND_ADDR", "127.0.0.1")
-        .env("PORT", "0")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-    assert!(stderr.contains("REQUIRE_AUTH"), "{stderr}");
+    let line = start_up_failure(&[("REQUIRE_AUTH", "true")]);
+    assert!(line.contains("REQUIRE_AUTH"), "{line}");
 }
 
 #[test]
 fn a_bad_token_entry_exits_2_without_repeating_it() {
-    let output = Command::new(env!("CARGO_BIN_EXE_telemetry"))
-        .env("API_TOKENS", "read:short-secret")
-        .env("BIND_ADDR", "127.0.0.1")
-        .env("PORT", "0")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("API_TOKENS entry 1"), "{stderr}");
-    assert!(!stderr.contains("short-secret"), "{stderr}");
+    let line = start_up_failure(&[("API_TOKENS", "read:short-secret")]);
+    assert!(line.contains("API_TOKENS entry 1"), "{line}");
+    assert!(!line.contains("short-secret"), "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
