@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the HTTP API from its own OpenAPI document with schemathesis: starts the real binary on
-# 127.0.0.1 (embedded store in a temporary directory) and fails on any 5xx, any status,
+# 127.0.0.1 (embedded store in a temporary directory) with access control on (REQUIRE_AUTH, one
+# admin token, which schemathesis sends on every request) and fails on any 5xx, any status,
 # content type or body that the document does not declare. Bounded: a fixed seed, a fixed
 # number of examples per operation and a time budget.
 set -euo pipefail
@@ -15,7 +16,10 @@ fi
 cargo build --locked --quiet
 data_dir=$(mktemp -d)
 log=$(mktemp)
-BIND_ADDR=127.0.0.1 PORT=0 DATA_DIR="$data_dir" LOG_FORMAT=json RUST_LOG=warn,telemetry=info \
+token="fuzz-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+# Rate limits off: the fuzzer's request rate is not what is under test here.
+API_TOKENS="admin:$token" REQUIRE_AUTH=true RATE_LIMIT_READS_PER_SECOND=0 RATE_LIMIT_WRITES_PER_SECOND=0 \
+  BIND_ADDR=127.0.0.1 PORT=0 DATA_DIR="$data_dir" LOG_FORMAT=json RUST_LOG=warn,telemetry=info \
   "${CARGO_TARGET_DIR:-target}/debug/telemetry" >"$log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$data_dir" "$log"' EXIT
@@ -32,4 +36,5 @@ done
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --phases examples,coverage,fuzzing,stateful \
   --max-examples 40 --seed 20211004 --max-time 60 --workers 2 \
-  --request-timeout 10
+  --request-timeout 10 \
+  --header "Authorization: Bearer $token"

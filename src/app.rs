@@ -3,15 +3,18 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
-use crate::config::{Config, StorageKind};
+use crate::auth::rate::Rate;
+use crate::auth::{self, Access};
+use crate::config::{Config, DEFAULT_READS_PER_SECOND, DEFAULT_WRITES_PER_SECOND, StorageKind};
 use crate::data_dir::{self, DataDirError, DataDirLock};
 use crate::metrics::Metrics;
 use crate::routes;
+use crate::server::{self, connection::Linger};
 use crate::storage::{Backend, DynamoSettings, DynamoStore, EmbeddedStore, Storage, StorageError};
 
 /// Why the service could not start: one line naming the variable or resource at fault.
@@ -31,12 +34,15 @@ pub enum StartupError {
         backend: &'static str,
         source: StorageError,
     },
+    #[error("{0}")]
+    Config(String),
 }
 
 pub struct Application {
     listener: TcpListener,
     storage: Storage,
     metrics: Metrics,
+    access: Arc<Access>,
     config: Config,
     /// Embedded store: `DATA_DIR` stays locked to this process until the app is dropped.
     _data_dir_lock: Option<DataDirLock>,
@@ -45,6 +51,16 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let metrics = Metrics::new();
+        let access = Arc::new(Access::new(
+            access_settings(&config).map_err(StartupError::Config)?,
+            metrics.clone(),
+        ));
+        if config.tokens.is_empty() {
+            tracing::warn!(
+                "no API token is configured: every route is open to anyone who can reach this \
+                 port (set API_TOKENS, and REQUIRE_AUTH=true where the service is deployed)"
+            );
+        }
         let data_dir_lock = match config.storage {
             StorageKind::Embedded => Some(data_dir::lock(&config.data_dir)?),
             StorageKind::Dynamodb => None,
@@ -61,6 +77,7 @@ impl Application {
             listener,
             storage,
             metrics,
+            access,
             config,
             _data_dir_lock: data_dir_lock,
         })
@@ -80,42 +97,74 @@ impl Application {
         &self.storage
     }
 
+    /// `"on"` when API tokens are configured, `"off"` when every route is open.
+    pub fn access_mode(&self) -> &'static str {
+        self.access.mode()
+    }
+
     /// Serves until `shutdown` resolves; then stops accepting, lets in-flight requests finish
     /// (at most `SHUTDOWN_GRACE_SECONDS`) and returns. Every acknowledged write was committed
     /// durably before its answer, so nothing is left to flush.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let grace = Duration::from_secs(self.config.shutdown_grace_seconds);
+        let limits = server_limits(&self.config);
         let line_protocol = routes::write_lp::LineProtocolSettings {
             schema: self.config.line_schema(),
             max_body_bytes: self.config.max_lp_body_bytes,
         };
         let routes = routes::all(
             self.storage,
-            self.metrics,
+            self.metrics.clone(),
+            self.access,
             self.config.max_body_bytes,
             line_protocol,
         );
-        let (draining, drain_started) = oneshot::channel::<()>();
-        let signal = async move {
-            shutdown.await;
-            tracing::info!("shutdown requested: draining in-flight requests");
-            let _ = draining.send(());
-        };
-        let server = warp::serve(routes)
-            .incoming(self.listener)
-            .graceful(signal)
-            .run();
-        let deadline = async move {
-            if drain_started.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        tokio::select! {
-            () = server => tracing::info!("all connections drained"),
-            () = deadline => tracing::warn!(?grace, "drain deadline passed; closing remaining connections"),
-        }
+        server::serve(self.listener, routes, limits, self.metrics, shutdown, grace).await;
+    }
+}
+
+/// The access policy's settings. Rate limits apply per token by default once tokens are
+/// configured; in open mode, per client address, only when a rate is set.
+fn access_settings(config: &Config) -> Result<auth::Settings, String> {
+    let with_tokens = !config.tokens.is_empty();
+    let rate = |per_second: Option<u32>, burst: Option<u32>, default: u32| {
+        let per_second = per_second.or(with_tokens.then_some(default))?;
+        Some(Rate {
+            per_second,
+            burst: burst.unwrap_or(per_second.saturating_mul(2)),
+        })
+    };
+    Ok(auth::Settings {
+        tokens: config.tokens.clone(),
+        metrics_token: config.metrics_token_digest()?,
+        failures_per_minute: config.auth_failures_per_minute,
+        read: rate(
+            config.rate_limit_reads_per_second,
+            config.rate_limit_read_burst,
+            DEFAULT_READS_PER_SECOND,
+        ),
+        write: rate(
+            config.rate_limit_writes_per_second,
+            config.rate_limit_write_burst,
+            DEFAULT_WRITES_PER_SECOND,
+        ),
+        trust_forwarded_for: config.trust_x_forwarded_for,
+    })
+}
+
+fn server_limits(config: &Config) -> server::Limits {
+    server::Limits {
+        max_connections: config.max_connections,
+        header_read_timeout: Duration::from_secs(config.header_read_timeout_seconds),
+        idle_timeout: Duration::from_secs(config.idle_timeout_seconds),
+        body_read_timeout: Duration::from_secs(config.body_read_timeout_seconds),
+        max_body_memory: config.max_body_memory_bytes,
+        max_headers: config.max_headers,
+        linger: Linger {
+            time: Duration::from_secs(config.linger_seconds),
+            bytes: config.linger_bytes,
+        },
+        http2_cleartext: config.http2_cleartext,
     }
 }
 

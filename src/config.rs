@@ -12,12 +12,50 @@
 //! (`RUST_LOG`, read by the logger) get a row too, and are listed in the test's
 //! `READ_OUTSIDE_CONFIG`. Then add the row to README.md's configuration table.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::line_batch::LineSchema;
+use crate::auth::{TokenDigest, TokenSet, tokens};
+
+/// A secret from the environment: never shown by `Debug`, serialised or repeated in an error
+/// message.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("[redacted]")
+    }
+}
+
+/// Variables whose values are secrets, so messages never repeat them.
+const SECRET_VARIABLES: [&str; 2] = ["API_TOKENS", "METRICS_TOKEN"];
+
+/// Write requests a second per token when tokens are configured and no rate is set.
+pub const DEFAULT_WRITES_PER_SECOND: u32 = 1000;
+/// Read requests a second per token when tokens are configured and no rate is set.
+pub const DEFAULT_READS_PER_SECOND: u32 = 100;
 
 /// One environment variable the service reads.
 #[derive(Debug, Clone, Copy)]
@@ -117,6 +155,101 @@ pub const VARIABLES: &[Variable] = &[
         default: Some("info"),
         meaning: "log filter, e.g. info,telemetry=debug",
     },
+    Variable {
+        name: "API_TOKENS",
+        default: None,
+        meaning: "scope:token entries, comma-separated (read, write, admin; scope:sha256:<64 hex> for a hashed token); none: the service is open",
+    },
+    Variable {
+        name: "API_TOKENS_FILE",
+        default: None,
+        meaning: "a file of the same entries, one a line, # comments",
+    },
+    Variable {
+        name: "REQUIRE_AUTH",
+        default: Some("false"),
+        meaning: "true: refuse to start (exit 2) when no token is configured",
+    },
+    Variable {
+        name: "METRICS_TOKEN",
+        default: None,
+        meaning: "when set, GET /metrics needs it (or an admin token) as a Bearer token",
+    },
+    Variable {
+        name: "AUTH_FAILURES_PER_MINUTE",
+        default: Some("20"),
+        meaning: "failed authentications a client address may make a minute before it gets 429 (0: no limit)",
+    },
+    Variable {
+        name: "RATE_LIMIT_WRITES_PER_SECOND",
+        default: None,
+        meaning: "write requests a second per token (1000 when tokens are set), or per client address in open mode (none unless set); 0: no limit",
+    },
+    Variable {
+        name: "RATE_LIMIT_WRITE_BURST",
+        default: None,
+        meaning: "write requests a token may send at once (twice the rate unless set)",
+    },
+    Variable {
+        name: "RATE_LIMIT_READS_PER_SECOND",
+        default: None,
+        meaning: "read requests a second per token (100 when tokens are set), or per client address in open mode (none unless set); 0: no limit",
+    },
+    Variable {
+        name: "RATE_LIMIT_READ_BURST",
+        default: None,
+        meaning: "read requests a token may send at once (twice the rate unless set)",
+    },
+    Variable {
+        name: "TRUST_X_FORWARDED_FOR",
+        default: Some("false"),
+        meaning: "take the client address from the last X-Forwarded-For entry (only behind a proxy such as the ALB)",
+    },
+    Variable {
+        name: "MAX_CONNECTIONS",
+        default: Some("4096"),
+        meaning: "open connections at most; more wait in the listen backlog",
+    },
+    Variable {
+        name: "HEADER_READ_TIMEOUT_SECONDS",
+        default: Some("10"),
+        meaning: "time to send a request head, from connecting or from its first byte",
+    },
+    Variable {
+        name: "IDLE_TIMEOUT_SECONDS",
+        default: Some("75"),
+        meaning: "a keep-alive connection without a request is closed after this (keep it above the ALB's 60 s)",
+    },
+    Variable {
+        name: "BODY_READ_TIMEOUT_SECONDS",
+        default: Some("30"),
+        meaning: "time to send a whole request body; past it 408",
+    },
+    Variable {
+        name: "MAX_BODY_MEMORY_BYTES",
+        default: Some("134217728"),
+        meaning: "request body bytes held by all requests at once; past it 503 (at least MAX_BODY_BYTES)",
+    },
+    Variable {
+        name: "MAX_HEADERS",
+        default: Some("128"),
+        meaning: "header lines a request may have; more is 431",
+    },
+    Variable {
+        name: "LINGER_SECONDS",
+        default: Some("5"),
+        meaning: "after an early answer (413...), how long an unread request body is read and discarded",
+    },
+    Variable {
+        name: "LINGER_BYTES",
+        default: Some("8388608"),
+        meaning: "the most bytes of an unread request body read and discarded so",
+    },
+    Variable {
+        name: "HTTP2_CLEARTEXT",
+        default: Some("false"),
+        meaning: "also serve HTTP/2 without TLS (prior knowledge), 32 streams a connection",
+    },
 ];
 
 /// The row of `name`, if the service reads it.
@@ -159,6 +292,35 @@ pub struct Config {
     pub dynamodb_timeout_ms: u64,
     #[serde(default)]
     pub dynamodb_endpoint_url: Option<String>,
+    #[serde(default)]
+    pub api_tokens: Option<Secret>,
+    #[serde(default)]
+    pub api_tokens_file: Option<PathBuf>,
+    pub require_auth: bool,
+    #[serde(default)]
+    pub metrics_token: Option<Secret>,
+    pub auth_failures_per_minute: u32,
+    #[serde(default)]
+    pub rate_limit_writes_per_second: Option<u32>,
+    #[serde(default)]
+    pub rate_limit_write_burst: Option<u32>,
+    #[serde(default)]
+    pub rate_limit_reads_per_second: Option<u32>,
+    #[serde(default)]
+    pub rate_limit_read_burst: Option<u32>,
+    pub trust_x_forwarded_for: bool,
+    pub max_connections: usize,
+    pub header_read_timeout_seconds: u64,
+    pub idle_timeout_seconds: u64,
+    pub body_read_timeout_seconds: u64,
+    pub max_body_memory_bytes: usize,
+    pub max_headers: usize,
+    pub linger_seconds: u64,
+    pub linger_bytes: usize,
+    pub http2_cleartext: bool,
+    /// The tokens of `API_TOKENS` and `API_TOKENS_FILE`, as digests (filled by `from_vars`).
+    #[serde(skip)]
+    pub tokens: TokenSet,
 }
 
 impl Config {
@@ -190,13 +352,30 @@ impl Config {
                 })
                 .chain([(name.clone(), value.clone())]);
             if let Err(error) = envy::from_iter::<_, Config>(alone) {
+                if SECRET_VARIABLES.contains(&name.as_str()) {
+                    return Err(format!("{name} is invalid"));
+                }
                 return Err(format!("{name}={value:?} is invalid: {error}"));
             }
         }
-        let config: Config = envy::from_iter(set.into_iter().chain(defaults))
+        let mut config: Config = envy::from_iter(set.into_iter().chain(defaults))
             .map_err(|e| format!("the configuration is invalid: {e}"))?;
+        config.tokens = TokenSet::load(
+            config.api_tokens.as_ref().map(Secret::expose),
+            config.api_tokens_file.as_deref(),
+        )?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The digest `METRICS_TOKEN` names (a token, or `sha256:<64 hex>`).
+    pub fn metrics_token_digest(&self) -> Result<Option<TokenDigest>, String> {
+        self.metrics_token
+            .as_ref()
+            .map(|secret| {
+                tokens::parse_secret(secret.expose()).map_err(|why| format!("METRICS_TOKEN: {why}"))
+            })
+            .transpose()
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -223,6 +402,30 @@ impl Config {
                     "{name} must be a comma-separated list of non-empty names"
                 ));
             }
+        }
+        if self.require_auth && self.tokens.is_empty() {
+            return Err(
+                "REQUIRE_AUTH=true but no token is configured: set API_TOKENS or API_TOKENS_FILE"
+                    .into(),
+            );
+        }
+        self.metrics_token_digest()?;
+        for (name, value) in [
+            ("MAX_CONNECTIONS", self.max_connections as u64),
+            (
+                "HEADER_READ_TIMEOUT_SECONDS",
+                self.header_read_timeout_seconds,
+            ),
+            ("IDLE_TIMEOUT_SECONDS", self.idle_timeout_seconds),
+            ("BODY_READ_TIMEOUT_SECONDS", self.body_read_timeout_seconds),
+            ("MAX_HEADERS", self.max_headers as u64),
+        ] {
+            if value == 0 {
+                return Err(format!("{name} must be greater than 0"));
+            }
+        }
+        if self.max_body_memory_bytes < self.max_body_bytes {
+            return Err("MAX_BODY_MEMORY_BYTES must be at least MAX_BODY_BYTES".into());
         }
         Ok(())
     }
@@ -388,6 +591,57 @@ mod tests {
         assert!(!defaults.dynamodb_create_table);
         let error = Config::from_vars(vars(&[("DYNAMODB_TIMEOUT_MS", "soon")])).unwrap_err();
         assert!(error.starts_with("DYNAMODB_TIMEOUT_MS"), "{error}");
+    }
+
+    #[test]
+    fn tokens_are_read_from_the_list_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tokens");
+        std::fs::write(&file, "# fleet\nwrite:fleet-token-0123456789\n").unwrap();
+        let config = Config::from_vars(vars(&[
+            ("API_TOKENS", "read:dash-token-0123456789"),
+            ("API_TOKENS_FILE", file.to_str().unwrap()),
+            ("REQUIRE_AUTH", "true"),
+        ]))
+        .unwrap();
+        assert_eq!(config.tokens.len(), 2);
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("dash-token"),
+            "Debug leaks a token: {shown}"
+        );
+    }
+
+    #[test]
+    fn require_auth_without_tokens_is_one_line_and_bad_tokens_are_not_repeated() {
+        let error = Config::from_vars(vars(&[("REQUIRE_AUTH", "true")])).unwrap_err();
+        assert!(error.starts_with("REQUIRE_AUTH"), "{error}");
+        assert!(!error.contains('\n'));
+        let error = Config::from_vars(vars(&[("API_TOKENS", "read:tiny-secret")])).unwrap_err();
+        assert!(!error.contains("tiny-secret"), "{error}");
+        let error = Config::from_vars(vars(&[("METRICS_TOKEN", "tiny-secret")])).unwrap_err();
+        assert!(
+            error.starts_with("METRICS_TOKEN") && !error.contains("tiny-secret"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn connection_limits_are_read_and_must_be_positive() {
+        let config = Config::from_vars(vars(&[
+            ("MAX_CONNECTIONS", "10"),
+            ("HEADER_READ_TIMEOUT_SECONDS", "2"),
+            ("HTTP2_CLEARTEXT", "true"),
+        ]))
+        .unwrap();
+        assert_eq!(config.max_connections, 10);
+        assert_eq!(config.header_read_timeout_seconds, 2);
+        assert!(config.http2_cleartext);
+        let defaults = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(defaults.idle_timeout_seconds, 75);
+        assert!(!defaults.http2_cleartext);
+        let error = Config::from_vars(vars(&[("IDLE_TIMEOUT_SECONDS", "0")])).unwrap_err();
+        assert!(error.starts_with("IDLE_TIMEOUT_SECONDS"), "{error}");
     }
 
     #[test]

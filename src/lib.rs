@@ -11,6 +11,9 @@
 //!   set-up, attribute mapping, queries, the group-commit writer and its transactions);
 //! - [`routes`]: the HTTP API, one file per resource, and RFC 9457 problem bodies;
 //! - [`metrics`]: the Prometheus registry the app owns;
+//! - [`auth`]: tokens, scopes, rate limits: who may call which route, how often;
+//! - [`server`]: the HTTP server under connection limits (timeouts, connection count, body
+//!   memory);
 //! - [`app`]: binds, wires and runs it all with graceful shutdown, building each backend's
 //!   settings from the configuration;
 //! - [`data_dir`]: the embedded store's directory, created and locked to one process;
@@ -20,6 +23,7 @@
 //! `main.rs` only reads the configuration, sets up logging and runs [`app::Application`].
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod data_dir;
@@ -28,4 +32,5 @@ pub mod healthcheck;
 pub mod logging;
 pub mod metrics;
 pub mod routes;
+pub mod server;
 pub mod storage;

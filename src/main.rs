@@ -54,14 +54,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Whether requests need a token, for the start-up line.
-fn access_control() -> &'static str {
-    match std::env::var("API_TOKENS") {
-        Ok(tokens) if !tokens.trim().is_empty() => "on (API_TOKENS)",
-        _ => "off",
-    }
-}
-
 fn serve(config: Config) -> ExitCode {
     if let Err(message) = telemetry::logging::init(config.log_format) {
         eprintln!("telemetry: configuration error: {message}");
@@ -98,7 +90,7 @@ fn serve(config: Config) -> ExitCode {
             port = app.port(),
             url = %format!("http://{addr}"),
             storage = app.storage().backend_name(),
-            access_control = access_control(),
+            access_control = app.access_mode(),
             "listening"
         );
         app.run_until(shutdown).await;

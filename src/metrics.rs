@@ -29,6 +29,10 @@ pub struct Metrics {
     aggregate_average: Gauge,
     dynamodb_requests: IntCounter,
     line_protocol_ignored: IntCounter,
+    auth_failures: IntCounterVec,
+    rate_limited: IntCounterVec,
+    connections_closed: IntCounterVec,
+    open_connections: IntGauge,
 }
 
 /// Every storage operation (the `operation` label), so that
@@ -138,6 +142,30 @@ impl Metrics {
                 "Line protocol lines skipped because their measurement is not the configured one.",
             )
             .expect("valid metric"),
+            auth_failures: counter(
+                "telemetry_auth_failures_total",
+                "Requests refused by access control, by reason: missing, malformed or \
+                 unknown_token (401), forbidden (403, the token lacks the scope), throttled \
+                 (429, too many failures from the address).",
+                &["reason"],
+            ),
+            rate_limited: counter(
+                "telemetry_rate_limited_requests_total",
+                "Requests refused with 429 because their token's (or address's) budget was \
+                 used up, by budget (read, write).",
+                &["budget"],
+            ),
+            connections_closed: counter(
+                "telemetry_connections_closed_total",
+                "Connections closed by a limit, by reason: header_timeout, idle, body_timeout, \
+                 body_memory.",
+                &["reason"],
+            ),
+            open_connections: IntGauge::new(
+                "telemetry_open_connections",
+                "HTTP connections open now.",
+            )
+            .expect("valid metric"),
         };
         let collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(metrics.http_requests.clone()),
@@ -153,6 +181,10 @@ impl Metrics {
             Box::new(metrics.aggregate_average.clone()),
             Box::new(metrics.dynamodb_requests.clone()),
             Box::new(metrics.line_protocol_ignored.clone()),
+            Box::new(metrics.auth_failures.clone()),
+            Box::new(metrics.rate_limited.clone()),
+            Box::new(metrics.connections_closed.clone()),
+            Box::new(metrics.open_connections.clone()),
         ];
         for collector in collectors {
             metrics
@@ -172,8 +204,37 @@ impl Metrics {
         for outcome in ["stored", "duplicate", "conflict", "rejected"] {
             metrics.readings.with_label_values(&[outcome]);
         }
+        for reason in [
+            "missing",
+            "malformed",
+            "unknown_token",
+            "forbidden",
+            "throttled",
+        ] {
+            metrics.auth_failures.with_label_values(&[reason]);
+        }
         metrics.set_aggregate(&Aggregate::default());
         metrics
+    }
+
+    /// A request refused by access control (`reason`: a fixed name, never the token).
+    pub fn auth_failed(&self, reason: &'static str) {
+        self.auth_failures.with_label_values(&[reason]).inc();
+    }
+
+    /// A request refused because its budget (`read` or `write`) was used up.
+    pub fn rate_limited(&self, budget: &'static str) {
+        self.rate_limited.with_label_values(&[budget]).inc();
+    }
+
+    /// A connection closed by a limit (`reason`: a fixed name).
+    pub fn connection_closed(&self, reason: &'static str) {
+        self.connections_closed.with_label_values(&[reason]).inc();
+    }
+
+    /// One more (`+1`) or one less (`-1`) open connection.
+    pub fn connections_changed(&self, delta: i64) {
+        self.open_connections.add(delta);
     }
 
     pub fn observe_request(
@@ -308,12 +369,16 @@ impl Default for Metrics {
 fn rejection_reason(status: StatusCode) -> &'static str {
     match status.as_u16() {
         400 => "malformed",
+        401 => "unauthorized",
+        403 => "forbidden",
         404 => "not_found",
         405 => "method_not_allowed",
+        408 => "timeout",
         409 => "conflict",
         413 => "too_large",
         415 => "unsupported_media_type",
         422 => "invalid",
+        429 => "rate_limited",
         _ => "other",
     }
 }

@@ -9,13 +9,17 @@ use super::problem::{Problem, RETRY_AFTER_SECONDS};
 use super::with_storage;
 use crate::storage::Storage;
 
-/// GET /api — the ALB health check: cheap, no storage access.
-pub fn liveness_get() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path!("api").and(warp::get()).map(|| {
+/// GET /api — the ALB health check: cheap, no storage access. `auth` is `"on"` when tokens
+/// are configured, `"off"` when the service is open.
+pub fn liveness_get(
+    auth: &'static str,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api").and(warp::get()).map(move || {
         super::json::reply(&json!({
             "status": "ok",
             "service": "telemetry",
             "version": env!("CARGO_PKG_VERSION"),
+            "auth": auth,
         }))
         .into_response()
     })

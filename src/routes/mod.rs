@@ -2,6 +2,7 @@
 //! `/// METHOD /path` doc line; handlers answer a `Response` themselves (problems included),
 //! and [`problem::recover`] turns whatever warp rejects into a problem body.
 
+pub mod auth;
 pub mod body;
 pub mod health;
 pub mod json;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use warp::Filter;
 use warp::reply::Reply;
 
+use crate::auth::Access;
 use crate::metrics::Metrics;
 use crate::storage::Storage;
 use write_lp::LineProtocolSettings;
@@ -31,15 +33,17 @@ pub fn with_storage(
     warp::any().map(move || storage.clone())
 }
 
-/// Every route of the service, with problem bodies for rejections and one log line and
-/// metrics sample per request.
+/// Every route of the service behind the access-control guard, with problem bodies for
+/// rejections and one log line and metrics sample per request.
 pub fn all(
     storage: Storage,
     metrics: Metrics,
+    access: Arc<Access>,
     max_body_bytes: usize,
     line_protocol: LineProtocolSettings,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let line_protocol = Arc::new(line_protocol);
+    let mode = access.mode();
     let observer = metrics.clone();
     let log = warp::log::custom(move |info| {
         let route = crate::metrics::route_template(info.path());
@@ -53,7 +57,7 @@ pub fn all(
             "request"
         );
     });
-    health::liveness_get()
+    let routes = health::liveness_get(mode)
         .or(health::readiness_get(storage.clone()))
         .unify()
         .or(readings::readings_put(
@@ -89,7 +93,9 @@ pub fn all(
         .or(metrics::metrics_get(metrics, storage))
         .unify()
         .or(openapi::openapi_get())
-        .unify()
+        .unify();
+    auth::guard(access)
+        .and(routes)
         .recover(problem::recover)
         .unify()
         .with(log)

@@ -104,6 +104,9 @@ impl From<StorageError> for Problem {
 
 /// Turns every rejection left after routing into a problem; nothing escapes as a bare 404/500.
 pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    if let Some(refused) = rejection.find::<super::auth::Refused>() {
+        return Ok(refused.response());
+    }
     let problem = if rejection.is_not_found() {
         Problem::new(StatusCode::NOT_FOUND, "no such resource")
     } else if let Some(error) = rejection.find::<BodyError>() {

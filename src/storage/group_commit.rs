@@ -6,12 +6,76 @@
 //! one group. Under load many requests share one fsync (embedded) or one round of DynamoDB
 //! transactions, so concurrency raises throughput instead of queueing commits. Each write carries
 //! its own reply channel, and the backend answers it only after the group is durable.
+//!
+//! Load shedding: a write is refused at once (`Unavailable`, so 503 + `Retry-After`) instead
+//! of queueing when the queue is full, or when the writer is behind — the group it took last
+//! had waited longer than [`MAX_QUEUE_WAIT`], or its current group has been committing longer
+//! than that while writes wait. A refused write was never queued, so nothing acknowledged is
+//! lost, and the writes already queued are committed and answered as usual. See [`Pressure`].
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
 use super::StorageError;
+
+/// How long a write may wait in the queue before new writes are refused.
+pub const MAX_QUEUE_WAIT: Duration = Duration::from_secs(1);
+
+/// How far behind the writer is, for load shedding: shared by the senders and the writer.
+struct Pressure {
+    started: Instant,
+    /// Writes queued and not yet taken.
+    pending: AtomicUsize,
+    /// The writer waits for writes (the queue is empty).
+    waiting: AtomicBool,
+    /// Microseconds since `started` when the writer took its last group.
+    last_take: AtomicU64,
+    /// Microseconds the oldest write of the last group had waited.
+    last_wait: AtomicU64,
+}
+
+impl Pressure {
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            pending: AtomicUsize::new(0),
+            waiting: AtomicBool::new(true),
+            last_take: AtomicU64::new(0),
+            last_wait: AtomicU64::new(0),
+        }
+    }
+
+    fn micros(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.started).as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Why a new write should be refused now, if it should.
+    fn overloaded(&self) -> Option<&'static str> {
+        if self.pending.load(Ordering::Relaxed) == 0 || self.waiting.load(Ordering::Relaxed) {
+            return None;
+        }
+        let bound = u64::try_from(MAX_QUEUE_WAIT.as_micros()).unwrap_or(u64::MAX);
+        let busy_for = self
+            .micros(Instant::now())
+            .saturating_sub(self.last_take.load(Ordering::Relaxed));
+        (busy_for > bound || self.last_wait.load(Ordering::Relaxed) > bound)
+            .then_some("the storage writer is overloaded; retry later")
+    }
+
+    /// The writer took a group of `size` writes, the oldest queued at `oldest`.
+    fn taken(&self, size: usize, oldest: Instant) {
+        let now = Instant::now();
+        self.pending.fetch_sub(size, Ordering::Relaxed);
+        self.last_take.store(self.micros(now), Ordering::Relaxed);
+        let waited = u64::try_from(now.saturating_duration_since(oldest).as_micros());
+        self.last_wait
+            .store(waited.unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+}
 
 /// A storage backend's write side: makes a group of writes durable, then answers each of them.
 pub trait Committer: Send + 'static {
@@ -43,13 +107,15 @@ pub fn unobserved() -> GroupObserver {
 
 /// The sending side: cheap to clone, shared by every request handler.
 pub struct GroupCommit<W> {
-    sender: mpsc::Sender<W>,
+    sender: mpsc::Sender<(Instant, W)>,
+    pressure: Arc<Pressure>,
 }
 
 impl<W> Clone for GroupCommit<W> {
     fn clone(&self) -> Self {
         Self {
             sender: self.sender.clone(),
+            pressure: self.pressure.clone(),
         }
     }
 }
@@ -66,16 +132,24 @@ impl<W: Send + 'static> GroupCommit<W> {
     where
         C: Committer<Write = W>,
     {
-        let (sender, mut receiver) = mpsc::channel::<W>(queue);
+        let (sender, mut receiver) = mpsc::channel::<(Instant, W)>(queue);
+        let pressure = Arc::new(Pressure::new());
+        let writer_pressure = pressure.clone();
         tokio::spawn(async move {
-            let mut group = Vec::with_capacity(max_batch);
+            let mut queued = Vec::with_capacity(max_batch);
             // `recv_many` waits for at least one write, then takes what is already queued.
-            while receiver.recv_many(&mut group, max_batch).await > 0 {
+            while receiver.recv_many(&mut queued, max_batch).await > 0 {
+                writer_pressure.waiting.store(false, Ordering::Relaxed);
+                writer_pressure.taken(queued.len(), queued[0].0);
+                let group: Vec<W> = queued.drain(..).map(|(_, write)| write).collect();
                 on_group(group.len());
-                committer.commit(std::mem::take(&mut group)).await;
+                committer.commit(group).await;
+                writer_pressure
+                    .waiting
+                    .store(receiver.is_empty(), Ordering::Relaxed);
             }
         });
-        Self { sender }
+        Self { sender, pressure }
     }
 
     /// Like [`Self::spawn`], but the writer is a dedicated OS thread named `name` that blocks on
@@ -94,34 +168,53 @@ impl<W: Send + 'static> GroupCommit<W> {
     where
         C: BlockingCommitter<Write = W>,
     {
-        let (sender, mut receiver) = mpsc::channel::<W>(queue);
+        let (sender, mut receiver) = mpsc::channel::<(Instant, W)>(queue);
+        let pressure = Arc::new(Pressure::new());
+        let writer_pressure = pressure.clone();
         let thread = std::thread::Builder::new()
             .name(name.to_owned())
             .spawn(move || {
                 // `blocking_recv` waits for at least one write, `try_recv` takes what is queued.
-                while let Some(first) = receiver.blocking_recv() {
+                while let Some((oldest, first)) = receiver.blocking_recv() {
+                    writer_pressure.waiting.store(false, Ordering::Relaxed);
                     let mut group = Vec::with_capacity(max_batch.min(64));
                     group.push(first);
                     while group.len() < max_batch {
                         match receiver.try_recv() {
-                            Ok(write) => group.push(write),
+                            Ok((_, write)) => group.push(write),
                             Err(_) => break,
                         }
                     }
+                    writer_pressure.taken(group.len(), oldest);
                     on_group(group.len());
                     committer.commit(group);
+                    writer_pressure
+                        .waiting
+                        .store(receiver.is_empty(), Ordering::Relaxed);
                 }
                 committer.finish();
             })?;
-        Ok((Self { sender }, thread))
+        Ok((Self { sender, pressure }, thread))
     }
 
-    /// Queues a write. Fails only when the writer task is gone.
+    /// Queues a write, or refuses it at once (`Unavailable`) when the queue is full or the
+    /// writer is behind (see the module documentation), or the writer is gone.
     pub async fn submit(&self, write: W) -> Result<(), StorageError> {
+        if let Some(reason) = self.pressure.overloaded() {
+            return Err(StorageError::Unavailable(reason.into()));
+        }
+        self.pressure.pending.fetch_add(1, Ordering::Relaxed);
         self.sender
-            .send(write)
-            .await
-            .map_err(|_| StorageError::Unavailable("the storage writer has stopped".into()))
+            .try_send((Instant::now(), write))
+            .map_err(|error| {
+                self.pressure.pending.fetch_sub(1, Ordering::Relaxed);
+                StorageError::Unavailable(match error {
+                    mpsc::error::TrySendError::Full(_) => {
+                        "the storage write queue is full; retry later".into()
+                    }
+                    mpsc::error::TrySendError::Closed(_) => "the storage writer has stopped".into(),
+                })
+            })
     }
 }
 
@@ -168,6 +261,83 @@ mod tests {
         for reply in group {
             let _ = reply.send(sequence);
         }
+    }
+
+    /// A recorder whose first commit waits for the gate, so the next writes queue up behind it.
+    struct Gate(Option<oneshot::Receiver<()>>, Recorder);
+
+    impl Committer for Gate {
+        type Write = oneshot::Sender<usize>;
+        async fn commit(&mut self, group: Vec<Self::Write>) {
+            if let Some(gate) = self.0.take() {
+                let _ = gate.await;
+            }
+            self.1.commit(group).await;
+        }
+    }
+
+    /// A full queue and a writer stuck on one group refuse new writes at once; the queued ones
+    /// are committed and answered when the writer moves on, and writes are taken again after.
+    #[tokio::test]
+    async fn a_full_queue_or_a_stuck_writer_sheds_new_writes_and_loses_no_queued_one() {
+        let (hold, release) = oneshot::channel::<()>();
+        let groups = Arc::new(Mutex::new(Vec::new()));
+        let writer = GroupCommit::spawn(
+            Gate(
+                Some(release),
+                Recorder {
+                    groups: groups.clone(),
+                },
+            ),
+            4,
+            16,
+            unobserved(),
+        );
+        let mut answers = Vec::new();
+        let (reply, answer) = oneshot::channel();
+        writer.submit(reply).await.unwrap();
+        answers.push(answer);
+        // The writer takes the first write and blocks on it; four more fill the queue.
+        while writer.pressure.waiting.load(Ordering::Relaxed) {
+            tokio::task::yield_now().await;
+        }
+        answers.extend(submit_many(&writer, 4).await);
+        let (reply, _refused) = oneshot::channel();
+        let error = writer.submit(reply).await.unwrap_err();
+        assert!(matches!(error, StorageError::Unavailable(_)), "{error:?}");
+        hold.send(()).unwrap();
+        for answer in answers {
+            answer.await.expect("every queued write is answered");
+        }
+        assert_eq!(groups.lock().unwrap().iter().sum::<usize>(), 5);
+        let (reply, answer) = oneshot::channel();
+        writer
+            .submit(reply)
+            .await
+            .expect("taken again once the queue drained");
+        answer.await.unwrap();
+    }
+
+    #[test]
+    fn a_writer_behind_its_bound_sheds_and_an_idle_one_never_does() {
+        let pressure = Pressure::new();
+        assert_eq!(pressure.overloaded(), None, "idle");
+        pressure.pending.store(3, Ordering::Relaxed);
+        assert_eq!(
+            pressure.overloaded(),
+            None,
+            "writes queued but the writer is waiting"
+        );
+        pressure.waiting.store(false, Ordering::Relaxed);
+        pressure.taken(0, Instant::now());
+        assert_eq!(pressure.overloaded(), None, "busy, within the bound");
+        pressure.taken(0, Instant::now() - MAX_QUEUE_WAIT * 2);
+        assert!(
+            pressure.overloaded().is_some(),
+            "the last group waited too long"
+        );
+        pressure.pending.store(0, Ordering::Relaxed);
+        assert_eq!(pressure.overloaded(), None, "nothing waits any more");
     }
 
     /// The thread flavour: queued writes share groups, every caller is answered, `finish` runs.
@@ -229,16 +399,6 @@ mod tests {
         let groups = Arc::new(Mutex::new(Vec::new()));
         let (hold, release) = oneshot::channel::<()>();
         // A first write whose commit we hold open, so the next ones queue up behind it.
-        struct Gate(Option<oneshot::Receiver<()>>, Recorder);
-        impl Committer for Gate {
-            type Write = oneshot::Sender<usize>;
-            async fn commit(&mut self, group: Vec<Self::Write>) {
-                if let Some(gate) = self.0.take() {
-                    let _ = gate.await;
-                }
-                self.1.commit(group).await;
-            }
-        }
         let observed = Arc::new(Mutex::new(Vec::new()));
         let sizes = observed.clone();
         let writer = GroupCommit::spawn(

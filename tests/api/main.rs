@@ -2,10 +2,13 @@
 //! Run against the embedded store by default, against DynamoDB with
 //! `TELEMETRY_TEST_STORAGE=dynamodb` (see `helpers.rs`).
 
+mod access;
+mod access_line_protocol;
 mod encoding;
 mod errors;
 mod health;
 mod helpers;
+mod limits;
 mod line_protocol;
 mod numbers;
 mod picus;

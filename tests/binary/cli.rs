@@ -115,7 +115,7 @@ fn version_prints_the_package_version() {
 }
 
 /// Runs the server expecting a start-up failure; returns its one stderr line.
-fn start_up_failure(env: &[(&str, &str)]) -> String {
+pub fn start_up_failure(env: &[(&str, &str)]) -> String {
     let output = telemetry()
         .env("BIND_ADDR", "127.0.0.1")
         .env("PORT", "0")

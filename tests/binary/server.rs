@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -11,6 +12,8 @@ pub struct Server {
     pub child: Child,
     pub port: u16,
     pub base: String,
+    /// Every line the server has logged so far.
+    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 /// Starts the binary on 127.0.0.1 with an OS-chosen port, read back from its JSON log.
@@ -32,11 +35,13 @@ pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
         .expect("the binary starts");
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut lines = BufReader::new(stdout).lines();
+    let log = Arc::new(Mutex::new(Vec::new()));
     let port = loop {
         let line = lines
             .next()
             .expect("the server logs before exiting")
             .expect("readable log");
+        log.lock().unwrap().push(line.clone());
         let event: Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("LOG_FORMAT=json logs JSON lines ({e}): {line}"));
         if event["message"] == "listening" {
@@ -47,11 +52,17 @@ pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
         }
     };
     // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let kept = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            kept.lock().unwrap().push(line);
+        }
+    });
     Server {
         child,
         port,
         base: format!("http://127.0.0.1:{port}"),
+        log,
     }
 }
 
