@@ -110,7 +110,8 @@ impl Series {
     }
 }
 
-/// The embedded store's series: the `GET /api` ceiling, durable PUTs, the storage layer's own
+/// The embedded store's series: the `GET /api` ceiling, durable PUTs (single readings at 1, 16
+/// and 64 clients; batches of 100 and 1,000 at 16), the storage layer's own
 /// ceiling, and stats at 10^3, 10^5 and 10^6 readings with the scan baseline.
 pub fn embedded() -> Series {
     Series {
@@ -121,6 +122,7 @@ pub fn embedded() -> Series {
             put_single(16),
             put_single(64),
             put_batch(16, 100, "b"),
+            put_batch(16, 1_000, "k"),
         ],
         baselines: vec![Baseline {
             name: "Storage::put_readings x1 (64 tasks)",
