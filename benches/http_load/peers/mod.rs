@@ -77,6 +77,14 @@ pub fn run(options: &Options) {
             continue;
         }
         for batch in BATCHES {
+            if batch > system.max_batch() {
+                println!(
+                    "{:<22} batches of {batch} skipped: more than the {} readings a request may carry",
+                    system.name(),
+                    system.max_batch()
+                );
+                continue;
+            }
             for clients in CLIENTS {
                 cells.push(runtime.block_on(ingest::cell(system, batch, clients, options)));
             }

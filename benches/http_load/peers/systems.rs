@@ -47,6 +47,15 @@ impl System {
         }
     }
 
+    /// Most readings one request may carry: our JSON route refuses more than 1,000 (the
+    /// service's batch limit); line protocol takes up to 10,000 lines on every system.
+    pub fn max_batch(self) -> u64 {
+        match self {
+            Self::OursJson => 1_000,
+            _ => 10_000,
+        }
+    }
+
     pub fn is_ours(self) -> bool {
         matches!(self, Self::OursJson | Self::OursLineProtocol)
     }
