@@ -117,5 +117,5 @@ async fn stored_of(
     }
     let from = timeline.reading(batch_of(writer, 0).0).time;
     let to = timeline.reading(batch_of(writer, batches).0).time; // exclusive
-    super::queries::count_between(peer, from, to).await
+    super::queries::count_between(peer, from, to, BATCH).await
 }

@@ -456,8 +456,9 @@ pub async fn compare(system: System, options: &Options) -> Vec<QueryRow> {
     rows
 }
 
-/// How many readings (all sensors) `peer` holds with `from <= time < to` (whole seconds).
-pub async fn count_between(peer: &Peer, from: i64, to: i64) -> u64 {
+/// How many readings `peer` holds with `from <= time < to` (whole seconds); every reading of
+/// that window is of sensors `s0..s{sensors - 1}`.
+pub async fn count_between(peer: &Peer, from: i64, to: i64, sensors: u64) -> u64 {
     peer.flush().await;
     match peer.system {
         System::InfluxDb => {
@@ -481,7 +482,7 @@ pub async fn count_between(peer: &Peer, from: i64, to: i64) -> u64 {
         System::OursJson | System::OursLineProtocol => {
             // Through the readings list (it exists in every version), sensor by sensor.
             let mut count = 0;
-            for sensor in 0..SENSORS {
+            for sensor in 0..sensors {
                 let mut cursor: Option<String> = None;
                 loop {
                     let mut path = format!(
