@@ -81,7 +81,7 @@ pub async fn prove(system: System, options: &Options) -> DurabilityRow {
         acked.push(writer.await.expect("writer"));
     }
     let peer = system.start(&data, options).await;
-    let stored = peer.count().await;
+    let stored = peer.settled_count(None).await;
     // Each writer's acknowledged batches are its first ones: count what is stored of them.
     let mut lost = 0;
     for (writer, &batches) in acked.iter().enumerate() {

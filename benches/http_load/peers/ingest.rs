@@ -114,7 +114,7 @@ pub async fn cell(system: System, batch: u64, clients: usize, options: &Options)
     let (peak, _) = memory(peer.pid());
     let readings = (run.requests - run.errors) * batch;
     let acknowledged = readings + (warmup.requests - warmup.errors) * batch;
-    let stored = peer.count().await;
+    let stored = peer.settled_count(Some(acknowledged)).await;
     let system_data = peer.data.clone();
     peer.stop();
     let disk = system.disk_bytes(&system_data);

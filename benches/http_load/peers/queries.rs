@@ -145,7 +145,7 @@ fn request(
         (System::InfluxDb, Question::Latest) => {
             influxql("SELECT last(value) FROM temperature GROUP BY sensor")
         }
-        (System::VictoriaMetrics, Question::AllTime) => metricsql(&vm_aggregates("36500d"), now),
+        (System::VictoriaMetrics, Question::AllTime) => metricsql(&vm_aggregates("3650d"), now),
         (System::VictoriaMetrics, Question::Window) => metricsql(&vm_aggregates("1d"), day_to),
         // Evaluated 1 ms before each hour ends, so each window (t - 1 h, t] holds the readings of
         // [hour start, hour end) at whole seconds.
@@ -158,7 +158,7 @@ fn request(
             month_to
         ),
         (System::VictoriaMetrics, Question::Latest) => {
-            metricsql("last_over_time(temperature_value[36500d])", now)
+            metricsql("last_over_time(temperature_value[3650d])", now)
         }
         (_, Question::AllTime) => "/api/stats".into(),
         (_, _) if !ours_has_windows => return None,
@@ -373,8 +373,9 @@ pub async fn compare(system: System, options: &Options) -> Vec<QueryRow> {
     let dir = tempfile::tempdir().expect("temporary directory");
     let peer = system.start(&dir.path().join("data"), options).await;
     let timeline = Timeline::queries();
-    let make: MakeRequest = Arc::new(move |_, seq| system.write(&timeline, seq, LOAD_BATCH));
-    let cap = READINGS / LOAD_BATCH;
+    let batch = LOAD_BATCH.min(system.max_batch());
+    let make: MakeRequest = Arc::new(move |_, seq| system.write(&timeline, seq, batch));
+    let cap = READINGS / batch;
     let load = drive(
         peer.addr,
         16,
@@ -390,7 +391,7 @@ pub async fn compare(system: System, options: &Options) -> Vec<QueryRow> {
         "{}: loading the query data set",
         system.name()
     );
-    let stored = peer.count().await;
+    let stored = peer.settled_count(Some(READINGS)).await;
     assert_eq!(
         stored,
         READINGS,

@@ -316,7 +316,28 @@ impl Peer {
         }
     }
 
-    /// How many readings the system holds (all time).
+    /// How many readings the system holds once what it acknowledged is visible:
+    /// VictoriaMetrics makes points searchable some time after `force_flush` answers, so it is
+    /// asked again (every 0.5 s, for up to 15 s) until it shows `expected` or, without an
+    /// expectation, gives the same count twice in a row. The others are read once.
+    pub async fn settled_count(&self, expected: Option<u64>) -> u64 {
+        let mut count = self.count().await;
+        if self.system != System::VictoriaMetrics {
+            return count;
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline && expected.is_none_or(|e| e != count) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let again = self.count().await;
+            if expected.is_none() && again == count {
+                break;
+            }
+            count = again;
+        }
+        count
+    }
+
+    /// How many readings the system holds (all time), as it answers now.
     pub async fn count(&self) -> u64 {
         self.flush().await;
         match self.system {
@@ -332,7 +353,7 @@ impl Peer {
                     .unwrap_or(0)
             }
             System::VictoriaMetrics => {
-                let q = "sum(count_over_time(temperature_value[36500d]))";
+                let q = "sum(count_over_time(temperature_value[3650d]))";
                 super::queries::promql_scalar(self, q, None)
                     .await
                     .map_or(0, |v| v as u64)
