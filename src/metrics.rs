@@ -28,7 +28,25 @@ pub struct Metrics {
     aggregate_max: Gauge,
     aggregate_average: Gauge,
     dynamodb_requests: IntCounter,
+    line_protocol_ignored: IntCounter,
 }
+
+/// Every storage operation (the `operation` label), so that
+/// `telemetry_storage_errors_total` can be declared at zero for each from the start. A new
+/// storage operation must be added here: debug builds (every test) assert it.
+pub const STORAGE_OPERATIONS: [&str; 8] = [
+    "put_readings",
+    "stats",
+    "readings",
+    "ping",
+    "item_put",
+    "item_get",
+    "item_list",
+    "item_delete",
+];
+
+/// The `kind` label of `telemetry_storage_errors_total`.
+pub const STORAGE_ERROR_KINDS: [&str; 2] = ["unavailable", "internal"];
 
 /// Latency buckets from 0.5 ms to 5 s.
 const LATENCY_BUCKETS: [f64; 13] = [
@@ -115,6 +133,11 @@ impl Metrics {
                  of it), as of the last scrape; 0 on the embedded store.",
             )
             .expect("valid metric"),
+            line_protocol_ignored: IntCounter::new(
+                "telemetry_line_protocol_ignored_lines_total",
+                "Line protocol lines skipped because their measurement is not the configured one.",
+            )
+            .expect("valid metric"),
         };
         let collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(metrics.http_requests.clone()),
@@ -129,6 +152,7 @@ impl Metrics {
             Box::new(metrics.aggregate_max.clone()),
             Box::new(metrics.aggregate_average.clone()),
             Box::new(metrics.dynamodb_requests.clone()),
+            Box::new(metrics.line_protocol_ignored.clone()),
         ];
         for collector in collectors {
             metrics
@@ -179,6 +203,17 @@ impl Metrics {
         }
     }
 
+    /// Declares `telemetry_storage_errors_total` at zero for every operation and kind of
+    /// `backend`, so dashboards and alerts can reference each series before the first error.
+    pub fn declare_storage_errors(&self, backend: &str) {
+        for operation in STORAGE_OPERATIONS {
+            for kind in STORAGE_ERROR_KINDS {
+                self.storage_errors
+                    .with_label_values(&[backend, operation, kind]);
+            }
+        }
+    }
+
     /// One storage call: its duration, and its failure if it failed.
     pub fn observe_storage(
         &self,
@@ -187,6 +222,10 @@ impl Metrics {
         took: Duration,
         failure: Option<&'static str>,
     ) {
+        debug_assert!(
+            STORAGE_OPERATIONS.contains(&operation),
+            "add {operation:?} to metrics::STORAGE_OPERATIONS"
+        );
         self.storage_duration
             .with_label_values(&[backend, operation])
             .observe(took.as_secs_f64());
@@ -239,8 +278,13 @@ impl Metrics {
     }
 
     /// A `PUT /api/temperature` refused before storage (its readings are not counted).
-    pub fn readings_rejected(&self, _status: StatusCode) {
+    pub fn readings_rejected(&self) {
         self.readings.with_label_values(&["rejected"]).inc();
+    }
+
+    /// Line protocol lines of other measurements, skipped.
+    pub fn line_protocol_ignored(&self, lines: usize) {
+        self.line_protocol_ignored.inc_by(lines as u64);
     }
 
     /// The Prometheus text exposition format.
@@ -283,6 +327,8 @@ pub fn route_template(path: &str) -> &'static str {
         ["api", "temperature"] => "/api/temperature",
         ["api", "stats"] => "/api/stats",
         ["api", "readings"] => "/api/readings",
+        ["api", "v2", "write"] => "/api/v2/write",
+        ["write"] => "/write",
         ["metrics"] => "/metrics",
         ["openapi.json"] => "/openapi.json",
         ["picus", "list"] => "/picus/list",
@@ -351,6 +397,23 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in {text}");
         }
+    }
+
+    #[test]
+    fn storage_errors_are_declared_at_zero_for_the_running_backend() {
+        let metrics = Metrics::new();
+        assert!(!metrics.render().contains("telemetry_storage_errors_total{"));
+        metrics.declare_storage_errors("embedded");
+        let text = metrics.render();
+        for operation in STORAGE_OPERATIONS {
+            for kind in STORAGE_ERROR_KINDS {
+                let line = format!(
+                    "telemetry_storage_errors_total{{backend=\"embedded\",kind=\"{kind}\",operation=\"{operation}\"}} 0"
+                );
+                assert!(text.lines().any(|l| l == line), "missing {line} in {text}");
+            }
+        }
+        assert!(!text.contains("backend=\"dynamodb\""), "{text}");
     }
 
     #[test]

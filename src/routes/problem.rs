@@ -11,6 +11,7 @@ use warp::http::{HeaderValue, StatusCode, header};
 use warp::reject::Rejection;
 use warp::reply::{Reply, Response};
 
+use super::body::BodyError;
 use crate::storage::StorageError;
 
 /// Seconds a client should wait before retrying when storage is unavailable.
@@ -66,7 +67,7 @@ impl Problem {
 
 impl Reply for Problem {
     fn into_response(self) -> Response {
-        let mut response = warp::reply::json(&self.body()).into_response();
+        let mut response = super::json::reply(&self.body()).into_response();
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.insert(
@@ -82,8 +83,9 @@ impl Reply for Problem {
 
 impl From<StorageError> for Problem {
     fn from(error: StorageError) -> Self {
+        let cause = crate::storage::chain(&error);
         match error {
-            StorageError::Unavailable(cause) => {
+            StorageError::Unavailable(_) => {
                 tracing::warn!(%cause, "storage unavailable");
                 Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -91,7 +93,7 @@ impl From<StorageError> for Problem {
                 )
                 .retry_after(RETRY_AFTER_SECONDS)
             }
-            StorageError::Internal(cause) => {
+            StorageError::Internal(_) => {
                 // Logged in full, never sent: internals are not the client's business.
                 tracing::error!(%cause, "storage failure");
                 Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal storage error")
@@ -100,33 +102,12 @@ impl From<StorageError> for Problem {
     }
 }
 
-/// Request bodies beyond the configured limit.
-#[derive(Debug)]
-pub struct BodyTooLarge {
-    pub limit: usize,
-}
-impl warp::reject::Reject for BodyTooLarge {}
-
-/// A body that could not be read off the connection.
-#[derive(Debug)]
-pub struct BodyUnreadable;
-impl warp::reject::Reject for BodyUnreadable {}
-
 /// Turns every rejection left after routing into a problem; nothing escapes as a bare 404/500.
 pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     let problem = if rejection.is_not_found() {
         Problem::new(StatusCode::NOT_FOUND, "no such resource")
-    } else if let Some(too_large) = rejection.find::<BodyTooLarge>() {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request body exceeds {} bytes", too_large.limit),
-        )
-        .with("limit", too_large.limit)
-    } else if rejection.find::<BodyUnreadable>().is_some() {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "the request body could not be read",
-        )
+    } else if let Some(error) = rejection.find::<BodyError>() {
+        return Ok(error.problem_response());
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         Problem::new(
             StatusCode::METHOD_NOT_ALLOWED,
