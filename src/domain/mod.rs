@@ -1,8 +1,11 @@
-//! The product's values, free of HTTP and storage: readings, batches and exact aggregates.
+//! The product's values, free of HTTP and storage: readings, batches, exact aggregates, rollup
+//! levels and the planning of time windows and series over them.
 
 pub mod aggregate;
 pub mod batch;
 pub mod reading;
+pub mod rollup;
+pub mod window;
 
 pub use aggregate::{Aggregate, Stats};
 pub use batch::{Batch, BatchError, Conflict, MAX_BATCH};
