@@ -1,12 +1,14 @@
-//! The product's values, free of HTTP and storage: readings, batches, exact aggregates, rollup
-//! levels and the planning of time windows and series over them.
+//! The product's values, free of HTTP and storage: readings, batches, exact aggregates, sensor
+//! summaries, rollup levels and the planning of time windows and series over them.
 
 pub mod aggregate;
 pub mod batch;
 pub mod reading;
 pub mod rollup;
+pub mod summary;
 pub mod window;
 
 pub use aggregate::{Aggregate, Stats};
 pub use batch::{Batch, BatchError, Conflict, MAX_BATCH};
 pub use reading::{Reading, SensorId, Temperature, Timestamp};
+pub use summary::{Point, SensorSummary};

@@ -95,6 +95,15 @@ pub const SENSOR_LEVELS: [Level; 3] = [Level::Minute, Level::Hour, Level::Day];
 /// readings at all (raw readings of every sensor would be needed otherwise).
 pub const TOTAL_LEVELS: [Level; 4] = Level::ALL;
 
+/// The levels kept for one sensor's windows or for all sensors'.
+pub fn levels(per_sensor: bool) -> &'static [Level] {
+    if per_sensor {
+        &SENSOR_LEVELS
+    } else {
+        &TOTAL_LEVELS
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

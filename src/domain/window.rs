@@ -19,6 +19,13 @@ use std::fmt;
 use super::aggregate::Aggregate;
 use super::rollup::{DAY_MICROS, HOUR_MICROS, Level, MINUTE_MICROS, align_down, align_up};
 
+/// Every instant a reading can have: from 0001-01-01T00:00:00Z to 10000-01-01T00:00:00Z
+/// (exclusive). An open window bound is this span's end.
+pub const ALL_TIME: Span = Span {
+    from: -62_135_596_800_000_000,
+    to: 253_402_300_800_000_000,
+};
+
 /// Most buckets one series answer may hold.
 pub const MAX_BUCKETS: usize = 10_000;
 
@@ -393,9 +400,10 @@ mod tests {
             Err(SeriesError::TooManyBuckets(MAX_BUCKETS as u64 + 1))
         );
         // The whole range of timestamps does not overflow the count.
-        let all = Span::new(-62_135_596_800_000_000, 253_402_300_800_000_000);
+        assert_eq!(ALL_TIME.from % DAY_MICROS, 0, "open bounds are day-aligned");
+        assert_eq!(ALL_TIME.to % DAY_MICROS, 0);
         assert!(matches!(
-            SeriesPlan::new(all, minute, &SENSOR_LEVELS),
+            SeriesPlan::new(ALL_TIME, minute, &SENSOR_LEVELS),
             Err(SeriesError::TooManyBuckets(_))
         ));
     }
