@@ -12,7 +12,6 @@
 pub mod dynamodb;
 pub mod embedded;
 pub mod group_commit;
-pub mod wal;
 
 use std::future::Future;
 use std::time::Instant;
@@ -71,6 +70,19 @@ pub type ItemId = u64;
 pub struct ItemsPage {
     pub items: Vec<(ItemId, Map<String, Value>)>,
     pub next: Option<ItemId>,
+}
+
+/// The page of at most `limit` items from `found`, which was fetched with more than `limit`
+/// items when more exist, and the key to continue after: present only when more followed.
+pub(crate) fn trim_page<T, K>(
+    mut found: Vec<T>,
+    limit: usize,
+    key: impl Fn(&T) -> K,
+) -> (Vec<T>, Option<K>) {
+    let more = found.len() > limit;
+    found.truncate(limit);
+    let next = if more { found.last().map(key) } else { None };
+    (found, next)
 }
 
 /// The backend behind [`Storage`].

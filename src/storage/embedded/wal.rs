@@ -7,14 +7,15 @@
 //! [payload length: u32 LE][CRC-32 of the payload: u32 LE][payload: sequence u64 LE, then ops]
 //! ```
 //!
-//! [`Log::append`] writes one record and `fdatasync`s the file before returning, so a record is
-//! durable once `append` returns. [`Log::rewind`] starts writing again at offset 0 (after a
-//! checkpoint made everything before durable elsewhere); the file is not truncated, so later
-//! appends overwrite blocks that are already allocated and the `fdatasync` has no metadata to
-//! flush. Records left over from before a rewind have smaller sequence numbers than the ones
-//! written after it, so the store's replay (which wants consecutive numbers) stops at them, as reading stops at
-//! a torn or corrupt record.
-//! See the store's module documentation ([`super::embedded`]) for how the log and redb fit.
+//! (the ops are [`super::record`]'s encoding). [`Log::write`] puts one record in the file
+//! without syncing it; the writer's syncer thread `fdatasync`s a [`Log::sync_handle`] once for
+//! every group written so far, and a record is durable only after that. [`Log::rewind`] starts
+//! writing again at offset 0 (after a checkpoint made everything before durable elsewhere); the
+//! file is not truncated, so later writes overwrite blocks that are already allocated and the
+//! `fdatasync` has no metadata to flush. Records left over from before a rewind have smaller
+//! sequence numbers than the ones written after it, so the store's replay (which wants
+//! consecutive numbers) stops at them, as reading stops at a torn or corrupt record.
+//! See the store's module documentation ([`super`]) for how the log and redb fit.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
@@ -83,12 +84,6 @@ impl Log {
     /// Bytes written since the last rewind.
     pub fn written(&self) -> u64 {
         self.offset
-    }
-
-    /// Appends one record and makes it durable (`fdatasync`) before returning.
-    pub fn append(&mut self, sequence: u64, ops: &[u8]) -> io::Result<()> {
-        self.write(sequence, ops)?;
-        self.file.sync_data()
     }
 
     /// Another handle on the file, for `fdatasync` from another thread.
@@ -169,7 +164,7 @@ mod tests {
             let (mut log, records) = Log::open(&path).unwrap();
             assert!(records.is_empty());
             for seq in 1..=3u64 {
-                log.append(seq, &[seq as u8; 100]).unwrap();
+                log.write(seq, &[seq as u8; 100]).unwrap();
             }
         }
         let bytes = std::fs::read(&path).unwrap();
@@ -206,11 +201,11 @@ mod tests {
         let path = dir.path().join("log");
         let (mut log, _) = Log::open(&path).unwrap();
         for seq in 1..=5u64 {
-            log.append(seq, &[0; 50]).unwrap();
+            log.write(seq, &[0; 50]).unwrap();
         }
         log.rewind().unwrap();
         assert_eq!(log.written(), 0);
-        log.append(6, &[1; 50]).unwrap();
+        log.write(6, &[1; 50]).unwrap();
         drop(log);
         // Record 6 first, then the stale 2..=5: the reader of the log stops at the gap.
         let (_, records) = Log::open(&path).unwrap();
