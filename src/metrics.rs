@@ -283,6 +283,9 @@ pub fn route_template(path: &str) -> &'static str {
         ["api", "temperature"] => "/api/temperature",
         ["api", "stats"] => "/api/stats",
         ["api", "readings"] => "/api/readings",
+        ["api", "series"] => "/api/series",
+        ["api", "sensors"] => "/api/sensors",
+        ["api", "sensors", _] => "/api/sensors/{sensorID}",
         ["metrics"] => "/metrics",
         ["openapi.json"] => "/openapi.json",
         ["picus", "list"] => "/picus/list",
@@ -302,6 +305,7 @@ mod tests {
         assert_eq!(route_template("/picus/get/42"), "/picus/get/{key}");
         assert_eq!(route_template("/picus/42"), "/picus/{key}");
         assert_eq!(route_template("/api/stats"), "/api/stats");
+        assert_eq!(route_template("/api/sensors/107"), "/api/sensors/{sensorID}");
         assert_eq!(route_template("/wp-admin/x.php"), "other");
     }
 

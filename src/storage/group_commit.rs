@@ -116,6 +116,13 @@ impl<W: Send + 'static> GroupCommit<W> {
         Ok((Self { sender }, thread))
     }
 
+    /// Queues a write from a thread outside the runtime (blocks while the queue is full).
+    pub fn submit_blocking(&self, write: W) -> Result<(), StorageError> {
+        self.sender
+            .blocking_send(write)
+            .map_err(|_| StorageError::Unavailable("the storage writer has stopped".into()))
+    }
+
     /// Queues a write. Fails only when the writer task is gone.
     pub async fn submit(&self, write: W) -> Result<(), StorageError> {
         self.sender

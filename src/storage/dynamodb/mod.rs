@@ -84,6 +84,7 @@ pub mod schema;
 mod table;
 mod transaction;
 mod writer;
+mod windows;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
