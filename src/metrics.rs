@@ -305,7 +305,10 @@ mod tests {
         assert_eq!(route_template("/picus/get/42"), "/picus/get/{key}");
         assert_eq!(route_template("/picus/42"), "/picus/{key}");
         assert_eq!(route_template("/api/stats"), "/api/stats");
-        assert_eq!(route_template("/api/sensors/107"), "/api/sensors/{sensorID}");
+        assert_eq!(
+            route_template("/api/sensors/107"),
+            "/api/sensors/{sensorID}"
+        );
         assert_eq!(route_template("/wp-admin/x.php"), "other");
     }
 

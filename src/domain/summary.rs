@@ -115,7 +115,10 @@ mod tests {
         let before = summary;
         summary.extend(point(5, 2));
         summary.extend(point(20, 3));
-        assert_eq!(summary, before, "extending with known readings changes nothing");
+        assert_eq!(
+            summary, before,
+            "extending with known readings changes nothing"
+        );
     }
 
     #[test]

@@ -120,7 +120,11 @@ pub fn stats_get(
 /// `from >= to` is an empty window.
 async fn get_stats(query: HashMap<String, String>, storage: Storage) -> Response {
     let parsed = query::sensor(&query).and_then(|sensor| {
-        Ok((sensor, query::time(&query, "from")?, query::time(&query, "to")?))
+        Ok((
+            sensor,
+            query::time(&query, "from")?,
+            query::time(&query, "to")?,
+        ))
     });
     let (sensor, from, to) = match parsed {
         Ok(parsed) => parsed,

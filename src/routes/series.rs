@@ -62,10 +62,10 @@ fn parse(query: &HashMap<String, String>, levels: &[Level]) -> Result<SeriesPlan
     let from = query::time(query, "from")?;
     let to = query::time(query, "to")?;
     let (Some(from), Some(to)) = (from, to) else {
-        return Err(unprocessable(
-            "from and to are required: the series covers from <= time < to",
-        )
-        .with("parameters", ["from", "to"]));
+        return Err(
+            unprocessable("from and to are required: the series covers from <= time < to")
+                .with("parameters", ["from", "to"]),
+        );
     };
     let step = match query.get("step") {
         None => {
@@ -84,8 +84,8 @@ fn parse(query: &HashMap<String, String>, levels: &[Level]) -> Result<SeriesPlan
             .with("steps", Step::names())
         })?,
     };
-    SeriesPlan::new(Span::new(from.micros(), to.micros()), step, levels).map_err(|error| {
-        match error {
+    SeriesPlan::new(Span::new(from.micros(), to.micros()), step, levels).map_err(
+        |error| match error {
             SeriesError::EmptyWindow => unprocessable("from must be before to"),
             SeriesError::TooManyBuckets(count) => unprocessable(format!(
                 "the series would hold {count} buckets of {step}; at most {MAX_BUCKETS} are \
@@ -93,8 +93,8 @@ fn parse(query: &HashMap<String, String>, levels: &[Level]) -> Result<SeriesPlan
             ))
             .with("buckets", count)
             .with("limit", MAX_BUCKETS),
-        }
-    })
+        },
+    )
 }
 
 async fn get_series(query: HashMap<String, String>, storage: Storage) -> Response {
@@ -162,7 +162,10 @@ mod tests {
         let (status, detail) = refusal(&[("to", "2021-10-04 10:00:00"), ("step", "1h")]);
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(detail.contains("from and to are required"), "{detail}");
-        let window = [("from", "2021-10-04 09:00:00"), ("to", "2021-10-05 09:00:00")];
+        let window = [
+            ("from", "2021-10-04 09:00:00"),
+            ("to", "2021-10-05 09:00:00"),
+        ];
         let (status, detail) = refusal(&[window[0], window[1], ("step", "2h")]);
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(detail.contains("1m, 5m, 15m, 1h, 6h, 1d"), "{detail}");

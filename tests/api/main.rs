@@ -10,3 +10,4 @@ mod promtool;
 mod readings;
 mod restart;
 mod stats;
+mod windows;

@@ -83,8 +83,8 @@ mod query;
 pub mod schema;
 mod table;
 mod transaction;
-mod writer;
 mod windows;
+mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -59,7 +59,9 @@ fn run(writer: Weak<WriterHandle>, building: Arc<AtomicBool>, total: u64) {
         drop(handle);
         let result = match queued {
             Ok(()) => answer.blocking_recv().unwrap_or_else(|_| {
-                Err(StorageError::Internal("the writer dropped a build slice".into()))
+                Err(StorageError::Internal(
+                    "the writer dropped a build slice".into(),
+                ))
             }),
             Err(error) => Err(error),
         };

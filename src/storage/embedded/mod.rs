@@ -315,9 +315,12 @@ impl EmbeddedStore {
         self.read(move |txn| {
             let mut buckets = plan.empty();
             let pieces: &[Piece] = &plan.pieces;
-            rollups::evaluate(txn, sensor.as_ref().map(SensorId::as_str), pieces, |at, a| {
-                buckets.add(at, a)
-            })?;
+            rollups::evaluate(
+                txn,
+                sensor.as_ref().map(SensorId::as_str),
+                pieces,
+                |at, a| buckets.add(at, a),
+            )?;
             Ok(buckets.into_aggregates())
         })
         .await

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use redb::{Database, ReadableTable};
 
 use super::record::{self, Op};
-use super::storage_error;
 use super::rollups::Coverage;
+use super::storage_error;
 use super::tables::{Tables, Touched, WAL_SEQUENCE};
 use super::wal::Record;
 use crate::domain::Temperature;
@@ -16,10 +16,7 @@ use crate::storage::StorageError;
 /// Creates the tables (readers then open them without special cases) and replays `records`,
 /// the log read back, from the one after redb's last checkpoint up to the first that does not
 /// continue the sequence. Returns the sequence number of the last record applied.
-pub(super) fn recover(
-    db: &Database,
-    records: &[Record],
-) -> Result<(u64, Coverage), StorageError> {
+pub(super) fn recover(db: &Database, records: &[Record]) -> Result<(u64, Coverage), StorageError> {
     let txn = db.begin_write().map_err(storage_error)?;
     let (sequence, replayed, coverage) = {
         let mut tables = Tables::open(&txn)?;

@@ -137,10 +137,7 @@ impl<'t> Tables<'t> {
         &mut self,
         touched: &HashMap<String, Touched>,
     ) -> Result<(), StorageError> {
-        let mut sensors = self
-            .txn
-            .open_table(SENSOR_ROLLUPS)
-            .map_err(storage_error)?;
+        let mut sensors = self.txn.open_table(SENSOR_ROLLUPS).map_err(storage_error)?;
         for (sensor, entry) in touched {
             for (level, bucket, delta) in &entry.rollups {
                 let key = (sensor.as_str(), level.code(), *bucket);

@@ -279,9 +279,16 @@ impl Writer {
                     .map_err(storage_error)?;
             }
             let coverage = std::mem::replace(&mut tables.coverage, Coverage::Complete);
-            (effects, touched, std::mem::take(&mut tables.cache), coverage)
+            (
+                effects,
+                touched,
+                std::mem::take(&mut tables.cache),
+                coverage,
+            )
         };
-        let built = group.iter().any(|w| matches!(w, Write::BuildRollups { .. }));
+        let built = group
+            .iter()
+            .any(|w| matches!(w, Write::BuildRollups { .. }));
         if self.ops.is_empty() && !checkpoint && !built {
             // Duplicates, conflicts, deletes of nothing: nothing to log or commit. The answer
             // still waits for the log to be durable up to here (a duplicate of a reading whose
