@@ -10,4 +10,5 @@ mod promtool;
 mod readings;
 mod restart;
 mod stats;
+mod upgrade;
 mod windows;

@@ -16,7 +16,7 @@ const DAY: i64 = 86_400;
 const SENSORS: [&str; 4] = ["107", "a b", "gw/3", "z"];
 
 /// A small deterministic generator (xorshift64*): the same readings on every run.
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -71,7 +71,7 @@ fn expected(values: &[i64]) -> Value {
 }
 
 /// Everything stored, by sensor, read back through the paginated readings API (µs → µ°C).
-async fn stored(app: &TestApp) -> BTreeMap<String, BTreeMap<i64, i64>> {
+pub async fn stored(app: &TestApp) -> BTreeMap<String, BTreeMap<i64, i64>> {
     let mut all = BTreeMap::new();
     for sensor in SENSORS {
         let mut readings = BTreeMap::new();
@@ -131,11 +131,11 @@ async fn get_json(app: &TestApp, path: &str, query: &[(&str, String)]) -> Value 
 
 /// Random readings over three days and four sensors, sent in random order in single PUTs and
 /// batches, with exact repeats (and repeats inside a batch).
-async fn write_random_readings(app: &TestApp, rng: &mut Rng) -> usize {
+pub async fn write_random_readings(app: &TestApp, rng: &mut Rng, sensors: &[&str]) -> usize {
     let mut readings = Vec::new();
     for _ in 0..600 {
-        let index = rng.below(SENSORS.len() as u64);
-        let sensor = SENSORS[index as usize];
+        let index = rng.below(sensors.len() as u64);
+        let sensor = sensors[index as usize];
         // Clustered times: some buckets hold many readings, a few carry fractions of a second.
         let second = match rng.below(3) {
             0 => rng.below(3 * DAY as u64) as i64,
@@ -196,7 +196,7 @@ fn random_bound(rng: &mut Rng) -> i64 {
 }
 
 /// Random windows and series, each compared with the recomputation from `stored`.
-async fn check_windows(app: &TestApp, rng: &mut Rng, rounds: usize) {
+pub async fn check_windows(app: &TestApp, rng: &mut Rng, rounds: usize) {
     let stored = stored(app).await;
     let steps = ["1m", "5m", "15m", "1h", "6h", "1d"];
     for _ in 0..rounds {
@@ -274,14 +274,14 @@ fn rfc3339_short(micros: i64) -> String {
 async fn windows_and_series_equal_a_recomputation_before_and_after_a_restart() {
     let (app, store) = spawn_app().await;
     let mut rng = Rng(0x5eed_0001);
-    let written = write_random_readings(&app, &mut rng).await;
+    let written = write_random_readings(&app, &mut rng, &SENSORS).await;
     assert!(written > 500);
     check_windows(&app, &mut rng, 60).await;
     app.stop().await;
     let app = spawn_app_on(&store).await;
     check_windows(&app, &mut rng, 20).await;
     // Writes after the restart land in the same rollups.
-    write_random_readings(&app, &mut Rng(0x5eed_0002)).await;
+    write_random_readings(&app, &mut Rng(0x5eed_0002), &SENSORS).await;
     check_windows(&app, &mut rng, 20).await;
 }
 

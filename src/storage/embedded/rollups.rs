@@ -53,7 +53,11 @@ pub(super) const ROLLUP_BUILD: TableDefinition<&str, (&str, i64)> =
 pub(super) const ROLLUPS_VERSION: &str = "rollups_version";
 const CURSOR: &str = "cursor";
 /// Readings one build slice counts (a few tens of milliseconds of the writer's time).
+#[cfg(not(test))]
 pub(super) const BUILD_SLICE: usize = 20_000;
+/// Tiny slices in unit tests, so that writes interleave with a build of a small store.
+#[cfg(test)]
+pub(super) const BUILD_SLICE: usize = 7;
 
 /// How far the rollups cover the readings.
 #[derive(Debug, Clone, PartialEq, Eq)]

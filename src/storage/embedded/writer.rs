@@ -297,7 +297,9 @@ impl Writer {
             return Ok((effects, self.appended));
         }
         let mark = self.log.written();
-        if !checkpoint {
+        // A build slice alone changes only derived rows: nothing to log (a record must carry
+        // the next sequence number, and only records with changes take one).
+        if !checkpoint && !self.ops.is_empty() {
             let bytes = self.log.write(sequence, &self.ops).map_err(log_error)?;
             self.appended += bytes;
         }
