@@ -91,6 +91,7 @@ impl From<StorageError> for Problem {
                 )
                 .retry_after(RETRY_AFTER_SECONDS)
             }
+            StorageError::Unsupported(what) => Problem::new(StatusCode::NOT_IMPLEMENTED, what),
             StorageError::Internal(cause) => {
                 // Logged in full, never sent: internals are not the client's business.
                 tracing::error!(%cause, "storage failure");

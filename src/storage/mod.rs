@@ -37,6 +37,9 @@ pub enum StorageError {
     /// Anything else: a bug or corruption (500, logged, details not sent to the client).
     #[error("storage failure: {0}")]
     Internal(String),
+    /// This backend does not offer the operation yet (501; the message says what).
+    #[error("not supported by this storage backend: {0}")]
+    Unsupported(String),
 }
 
 /// What a `PUT` of readings did.
@@ -158,6 +161,7 @@ impl Storage {
             Ok(_) => None,
             Err(StorageError::Unavailable(_)) => Some("unavailable"),
             Err(StorageError::Internal(_)) => Some("internal"),
+            Err(StorageError::Unsupported(_)) => Some("unsupported"),
         };
         self.metrics
             .observe_storage(self.backend_name(), operation, started.elapsed(), failure);

@@ -8,7 +8,30 @@ use std::collections::BTreeMap;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, spawn_app, spawn_app_on};
+use telemetry::config::StorageKind;
+
+use crate::helpers::{TestApp, TestStore, assert_problem, spawn_app, spawn_app_on};
+
+/// The DynamoDB backend does not serve windows yet: each new route answers a 501 problem.
+/// Returns true (and the caller stops) on that backend.
+async fn not_on_dynamodb(app: &TestApp, store: &TestStore) -> bool {
+    if store.kind != StorageKind::Dynamodb {
+        return false;
+    }
+    for path in [
+        "/api/stats?from=2021-10-04%2000:00:00",
+        "/api/series?from=2021-10-04%2000:00:00&to=2021-10-05%2000:00:00&step=1h",
+        "/api/sensors",
+        "/api/sensors/107",
+    ] {
+        let body = assert_problem(app.get(path).await, StatusCode::NOT_IMPLEMENTED).await;
+        assert!(
+            body["detail"].as_str().unwrap().contains("dynamodb"),
+            "{body}"
+        );
+    }
+    true
+}
 
 /// 2021-10-04T00:00:00Z in seconds.
 const T0: i64 = 1_633_305_600;
@@ -273,6 +296,9 @@ fn rfc3339_short(micros: i64) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn windows_and_series_equal_a_recomputation_before_and_after_a_restart() {
     let (app, store) = spawn_app().await;
+    if not_on_dynamodb(&app, &store).await {
+        return;
+    }
     let mut rng = Rng(0x5eed_0001);
     let written = write_random_readings(&app, &mut rng, &SENSORS).await;
     assert!(written > 500);
@@ -287,7 +313,10 @@ async fn windows_and_series_equal_a_recomputation_before_and_after_a_restart() {
 
 #[tokio::test]
 async fn series_lists_empty_buckets_and_clips_the_edges() {
-    let (app, _store) = spawn_app().await;
+    let (app, store) = spawn_app().await;
+    if not_on_dynamodb(&app, &store).await {
+        return;
+    }
     app.put_ok(&json!([
         {"sensorID": "s", "time": "2021-10-04 09:10:00", "temperature": 10},
         {"sensorID": "s", "time": "2021-10-04 09:50:00", "temperature": 20},
@@ -324,7 +353,10 @@ async fn series_problem(app: &TestApp, query: &str, status: u16) -> Value {
 
 #[tokio::test]
 async fn bad_series_requests_are_problems_that_say_how_to_fix_them() {
-    let (app, _store) = spawn_app().await;
+    let (app, store) = spawn_app().await;
+    if not_on_dynamodb(&app, &store).await {
+        return;
+    }
     let body = series_problem(&app, "step=1h&to=2021-10-04%2010:00:00", 422).await;
     assert!(
         body["detail"]
@@ -349,7 +381,10 @@ async fn bad_series_requests_are_problems_that_say_how_to_fix_them() {
 
 #[tokio::test]
 async fn sensors_report_count_first_and_latest_by_reading_time() {
-    let (app, _store) = spawn_app().await;
+    let (app, store) = spawn_app().await;
+    if not_on_dynamodb(&app, &store).await {
+        return;
+    }
     let empty = get_json(&app, "/api/sensors", &[]).await;
     assert_eq!(empty, json!({"sensors": [], "next": null}));
     app.put_ok(&json!([
