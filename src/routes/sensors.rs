@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use serde_json::json;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
@@ -53,6 +52,12 @@ struct SensorView {
     latest: Option<LatestView>,
 }
 
+#[derive(Serialize)]
+struct PageView {
+    sensors: Vec<SensorView>,
+    next: Option<String>,
+}
+
 fn view(sensor: &SensorId, summary: &SensorSummary) -> SensorView {
     SensorView {
         sensor_id: sensor.to_string(),
@@ -84,7 +89,7 @@ async fn list_sensors(query: HashMap<String, String>, storage: Storage) -> Respo
                 .map(|(sensor, summary)| view(sensor, summary))
                 .collect();
             let next = page.next.map(|s| s.to_string());
-            warp::reply::json(&json!({"sensors": sensors, "next": next})).into_response()
+            warp::reply::json(&PageView { sensors, next }).into_response()
         }
         Err(error) => Problem::from(error).into_response(),
     }
