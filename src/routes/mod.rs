@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod health;
+pub mod json;
 pub mod metrics;
 pub mod openapi;
 pub mod picus;

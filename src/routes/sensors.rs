@@ -89,7 +89,7 @@ async fn list_sensors(query: HashMap<String, String>, storage: Storage) -> Respo
                 .map(|(sensor, summary)| view(sensor, summary))
                 .collect();
             let next = page.next.map(|s| s.to_string());
-            warp::reply::json(&PageView { sensors, next }).into_response()
+            super::json::reply(&PageView { sensors, next }).into_response()
         }
         Err(error) => Problem::from(error).into_response(),
     }
@@ -112,7 +112,7 @@ async fn get_sensor(segment: String, storage: Storage) -> Response {
         }
     };
     match storage.sensor(&sensor).await {
-        Ok(Some(summary)) => warp::reply::json(&view(&sensor, &summary)).into_response(),
+        Ok(Some(summary)) => super::json::reply(&view(&sensor, &summary)).into_response(),
         Ok(None) => Problem::new(
             StatusCode::NOT_FOUND,
             format!("no reading of sensor {:?} is stored", sensor.as_str()),

@@ -107,7 +107,7 @@ async fn get_series(query: HashMap<String, String>, storage: Storage) -> Respons
         Err(problem) => return problem.into_response(),
     };
     match storage.series(sensor.as_ref(), &plan).await {
-        Ok(aggregates) => warp::reply::json(&view(&plan, &aggregates)).into_response(),
+        Ok(aggregates) => super::json::reply(&view(&plan, &aggregates)).into_response(),
         Err(error) => Problem::from(error).into_response(),
     }
 }
