@@ -33,9 +33,13 @@ pub struct Metrics {
 /// Every storage operation (the `operation` label), so that
 /// `telemetry_storage_errors_total` can be declared at zero for each from the start. A new
 /// storage operation must be added here: debug builds (every test) assert it.
-pub const STORAGE_OPERATIONS: [&str; 8] = [
+pub const STORAGE_OPERATIONS: [&str; 12] = [
     "put_readings",
     "stats",
+    "window_stats",
+    "series",
+    "sensors",
+    "sensor",
     "readings",
     "ping",
     "item_put",
@@ -45,7 +49,7 @@ pub const STORAGE_OPERATIONS: [&str; 8] = [
 ];
 
 /// The `kind` label of `telemetry_storage_errors_total`.
-pub const STORAGE_ERROR_KINDS: [&str; 2] = ["unavailable", "internal"];
+pub const STORAGE_ERROR_KINDS: [&str; 3] = ["unavailable", "internal", "unsupported"];
 
 /// Latency buckets from 0.5 ms to 5 s.
 const LATENCY_BUCKETS: [f64; 13] = [
