@@ -18,8 +18,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::line_batch::LineSchema;
 use crate::auth::{TokenDigest, TokenSet, tokens};
+use crate::domain::line_batch::LineSchema;
 
 /// A secret from the environment: never shown by `Debug`, serialised or repeated in an error
 /// message.

@@ -38,9 +38,13 @@ pub struct Metrics {
 /// Every storage operation (the `operation` label), so that
 /// `telemetry_storage_errors_total` can be declared at zero for each from the start. A new
 /// storage operation must be added here: debug builds (every test) assert it.
-pub const STORAGE_OPERATIONS: [&str; 8] = [
+pub const STORAGE_OPERATIONS: [&str; 12] = [
     "put_readings",
     "stats",
+    "window_stats",
+    "series",
+    "sensors",
+    "sensor",
     "readings",
     "ping",
     "item_put",
@@ -50,7 +54,7 @@ pub const STORAGE_OPERATIONS: [&str; 8] = [
 ];
 
 /// The `kind` label of `telemetry_storage_errors_total`.
-pub const STORAGE_ERROR_KINDS: [&str; 2] = ["unavailable", "internal"];
+pub const STORAGE_ERROR_KINDS: [&str; 3] = ["unavailable", "internal", "unsupported"];
 
 /// Latency buckets from 0.5 ms to 5 s.
 const LATENCY_BUCKETS: [f64; 13] = [
@@ -394,6 +398,9 @@ pub fn route_template(path: &str) -> &'static str {
         ["api", "readings"] => "/api/readings",
         ["api", "v2", "write"] => "/api/v2/write",
         ["write"] => "/write",
+        ["api", "series"] => "/api/series",
+        ["api", "sensors"] => "/api/sensors",
+        ["api", "sensors", _] => "/api/sensors/{sensorID}",
         ["metrics"] => "/metrics",
         ["openapi.json"] => "/openapi.json",
         ["picus", "list"] => "/picus/list",
@@ -413,6 +420,10 @@ mod tests {
         assert_eq!(route_template("/picus/get/42"), "/picus/get/{key}");
         assert_eq!(route_template("/picus/42"), "/picus/{key}");
         assert_eq!(route_template("/api/stats"), "/api/stats");
+        assert_eq!(
+            route_template("/api/sensors/107"),
+            "/api/sensors/{sensorID}"
+        );
         assert_eq!(route_template("/wp-admin/x.php"), "other");
     }
 

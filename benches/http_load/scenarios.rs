@@ -12,7 +12,7 @@ use hyper::Method;
 use tokio::runtime::Runtime;
 
 use crate::in_process::{storage_ceiling, time_stats};
-use crate::load::{Call, MakeRequest, fill, json_array, reading_line, reading_text};
+use crate::load::{BASE_EPOCH, Call, MakeRequest, fill, json_array, reading_line, reading_text};
 use crate::measure::{Measurement, measure};
 use crate::options::Options;
 use crate::server::{Backend, Server};
@@ -26,13 +26,52 @@ pub struct Scenario {
 }
 
 /// `GET path` from `clients` connections.
-pub fn get(name: &str, clients: usize, path: &'static str) -> Scenario {
+pub fn get(name: &str, clients: usize, path: impl Into<String>) -> Scenario {
+    let path: String = path.into();
     Scenario {
         name: name.into(),
         clients,
         items_per_request: 0,
-        make: Arc::new(move |_, _| Call::get(path)),
+        make: Arc::new(move |_, _| Call::get(path.clone())),
     }
+}
+
+/// RFC 3339 of `micros` since the epoch, as a query value.
+fn query_time(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .expect("valid time")
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
+}
+
+/// `GET /api/stats?from&to` over a window holding (almost) every one of `size` loaded readings
+/// ([`fill`]: 100 sensors, one reading each a second), with bounds inside a second, and
+/// `GET /api/series` over 30 days at `1h` (720 buckets) from the first reading.
+fn window_scenarios(size: u64, label: &str) -> [Scenario; 2] {
+    let first = BASE_EPOCH * 1_000_000;
+    let last = first + (size / 100) as i64 * 1_000_000;
+    let window = format!(
+        "/api/stats?from={}&to={}",
+        query_time(first + 250_000),
+        query_time(last - 750_000)
+    );
+    let series = format!(
+        "/api/series?from={}&to={}&step=1h",
+        query_time(first),
+        query_time(first + 30 * 86_400_000_000)
+    );
+    [
+        get(
+            &format!("GET /api/stats?from&to @ {label} (16 clients)"),
+            16,
+            window,
+        ),
+        get(
+            &format!("GET /api/series 30d/1h @ {label} (16 clients)"),
+            16,
+            series,
+        ),
+    ]
 }
 
 /// Single-reading PUTs: each request a new reading of sensor `p<clients>-<client>`.
@@ -220,6 +259,17 @@ async fn stats_series(
         );
         let seq = Arc::default();
         results.push(measure(backend, &server, &scenario, options, &seq, Some(size)).await);
+        // Windows and series: the embedded store's (DynamoDB answers them 501 for now).
+        if matches!(backend, Backend::Embedded) {
+            for scenario in window_scenarios(size, &label) {
+                if options.wants_on(backend, &scenario.name) {
+                    let seq = Arc::default();
+                    results.push(
+                        measure(backend, &server, &scenario, options, &seq, Some(size)).await,
+                    );
+                }
+            }
+        }
         server.stop();
         if stats.scan_baseline {
             results.extend(on_own_thread(|| {

@@ -13,6 +13,8 @@ pub mod picus;
 pub mod problem;
 pub mod query;
 pub mod readings;
+pub mod sensors;
+pub mod series;
 pub mod write_lp;
 
 use std::convert::Infallible;
@@ -81,6 +83,12 @@ pub fn all(
         .or(readings::stats_get(storage.clone()))
         .unify()
         .or(readings::readings_get(storage.clone()))
+        .unify()
+        .or(series::series_get(storage.clone()))
+        .unify()
+        .or(sensors::sensors_list(storage.clone()))
+        .unify()
+        .or(sensors::sensor_get(storage.clone()))
         .unify()
         .or(picus::item_put(storage.clone()))
         .unify()

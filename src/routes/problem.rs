@@ -93,7 +93,10 @@ impl From<StorageError> for Problem {
                 )
                 .retry_after(RETRY_AFTER_SECONDS)
             }
-            StorageError::Internal(_) => {
+            StorageError::Unsupported(what) => {
+                Problem::new(StatusCode::NOT_IMPLEMENTED, what.to_string())
+            }
+            StorageError::Internal(cause) => {
                 // Logged in full, never sent: internals are not the client's business.
                 tracing::error!(%cause, "storage failure");
                 Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal storage error")

@@ -1,10 +1,12 @@
-//! Query-string parameters shared by the list routes (`/api/readings`, `/picus/list`).
+//! Query-string parameters shared by the routes: list limits (`/api/readings`, `/api/sensors`,
+//! `/picus/list`), time bounds and sensor ids (`/api/stats`, `/api/series`, `/api/readings`).
 
 use std::collections::HashMap;
 
 use warp::http::StatusCode;
 
 use super::problem::Problem;
+use crate::domain::{SensorId, Timestamp};
 
 /// Default and largest page of every list.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -29,6 +31,23 @@ pub fn limit(query: &HashMap<String, String>) -> Result<usize, Problem> {
             &format!("must be an integer from 1 to {MAX_LIMIT}"),
         )),
     }
+}
+
+/// An optional time parameter, in either accepted format (`YYYY-MM-DD HH:MM:SS` as UTC, or
+/// RFC 3339 with an offset).
+pub fn time(query: &HashMap<String, String>, name: &str) -> Result<Option<Timestamp>, Problem> {
+    query
+        .get(name)
+        .map(|text| Timestamp::parse_text(text).map_err(|detail| problem(name, &detail)))
+        .transpose()
+}
+
+/// The optional `sensorID` parameter.
+pub fn sensor(query: &HashMap<String, String>) -> Result<Option<SensorId>, Problem> {
+    query
+        .get("sensorID")
+        .map(|text| SensorId::from_text(text).map_err(|detail| problem("sensorID", &detail)))
+        .transpose()
 }
 
 #[cfg(test)]

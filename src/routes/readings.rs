@@ -1,4 +1,5 @@
-//! The readings API: `PUT /api/temperature`, `GET /api/stats`, `GET /api/readings`.
+//! The readings API: `PUT /api/temperature`, `GET /api/stats` (all time or any window),
+//! `GET /api/readings`.
 
 use std::collections::HashMap;
 
@@ -14,6 +15,7 @@ use super::partial_write::{PartialOutcome, put_partial};
 use super::problem::Problem;
 use super::query;
 use super::with_storage;
+use crate::domain::window::{ALL_TIME, Span};
 use crate::domain::{BatchError, Checked, MAX_BATCH, Partial, SensorId, Timestamp};
 use crate::metrics::Metrics;
 use crate::storage::{PutOutcome, ReadingsQuery, Storage};
@@ -173,7 +175,7 @@ fn batch_problem(error: BatchError) -> Problem {
     }
 }
 
-/// `GET /api/stats[?sensorID=X]`
+/// `GET /api/stats[?from=T][&to=T][&sensorID=X]`
 pub fn stats_get(
     storage: Storage,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -184,13 +186,31 @@ pub fn stats_get(
         .then(get_stats)
 }
 
+/// Without bounds: the all-time aggregate. With either bound: the readings with
+/// `from <= time < to` (an open bound is the beginning or end of time), exact for any bounds;
+/// `from >= to` is an empty window.
 async fn get_stats(query: HashMap<String, String>, storage: Storage) -> Response {
-    let sensor = match query.get("sensorID").map(|s| SensorId::from_text(s)) {
-        None => None,
-        Some(Ok(sensor)) => Some(sensor),
-        Some(Err(detail)) => return query::problem("sensorID", &detail).into_response(),
+    let parsed = query::sensor(&query).and_then(|sensor| {
+        Ok((
+            sensor,
+            query::time(&query, "from")?,
+            query::time(&query, "to")?,
+        ))
+    });
+    let (sensor, from, to) = match parsed {
+        Ok(parsed) => parsed,
+        Err(problem) => return problem.into_response(),
     };
-    match storage.stats(sensor.as_ref()).await {
+    let answer = if from.is_none() && to.is_none() {
+        storage.stats(sensor.as_ref()).await
+    } else {
+        let window = Span::new(
+            from.map_or(ALL_TIME.from, Timestamp::micros),
+            to.map_or(ALL_TIME.to, Timestamp::micros),
+        );
+        storage.window_stats(sensor.as_ref(), window).await
+    };
+    match answer {
         Ok(aggregate) => super::json::reply(&aggregate.stats()).into_response(),
         Err(error) => Problem::from(error).into_response(),
     }

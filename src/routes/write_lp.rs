@@ -382,9 +382,15 @@ impl From<StorageError> for WriteError {
                 tracing::error!(%cause, "storage failure");
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+            // Writes are offered by every backend; kept exhaustive for the type's sake.
+            StorageError::Unsupported(cause) => {
+                tracing::error!(%cause, "storage operation not supported");
+                StatusCode::NOT_IMPLEMENTED
+            }
         };
         let message = match status {
             StatusCode::SERVICE_UNAVAILABLE => "storage is temporarily unavailable; retry later",
+            StatusCode::NOT_IMPLEMENTED => "not supported by this storage backend",
             _ => "internal storage error",
         };
         Self {

@@ -15,13 +15,15 @@ pub enum StorageError {
     Unavailable(Cause),
     /// Anything else: a bug or corruption (500, logged, details not sent to the client).
     Internal(Cause),
+    /// This backend does not offer the operation yet (501; the message says what).
+    Unsupported(Cause),
 }
 
 impl StorageError {
     /// What failed, without its sources.
     pub fn cause(&self) -> &Cause {
         match self {
-            Self::Unavailable(cause) | Self::Internal(cause) => cause,
+            Self::Unavailable(cause) | Self::Internal(cause) | Self::Unsupported(cause) => cause,
         }
     }
 }
@@ -31,6 +33,7 @@ impl fmt::Display for StorageError {
         match self {
             Self::Unavailable(cause) => write!(f, "storage unavailable: {cause}"),
             Self::Internal(cause) => write!(f, "storage failure: {cause}"),
+            Self::Unsupported(cause) => write!(f, "not supported by this storage backend: {cause}"),
         }
     }
 }

@@ -197,6 +197,18 @@ impl<W: Send + 'static> GroupCommit<W> {
         Ok((Self { sender, pressure }, thread))
     }
 
+    /// Queues a write from a thread outside the runtime (blocks while the queue is full; never
+    /// shed: the start-up rollup build uses it).
+    pub fn submit_blocking(&self, write: W) -> Result<(), StorageError> {
+        self.pressure.pending.fetch_add(1, Ordering::Relaxed);
+        self.sender
+            .blocking_send((Instant::now(), write))
+            .map_err(|_| {
+                self.pressure.pending.fetch_sub(1, Ordering::Relaxed);
+                StorageError::Unavailable("the storage writer has stopped".into())
+            })
+    }
+
     /// Queues a write, or refuses it at once (`Unavailable`) when the queue is full or the
     /// writer is behind (see the module documentation), or the writer is gone.
     pub async fn submit(&self, write: W) -> Result<(), StorageError> {

@@ -6,7 +6,10 @@
 //! - a request's readings are applied atomically with the aggregates they change;
 //! - an exact repeat of a stored reading is a no-op, the same identity with another
 //!   temperature is a conflict that changes nothing;
-//! - statistics come from stored aggregates, never from scanning readings.
+//! - statistics come from stored aggregates, never from scanning readings: all-time ones
+//!   from the aggregates, windows and series from rollups per bucket kept in the same commit
+//!   (plus the raw readings of a window's partial edge buckets), sensor lists from per-sensor
+//!   summaries (count, first reading time, latest reading).
 //!
 //! # A trait for the contract, an enum for dispatch
 //!
@@ -38,7 +41,8 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 
-use crate::domain::{Aggregate, Batch, Conflict, Reading, SensorId, Timestamp};
+use crate::domain::window::{SeriesPlan, Span};
+use crate::domain::{Aggregate, Batch, Conflict, Reading, SensorId, SensorSummary, Timestamp};
 use crate::metrics::Metrics;
 
 pub use dynamodb::{DynamoSettings, DynamoStore};
@@ -70,6 +74,14 @@ pub struct ReadingsPage {
     pub readings: Vec<Reading>,
     /// Present when more readings may follow: pass it back as `after`.
     pub next: Option<Timestamp>,
+}
+
+/// One page of `GET /api/sensors`: sensors in id order with their summaries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SensorsPage {
+    pub sensors: Vec<(SensorId, SensorSummary)>,
+    /// Present when more sensors may follow: the last id of this page.
+    pub next: Option<SensorId>,
 }
 
 /// A `/picus` item id: a decimal counter starting at 1.
@@ -183,6 +195,7 @@ impl Storage {
             Ok(_) => None,
             Err(StorageError::Unavailable(_)) => Some("unavailable"),
             Err(StorageError::Internal(_)) => Some("internal"),
+            Err(StorageError::Unsupported(_)) => Some("unsupported"),
         };
         self.metrics
             .observe_storage(self.backend_name(), operation, started.elapsed(), failure);
@@ -200,6 +213,51 @@ impl Storage {
     pub async fn stats(&self, sensor: Option<&SensorId>) -> Result<Aggregate, StorageError> {
         self.observed("stats", async {
             on_backend!(self, store => store.stats(sensor).await)
+        })
+        .await
+    }
+
+    /// The readings with `window.from <= time < window.to`, all sensors' or one's: stored
+    /// rollups for the whole buckets inside the window, raw readings for its partial edges.
+    pub async fn window_stats(
+        &self,
+        sensor: Option<&SensorId>,
+        window: Span,
+    ) -> Result<Aggregate, StorageError> {
+        self.observed("window_stats", async {
+            on_backend!(self, store => store.window_stats(sensor, window).await)
+        })
+        .await
+    }
+
+    /// One aggregate per bucket of `plan` (see [`SeriesPlan`]).
+    pub async fn series(
+        &self,
+        sensor: Option<&SensorId>,
+        plan: &SeriesPlan,
+    ) -> Result<Vec<Aggregate>, StorageError> {
+        self.observed("series", async {
+            on_backend!(self, store => store.series(sensor, plan).await)
+        })
+        .await
+    }
+
+    /// Sensors in id order after `after` (exclusive), at most `limit`, with their summaries.
+    pub async fn sensors(
+        &self,
+        after: Option<&SensorId>,
+        limit: usize,
+    ) -> Result<SensorsPage, StorageError> {
+        self.observed("sensors", async {
+            on_backend!(self, store => store.sensors(after, limit).await)
+        })
+        .await
+    }
+
+    /// One sensor's summary; `None` when no reading of it is stored.
+    pub async fn sensor(&self, sensor: &SensorId) -> Result<Option<SensorSummary>, StorageError> {
+        self.observed("sensor", async {
+            on_backend!(self, store => store.sensor(sensor).await)
         })
         .await
     }

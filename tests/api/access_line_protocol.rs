@@ -62,7 +62,12 @@ async fn v1_takes_the_query_password_basic_auth_and_token() {
     let path = "/write?db=telemetry&precision=s";
     assert_eq!(post(&app, path, None).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        post(&app, &format!("{path}&u=me&p=wrong-token-000000000000"), None).await,
+        post(
+            &app,
+            &format!("{path}&u=me&p=wrong-token-000000000000"),
+            None
+        )
+        .await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(

@@ -16,3 +16,5 @@ mod promtool;
 mod readings;
 mod restart;
 mod stats;
+mod upgrade;
+mod windows;

@@ -82,6 +82,7 @@ pub mod schema;
 mod store;
 mod table;
 mod transaction;
+mod windows;
 mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -58,10 +58,14 @@
 //! - [`writer`]: the writer and syncer threads (group commit, checkpoints);
 //! - [`tables`]: the redb tables, their encoding and what a write transaction does to them;
 //! - [`wal`]: the log's frame; [`record`]: the log record's payload (what a group changed);
-//! - [`recovery`]: the replay on open.
+//! - [`recovery`]: the replay on open;
+//! - [`rollups`]: the rollup tables behind windows and series, and their one-time build for a
+//!   store written before they existed ([`build`] drives it).
 
+mod build;
 mod record;
 mod recovery;
+mod rollups;
 mod tables;
 #[cfg(test)]
 mod tests;
@@ -70,21 +74,25 @@ mod writer;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
+use self::rollups::{Coverage, decode_summary};
 use self::tables::{ITEMS, READINGS, SENSOR_AGGREGATES, TOTAL_KEY, TOTALS, read_aggregate};
 use self::wal::Log;
 use self::writer::{CHECKPOINT_EVERY, QueuedWrite, WriterHandle};
 use super::group_commit::GroupObserver;
 use super::{
-    Cause, ItemId, ItemsPage, PutOutcome, ReadingsPage, ReadingsQuery, StorageError, Store,
-    trim_page,
+    Cause, ItemId, ItemsPage, PutOutcome, ReadingsPage, ReadingsQuery, SensorsPage, StorageError,
+    Store, trim_page,
 };
-use crate::domain::{Aggregate, Batch, Reading, SensorId, Temperature, Timestamp};
+use crate::domain::rollup;
+use crate::domain::window::{Piece, SeriesPlan, Span, plan};
+use crate::domain::{Aggregate, Batch, Reading, SensorId, SensorSummary, Temperature, Timestamp};
 
 /// The database file inside `DATA_DIR`.
 pub const FILE_NAME: &str = "telemetry.redb";
@@ -95,9 +103,113 @@ pub const LOG_FILE_NAME: &str = "telemetry.wal";
 pub struct EmbeddedStore {
     writer: Arc<WriterHandle>,
     db: Arc<Database>,
+    /// True while the one-time rollup build runs (see [`rollups`]): windows wait for it.
+    building: Arc<AtomicBool>,
 }
 
 impl EmbeddedStore {
+    /// Until the rollup build is done, windows, series and sensor summaries are not answered.
+    fn rollups_ready(&self) -> Result<(), StorageError> {
+        if self.building.load(Ordering::SeqCst) {
+            Err(StorageError::Unavailable(
+                "the rollups of a store written by the previous version are being built (see \
+                 the log for progress)"
+                    .into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The readings with `window.from <= time < window.to`: whole rollup buckets plus the raw
+    /// readings of the partial buckets at the edges, in one read transaction.
+    pub async fn window_stats(
+        &self,
+        sensor: Option<&SensorId>,
+        window: Span,
+    ) -> Result<Aggregate, StorageError> {
+        self.rollups_ready()?;
+        let sensor = sensor.cloned();
+        self.read(move |txn| {
+            let name = sensor.as_ref().map(SensorId::as_str);
+            let pieces = plan(window, rollup::levels(name.is_some()));
+            let mut total = Aggregate::default();
+            rollups::evaluate(txn, name, &pieces, |_, a| total = total.merge(a))?;
+            Ok(total)
+        })
+        .await
+    }
+
+    /// One aggregate per bucket of `plan`, in one read transaction.
+    pub async fn series(
+        &self,
+        sensor: Option<&SensorId>,
+        plan: &SeriesPlan,
+    ) -> Result<Vec<Aggregate>, StorageError> {
+        self.rollups_ready()?;
+        let sensor = sensor.cloned();
+        let plan = plan.clone();
+        self.read(move |txn| {
+            let mut buckets = plan.empty();
+            let pieces: &[Piece] = &plan.pieces;
+            rollups::evaluate(
+                txn,
+                sensor.as_ref().map(SensorId::as_str),
+                pieces,
+                |at, a| buckets.add(at, a),
+            )?;
+            Ok(buckets.into_aggregates())
+        })
+        .await
+    }
+
+    /// Sensors in id order after `after`, with their summaries.
+    pub async fn sensors(
+        &self,
+        after: Option<&SensorId>,
+        limit: usize,
+    ) -> Result<SensorsPage, StorageError> {
+        self.rollups_ready()?;
+        let after = after.cloned();
+        self.read(move |txn| {
+            let table = txn.open_table(SENSOR_AGGREGATES).map_err(storage_error)?;
+            let range = match &after {
+                Some(after) => table.range::<&str>((
+                    std::ops::Bound::Excluded(after.as_str()),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => table.range::<&str>(..),
+            }
+            .map_err(storage_error)?;
+            let wanted = limit.saturating_add(1);
+            let mut found = Vec::with_capacity(wanted.min(1_024));
+            for entry in range.take(wanted) {
+                let (key, value) = entry.map_err(storage_error)?;
+                let sensor = SensorId::from_text(key.value())
+                    .map_err(|e| StorageError::Internal(e.into()))?;
+                let summary = decode_summary(value.value(), key.value())?;
+                found.push((sensor, summary));
+            }
+            let (sensors, next) = trim_page(found, limit, |(sensor, _)| sensor.clone());
+            Ok(SensorsPage { sensors, next })
+        })
+        .await
+    }
+
+    /// One sensor's summary; `None` when it has no reading.
+    pub async fn sensor(&self, sensor: &SensorId) -> Result<Option<SensorSummary>, StorageError> {
+        self.rollups_ready()?;
+        let sensor = sensor.clone();
+        self.read(move |txn| {
+            let table = txn.open_table(SENSOR_AGGREGATES).map_err(storage_error)?;
+            match table.get(sensor.as_str()).map_err(storage_error)? {
+                None => Ok(None),
+                Some(bytes) => decode_summary(bytes.value(), sensor.as_str()).map(Some),
+            }
+        })
+        .await
+    }
+
     /// Opens (or creates) the database in `dir`. Start-up reads no readings: aggregates are stored.
     pub fn open(
         dir: &Path,
@@ -130,13 +242,25 @@ impl EmbeddedStore {
         })?;
         // One fsync'd transaction creates the tables (readers then open them without special
         // cases) and redoes the log records newer than the last checkpoint.
-        let sequence = recovery::recover(&db, &records)?;
+        let (sequence, coverage) = recovery::recover(&db, &records)?;
         log.rewind().map_err(log_error)?;
         let db = Arc::new(db);
-        let writer = WriterHandle::start(db.clone(), log, sequence, checkpoint_every, on_group)?;
+        let building = Arc::new(AtomicBool::new(coverage != Coverage::Complete));
+        let writer = Arc::new(WriterHandle::start(
+            db.clone(),
+            log,
+            sequence,
+            coverage,
+            checkpoint_every,
+            on_group,
+        )?);
+        if building.load(Ordering::SeqCst) {
+            build::start(Arc::downgrade(&writer), building.clone(), db.clone())?;
+        }
         Ok(Self {
-            writer: Arc::new(writer),
+            writer,
             db,
+            building,
         })
     }
 
@@ -176,10 +300,13 @@ impl Store for EmbeddedStore {
         let sensor = sensor.cloned();
         self.read(move |txn| match sensor {
             None => read_aggregate(&txn.open_table(TOTALS).map_err(storage_error)?, TOTAL_KEY),
-            Some(sensor) => read_aggregate(
-                &txn.open_table(SENSOR_AGGREGATES).map_err(storage_error)?,
-                sensor.as_str(),
-            ),
+            Some(sensor) => {
+                let table = txn.open_table(SENSOR_AGGREGATES).map_err(storage_error)?;
+                match table.get(sensor.as_str()).map_err(storage_error)? {
+                    None => Ok(Aggregate::default()),
+                    Some(bytes) => Ok(decode_summary(bytes.value(), sensor.as_str())?.aggregate),
+                }
+            }
         })
         .await
     }
@@ -254,6 +381,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn ping(&self) -> Result<(), StorageError> {
+        self.rollups_ready()?;
         self.read(|txn| {
             txn.open_table(TOTALS).map_err(storage_error)?;
             Ok(())

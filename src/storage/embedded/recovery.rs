@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use redb::{Database, ReadableTable};
 
 use super::record::{self, Op};
+use super::rollups::Coverage;
 use super::storage_error;
 use super::tables::{Tables, Touched, WAL_SEQUENCE};
 use super::wal::Record;
@@ -15,11 +16,13 @@ use crate::storage::StorageError;
 /// Creates the tables (readers then open them without special cases) and replays `records`,
 /// the log read back, from the one after redb's last checkpoint up to the first that does not
 /// continue the sequence. Returns the sequence number of the last record applied.
-pub(super) fn recover(db: &Database, records: &[Record]) -> Result<u64, StorageError> {
+pub(super) fn recover(db: &Database, records: &[Record]) -> Result<(u64, Coverage), StorageError> {
     let txn = db.begin_write().map_err(storage_error)?;
-    let (sequence, replayed) = {
+    let (sequence, replayed, coverage) = {
         let mut tables = Tables::open(&txn)?;
         tables.items()?; // created here if new, like every table
+        // Replay keeps the rollups as far as the build had got (see `rollups`).
+        tables.coverage = tables.load_coverage()?;
         let checkpointed = tables
             .counters()?
             .get(WAL_SEQUENCE)
@@ -41,13 +44,13 @@ pub(super) fn recover(db: &Database, records: &[Record]) -> Result<u64, StorageE
                 .insert(WAL_SEQUENCE, sequence)
                 .map_err(storage_error)?;
         }
-        (sequence, sequence - checkpointed)
+        (sequence, sequence - checkpointed, tables.coverage.clone())
     };
     txn.commit().map_err(storage_error)?;
     if replayed > 0 {
         tracing::info!(replayed, sequence, "replayed the write-ahead log");
     }
-    Ok(sequence)
+    Ok((sequence, coverage))
 }
 
 impl Tables<'_> {

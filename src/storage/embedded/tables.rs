@@ -4,20 +4,26 @@
 //!
 //! Tables:
 //! - `readings`: `(sensor_id, time in µs since the epoch)` → temperature in µ°C
-//! - `sensor_aggregates`: `sensor_id` → encoded [`Aggregate`]
+//! - `sensor_aggregates`: `sensor_id` → encoded [`SensorSummary`] (its aggregate, first
+//!   reading time and latest reading; the previous version stored the bare aggregate)
 //! - `totals`: `"all"` → encoded [`Aggregate`] over every reading
 //! - `items`: item id → the item's JSON object as text
 //! - `counters`: `"picus_last_id"` → last item id handed out; `"wal_sequence"` → number of
-//!   the last log record applied (see [`super`])
+//!   the last log record applied (see [`super`]); `"rollups_version"` (see [`super::rollups`])
+//! - the rollup tables: see [`super::rollups`]
 
 use std::collections::HashMap;
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::record;
+use super::rollups::{Coverage, TotalDeltas, decode_summary};
 use super::storage_error;
 use super::writer::{Effect, QueuedWrite};
-use crate::domain::{Aggregate, Batch, Conflict, Reading, Temperature};
+use crate::domain::rollup::Level;
+use crate::domain::{
+    Aggregate, Batch, Conflict, Point, Reading, SensorSummary, Temperature, Timestamp,
+};
 use crate::storage::{ItemId, PutOutcome, StorageError};
 
 pub(super) const READINGS: TableDefinition<(&str, i64), i64> = TableDefinition::new("readings");
@@ -32,10 +38,12 @@ pub(super) const LAST_ITEM_ID: &str = "picus_last_id";
 /// `counters` key: sequence number of the last log record applied to redb.
 pub(super) const WAL_SEQUENCE: &str = "wal_sequence";
 
-/// A sensor's aggregate as stored before the group and as the group leaves it.
+/// A sensor's summary as stored before the group and as the group leaves it, and the group's
+/// changes to its rollup rows.
 pub(super) struct Touched {
-    pub(super) before: Aggregate,
-    pub(super) after: Aggregate,
+    pub(super) before: SensorSummary,
+    pub(super) after: SensorSummary,
+    pub(super) rollups: Vec<(Level, i64, Aggregate)>,
 }
 
 /// Every table, opened once per write transaction.
@@ -47,8 +55,12 @@ pub(super) struct Tables<'t> {
     pub(super) items: Option<redb::Table<'t, u64, &'static str>>,
     pub(super) counters: Option<redb::Table<'t, &'static str, u64>>,
     pub(super) txn: &'t WriteTransaction,
-    /// Sensors' committed aggregates known to the writer (see `Writer::aggregates`).
-    pub(super) cache: HashMap<String, Aggregate>,
+    /// Sensors' committed summaries known to the writer (see `Writer::aggregates`).
+    pub(super) cache: HashMap<String, SensorSummary>,
+    /// How far the rollups cover the readings (known to the writer, loaded on open).
+    pub(super) coverage: Coverage,
+    /// The group's changes to the rollups over all sensors.
+    pub(super) total_deltas: TotalDeltas,
 }
 
 impl<'t> Tables<'t> {
@@ -61,6 +73,8 @@ impl<'t> Tables<'t> {
             counters: None,
             txn,
             cache: HashMap::new(),
+            coverage: Coverage::Complete,
+            total_deltas: TotalDeltas::new(),
         })
     }
 
@@ -109,6 +123,9 @@ impl<'t> Tables<'t> {
                     }
                     Effect::ItemDelete(existed)
                 }
+                QueuedWrite::BuildRollups { .. } => {
+                    Effect::BuildRollups(self.build_slice(&mut touched)?)
+                }
             };
             effects.push(effect);
         }
@@ -144,34 +161,52 @@ impl<'t> Tables<'t> {
         self.readings
             .insert((sensor, micros), temperature.micros())
             .map_err(storage_error)?;
-        self.count_reading(sensor, temperature, touched)
+        self.count_reading(sensor, micros, temperature, touched)
     }
 
-    /// Adds a new reading to its sensor's aggregate in `touched`.
+    /// Adds a new reading to its sensor's summary in `touched` and to the rollups.
     pub(super) fn count_reading(
         &mut self,
         sensor: &str,
+        micros: i64,
         temperature: Temperature,
         touched: &mut HashMap<String, Touched>,
     ) -> Result<(), StorageError> {
-        let entry = match touched.get_mut(sensor) {
-            Some(entry) => entry,
-            None => {
-                let stored = match self.cache.get(sensor) {
-                    Some(cached) => *cached,
-                    None => read_aggregate(&self.sensors, sensor)?,
-                };
-                touched.entry(sensor.to_owned()).or_insert(Touched {
-                    before: stored,
-                    after: stored,
-                })
-            }
-        };
-        entry.after.add(temperature);
+        let time = Timestamp::from_micros(micros)
+            .ok_or_else(|| StorageError::Internal(format!("corrupt time {micros}").into()))?;
+        let entry = self.touched_entry(sensor, touched)?;
+        entry.after.add(Point { time, temperature });
+        self.count_in_rollups(entry, sensor, micros, temperature);
         Ok(())
     }
 
-    /// Writes back the touched sensors' aggregates and the total they change.
+    /// The sensor's entry in `touched`, from the writer's cache or the table on first use.
+    pub(super) fn touched_entry<'a>(
+        &mut self,
+        sensor: &str,
+        touched: &'a mut HashMap<String, Touched>,
+    ) -> Result<&'a mut Touched, StorageError> {
+        if !touched.contains_key(sensor) {
+            let stored = match self.cache.get(sensor) {
+                Some(cached) => *cached,
+                None => match self.sensors.get(sensor).map_err(storage_error)? {
+                    Some(bytes) => decode_summary(bytes.value(), sensor)?,
+                    None => SensorSummary::default(),
+                },
+            };
+            touched.insert(
+                sensor.to_owned(),
+                Touched {
+                    before: stored,
+                    after: stored,
+                    rollups: Vec::new(),
+                },
+            );
+        }
+        Ok(touched.get_mut(sensor).expect("just inserted"))
+    }
+
+    /// Writes back the touched sensors' summaries, the total they change and the rollups.
     pub(super) fn write_aggregates(
         &mut self,
         touched: &HashMap<String, Touched>,
@@ -181,24 +216,26 @@ impl<'t> Tables<'t> {
         }
         let mut total = read_aggregate(&self.totals, TOTAL_KEY)?;
         let total_before = total;
-        for (sensor, Touched { before, after }) in touched {
-            let aggregate = after;
+        for (sensor, entry) in touched {
+            let (before, aggregate) = (&entry.before.aggregate, &entry.after.aggregate);
             total = total.merge(&Aggregate {
                 count: aggregate.count - before.count,
                 sum_micros: aggregate.sum_micros - before.sum_micros,
                 min_micros: aggregate.min_micros,
                 max_micros: aggregate.max_micros,
             });
-            self.sensors
-                .insert(sensor.as_str(), aggregate.encode().as_slice())
-                .map_err(storage_error)?;
+            if entry.after != entry.before {
+                self.sensors
+                    .insert(sensor.as_str(), entry.after.encode().as_slice())
+                    .map_err(storage_error)?;
+            }
         }
         if total != total_before {
             self.totals
                 .insert(TOTAL_KEY, total.encode().as_slice())
                 .map_err(storage_error)?;
         }
-        Ok(())
+        self.write_rollups(touched)
     }
 
     /// Checks a request's readings against stored ones, then inserts the new ones, all or
@@ -246,7 +283,7 @@ impl<'t> Tables<'t> {
         }
         for reading in &fresh {
             let (sensor, micros) = (reading.sensor_id.as_str(), reading.time.micros());
-            self.count_reading(sensor, reading.temperature, touched)?;
+            self.count_reading(sensor, micros, reading.temperature, touched)?;
             record::reading(ops, sensor, micros, reading.temperature.micros());
         }
         Ok(PutOutcome::Stored {

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use redb::{Database, Durability};
 use tokio::sync::oneshot;
 
+use super::rollups::{BuildProgress, Coverage};
 use super::tables::{COUNTERS, Tables, Touched, WAL_SEQUENCE};
 use super::wal::Log;
 use super::{log_error, storage_error};
-use crate::domain::{Aggregate, Batch};
+use crate::domain::{Batch, SensorSummary};
 use crate::storage::group_commit::{BlockingCommitter, GroupCommit, GroupObserver};
 use crate::storage::{Cause, ItemId, PutOutcome, StorageError};
 
@@ -60,6 +61,7 @@ impl WriterHandle {
         db: Arc<Database>,
         log: Log,
         sequence: u64,
+        coverage: Coverage,
         checkpoint_every: Duration,
         on_group: GroupObserver,
     ) -> Result<Self, StorageError> {
@@ -87,6 +89,7 @@ impl WriterHandle {
             syncer_thread: Some(syncer_thread),
             failed,
             aggregates: HashMap::new(),
+            coverage,
         };
         let (commit, thread) =
             GroupCommit::spawn_thread(writer, "embedded-writer", WRITE_QUEUE, MAX_GROUP, on_group)
@@ -114,6 +117,10 @@ pub(super) enum QueuedWrite {
         id: ItemId,
         reply: oneshot::Sender<Result<bool, StorageError>>,
     },
+    /// The next slice of the rollup build (see [`super::rollups`]).
+    BuildRollups {
+        reply: oneshot::Sender<Result<BuildProgress, StorageError>>,
+    },
 }
 
 /// What one write did inside a group's transaction, before it is acknowledged.
@@ -121,6 +128,7 @@ pub(super) enum Effect {
     Readings(PutOutcome),
     ItemPut(ItemId),
     ItemDelete(bool),
+    BuildRollups(BuildProgress),
 }
 
 impl QueuedWrite {
@@ -136,6 +144,9 @@ impl QueuedWrite {
             (Self::ItemDelete { reply, .. }, Ok(Effect::ItemDelete(existed))) => {
                 let _ = reply.send(Ok(existed));
             }
+            (Self::BuildRollups { reply }, Ok(Effect::BuildRollups(progress))) => {
+                let _ = reply.send(Ok(progress));
+            }
             (write, result) => {
                 let error = match result {
                     Err(error) => error,
@@ -145,6 +156,7 @@ impl QueuedWrite {
                     Self::Readings { reply, .. } => drop(reply.send(Err(error))),
                     Self::ItemPut { reply, .. } => drop(reply.send(Err(error))),
                     Self::ItemDelete { reply, .. } => drop(reply.send(Err(error))),
+                    Self::BuildRollups { reply } => drop(reply.send(Err(error))),
                 }
             }
         }
@@ -171,7 +183,9 @@ struct Writer {
     /// The committed aggregates of recently written sensors: the writer is redb's only writer,
     /// so these stay exact and save a lookup per new reading. Cleared when it would exceed
     /// `AGGREGATE_CACHE` entries (a few MiB at most).
-    aggregates: HashMap<String, Aggregate>,
+    aggregates: HashMap<String, SensorSummary>,
+    /// How far the rollups cover the readings: the writer is the only one to change it.
+    coverage: Coverage,
 }
 
 /// A committed group on its way to its callers, once the log is durable up to `appended`.
@@ -249,9 +263,10 @@ impl Writer {
         // Taken out of the writer while the transaction may fail: a failed group leaves the
         // cache empty rather than ahead of redb.
         let cache = std::mem::take(&mut self.aggregates);
-        let (effects, touched, cache) = {
+        let (effects, touched, cache, coverage) = {
             let mut tables = Tables::open(&txn)?;
             tables.cache = cache;
+            tables.coverage = self.coverage.clone();
             let (effects, touched) = tables.apply(group, &mut self.ops)?;
             if !self.ops.is_empty() {
                 sequence += 1;
@@ -263,9 +278,18 @@ impl Writer {
                     .insert(WAL_SEQUENCE, sequence)
                     .map_err(storage_error)?;
             }
-            (effects, touched, std::mem::take(&mut tables.cache))
+            let coverage = std::mem::replace(&mut tables.coverage, Coverage::Complete);
+            (
+                effects,
+                touched,
+                std::mem::take(&mut tables.cache),
+                coverage,
+            )
         };
-        if self.ops.is_empty() && !checkpoint {
+        let built = group
+            .iter()
+            .any(|w| matches!(w, QueuedWrite::BuildRollups { .. }));
+        if self.ops.is_empty() && !checkpoint && !built {
             // Duplicates, conflicts, deletes of nothing: nothing to log or commit. The answer
             // still waits for the log to be durable up to here (a duplicate of a reading whose
             // record is not yet synced must not be acknowledged before it).
@@ -273,7 +297,9 @@ impl Writer {
             return Ok((effects, self.appended));
         }
         let mark = self.log.written();
-        if !checkpoint {
+        // A build slice alone changes only derived rows: nothing to log (a record must carry
+        // the next sequence number, and only records with changes take one).
+        if !checkpoint && !self.ops.is_empty() {
             let bytes = self.log.write(sequence, &self.ops).map_err(log_error)?;
             self.appended += bytes;
         }
@@ -285,6 +311,7 @@ impl Writer {
             return Err(storage_error(error));
         }
         self.sequence = sequence;
+        self.coverage = coverage;
         self.aggregates = cache;
         if self.aggregates.len() + touched.len() > AGGREGATE_CACHE {
             self.aggregates.clear();

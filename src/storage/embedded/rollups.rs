@@ -1,0 +1,331 @@
+//! Rollups: exact aggregates per bucket, per sensor (minute, hour, day) and over all sensors
+//! (second, minute, hour, day), kept in the same redb transaction as the readings they
+//! summarise, and the one-time build that fills them for a store written before they existed.
+//!
+//! Tables:
+//! - `sensor_rollups`: `(sensor_id, level code, bucket start µs)` → encoded [`Aggregate`]
+//! - `total_rollups`: `(level code, bucket start µs)` → encoded [`Aggregate`]
+//! - `rollup_build`: `"cursor"` → the last `(sensor_id, time µs)` reading the build counted
+//!
+//! # How rollups stay exact
+//!
+//! A group's new readings are added to in-memory deltas, one per touched bucket, and each
+//! delta is merged into its stored row once at the end of the group, in the group's
+//! transaction: the rows commit with the readings or not at all. Only new readings are added
+//! (duplicates and conflicts never reach the deltas), so a retry never counts twice. Recovery
+//! replays the log's readings through the same path, skipping readings already stored, so the
+//! rollups are rebuilt exactly with them (the log holds readings, the rollups are derived).
+//!
+//! # The build, for stores written by the previous version
+//!
+//! A store without `counters["rollups_version"]` and with readings predates rollups (and its
+//! sensor aggregates lack first and latest reading). It opens at once; a background thread then
+//! queues build slices to the writer, each counting the next 20,000 readings in key order
+//! (`(sensor_id, time)`) into the rollups and the sensor summaries, and storing the cursor, in
+//! one transaction. Meanwhile every write keeps the invariant **rollups = the aggregate of the
+//! readings at or before the cursor**: a new reading at or before the cursor is added to the
+//! rollups at once, one after it is left to the build. First and latest are extended by every
+//! write (extending twice changes nothing). A crash loses at most the non-durable slices, with
+//! their cursor; the log's readings are replayed against the cursor that survived, so the
+//! invariant holds after recovery too and the build resumes where redb's cursor says. Until the
+//! build is done, readiness and the window, series and sensor routes answer 503; all-time
+//! stats (kept by the previous version already) are answered throughout. Progress is logged.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+
+use redb::{ReadTransaction, ReadableTable, TableDefinition};
+
+use super::storage_error;
+use super::tables::{READINGS, SENSOR_AGGREGATES, Tables, Touched};
+use crate::domain::rollup::{Level, SENSOR_LEVELS, TOTAL_LEVELS};
+use crate::domain::window::Piece;
+use crate::domain::{Aggregate, Point, SensorSummary, Temperature, Timestamp};
+use crate::storage::StorageError;
+
+pub(super) const SENSOR_ROLLUPS: TableDefinition<(&str, u8, i64), &[u8]> =
+    TableDefinition::new("sensor_rollups");
+pub(super) const TOTAL_ROLLUPS: TableDefinition<(u8, i64), &[u8]> =
+    TableDefinition::new("total_rollups");
+pub(super) const ROLLUP_BUILD: TableDefinition<&str, (&str, i64)> =
+    TableDefinition::new("rollup_build");
+/// `counters` key: present (1) once every reading is counted in the rollups.
+pub(super) const ROLLUPS_VERSION: &str = "rollups_version";
+const CURSOR: &str = "cursor";
+/// Readings one build slice counts (a few tens of milliseconds of the writer's time).
+#[cfg(not(test))]
+pub(super) const BUILD_SLICE: usize = 20_000;
+/// Tiny slices in unit tests, so that writes interleave with a build of a small store.
+#[cfg(test)]
+pub(super) const BUILD_SLICE: usize = 7;
+
+/// How far the rollups cover the readings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Coverage {
+    /// Every reading is counted: the normal state.
+    Complete,
+    /// A build is under way: readings up to this key (none when `None`) are counted.
+    Building(Option<(String, i64)>),
+}
+
+impl Coverage {
+    /// Whether a reading stored now must be added to the rollups (else the build will).
+    pub(super) fn covers(&self, sensor: &str, micros: i64) -> bool {
+        match self {
+            Coverage::Complete => true,
+            Coverage::Building(None) => false,
+            Coverage::Building(Some((s, m))) => (sensor, micros) <= (s.as_str(), *m),
+        }
+    }
+}
+
+/// What one build slice did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct BuildProgress {
+    pub(super) counted: usize,
+    pub(super) done: bool,
+}
+
+/// The group's changes to the rows of `total_rollups` (per-sensor ones live in [`Touched`]).
+pub(super) type TotalDeltas = HashMap<(Level, i64), Aggregate>;
+
+/// Adds `temperature` at `micros` to the deltas of every level of `levels`.
+pub(super) fn add_to(
+    deltas: &mut Vec<(Level, i64, Aggregate)>,
+    levels: &[Level],
+    micros: i64,
+    temperature: Temperature,
+) {
+    for &level in levels {
+        let bucket = level.bucket_of(micros);
+        match deltas
+            .iter_mut()
+            .find(|(l, b, _)| *l == level && *b == bucket)
+        {
+            Some((_, _, aggregate)) => aggregate.add(temperature),
+            None => deltas.push((level, bucket, Aggregate::of([temperature]))),
+        }
+    }
+}
+
+pub(super) fn add_to_totals(deltas: &mut TotalDeltas, micros: i64, temperature: Temperature) {
+    for level in TOTAL_LEVELS {
+        deltas
+            .entry((level, level.bucket_of(micros)))
+            .or_default()
+            .add(temperature);
+    }
+}
+
+fn decode(bytes: &[u8], what: &str) -> Result<Aggregate, StorageError> {
+    Aggregate::decode(bytes)
+        .ok_or_else(|| StorageError::Internal(format!("corrupt rollup {what}").into()))
+}
+
+impl<'t> Tables<'t> {
+    /// Counts a new reading in its sensor's summary and, when covered, in the rollups.
+    pub(super) fn count_in_rollups(
+        &mut self,
+        entry: &mut Touched,
+        sensor: &str,
+        micros: i64,
+        temperature: Temperature,
+    ) {
+        if self.coverage.covers(sensor, micros) {
+            add_to(&mut entry.rollups, &SENSOR_LEVELS, micros, temperature);
+            add_to_totals(&mut self.total_deltas, micros, temperature);
+        }
+    }
+
+    /// Merges the group's deltas into the stored rollup rows.
+    pub(super) fn write_rollups(
+        &mut self,
+        touched: &HashMap<String, Touched>,
+    ) -> Result<(), StorageError> {
+        let mut sensors = self.txn.open_table(SENSOR_ROLLUPS).map_err(storage_error)?;
+        for (sensor, entry) in touched {
+            for (level, bucket, delta) in &entry.rollups {
+                let key = (sensor.as_str(), level.code(), *bucket);
+                let stored = match sensors.get(key).map_err(storage_error)? {
+                    Some(bytes) => decode(bytes.value(), sensor)?,
+                    None => Aggregate::default(),
+                };
+                sensors
+                    .insert(key, stored.merge(delta).encode().as_slice())
+                    .map_err(storage_error)?;
+            }
+        }
+        let mut totals = self.txn.open_table(TOTAL_ROLLUPS).map_err(storage_error)?;
+        for ((level, bucket), delta) in self.total_deltas.drain() {
+            let key = (level.code(), bucket);
+            let stored = match totals.get(key).map_err(storage_error)? {
+                Some(bytes) => decode(bytes.value(), "of all sensors")?,
+                None => Aggregate::default(),
+            };
+            totals
+                .insert(key, stored.merge(&delta).encode().as_slice())
+                .map_err(storage_error)?;
+        }
+        Ok(())
+    }
+
+    /// Counts the next [`BUILD_SLICE`] readings after the cursor into the rollups and the
+    /// sensor summaries, and moves the cursor (or marks the rollups complete).
+    pub(super) fn build_slice(
+        &mut self,
+        touched: &mut HashMap<String, Touched>,
+    ) -> Result<BuildProgress, StorageError> {
+        let Coverage::Building(cursor) = self.coverage.clone() else {
+            return Ok(BuildProgress {
+                counted: 0,
+                done: true,
+            });
+        };
+        let mut slice: Vec<(String, i64, i64)> = Vec::with_capacity(BUILD_SLICE);
+        {
+            let start = match &cursor {
+                Some((sensor, micros)) => Bound::Excluded((sensor.as_str(), *micros)),
+                None => Bound::Unbounded,
+            };
+            let range = self
+                .readings
+                .range::<(&str, i64)>((start, Bound::Unbounded))
+                .map_err(storage_error)?;
+            for entry in range.take(BUILD_SLICE) {
+                let (key, value) = entry.map_err(storage_error)?;
+                let (sensor, micros) = key.value();
+                slice.push((sensor.to_owned(), micros, value.value()));
+            }
+        }
+        for (sensor, micros, value) in &slice {
+            let temperature =
+                Temperature::from_micros(*value).map_err(|e| StorageError::Internal(e.into()))?;
+            let time = Timestamp::from_micros(*micros)
+                .ok_or_else(|| StorageError::Internal(format!("corrupt time {micros}").into()))?;
+            let entry = self.touched_entry(sensor, touched)?;
+            entry.after.extend(Point { time, temperature });
+            add_to(&mut entry.rollups, &SENSOR_LEVELS, *micros, temperature);
+            add_to_totals(&mut self.total_deltas, *micros, temperature);
+        }
+        let done = slice.len() < BUILD_SLICE;
+        let mut build = self.txn.open_table(ROLLUP_BUILD).map_err(storage_error)?;
+        if done {
+            build.remove(CURSOR).map_err(storage_error)?;
+            self.counters()?
+                .insert(ROLLUPS_VERSION, 1)
+                .map_err(storage_error)?;
+            self.coverage = Coverage::Complete;
+        } else if let Some((sensor, micros, _)) = slice.last() {
+            build
+                .insert(CURSOR, (sensor.as_str(), *micros))
+                .map_err(storage_error)?;
+            self.coverage = Coverage::Building(Some((sensor.clone(), *micros)));
+        }
+        Ok(BuildProgress {
+            counted: slice.len(),
+            done,
+        })
+    }
+
+    /// On open: how far the stored rollups cover the readings. A store that never kept them
+    /// and holds readings starts a build; an empty one is complete at once.
+    pub(super) fn load_coverage(&mut self) -> Result<Coverage, StorageError> {
+        self.txn.open_table(SENSOR_ROLLUPS).map_err(storage_error)?;
+        self.txn.open_table(TOTAL_ROLLUPS).map_err(storage_error)?;
+        let build = self.txn.open_table(ROLLUP_BUILD).map_err(storage_error)?;
+        if self
+            .counters()?
+            .get(ROLLUPS_VERSION)
+            .map_err(storage_error)?
+            .is_some()
+        {
+            return Ok(Coverage::Complete);
+        }
+        if let Some(cursor) = build.get(CURSOR).map_err(storage_error)? {
+            let (sensor, micros) = cursor.value();
+            return Ok(Coverage::Building(Some((sensor.to_owned(), micros))));
+        }
+        if self.readings.first().map_err(storage_error)?.is_none() {
+            self.counters()?
+                .insert(ROLLUPS_VERSION, 1)
+                .map_err(storage_error)?;
+            return Ok(Coverage::Complete);
+        }
+        Ok(Coverage::Building(None))
+    }
+}
+
+/// Answers a window's pieces from one read transaction (one consistent snapshot): each rollup
+/// row as `(bucket start, aggregate)`, each raw piece as `(its start, aggregate)`.
+pub(super) fn evaluate(
+    txn: &ReadTransaction,
+    sensor: Option<&str>,
+    pieces: &[Piece],
+    mut sink: impl FnMut(i64, &Aggregate),
+) -> Result<(), StorageError> {
+    for piece in pieces {
+        match *piece {
+            Piece::Rollup { level, span } => match sensor {
+                Some(sensor) => {
+                    let table = txn.open_table(SENSOR_ROLLUPS).map_err(storage_error)?;
+                    let code = level.code();
+                    for row in table
+                        .range((sensor, code, span.from)..(sensor, code, span.to))
+                        .map_err(storage_error)?
+                    {
+                        let (key, value) = row.map_err(storage_error)?;
+                        sink(key.value().2, &decode(value.value(), sensor)?);
+                    }
+                }
+                None => {
+                    let table = txn.open_table(TOTAL_ROLLUPS).map_err(storage_error)?;
+                    let code = level.code();
+                    for row in table
+                        .range((code, span.from)..(code, span.to))
+                        .map_err(storage_error)?
+                    {
+                        let (key, value) = row.map_err(storage_error)?;
+                        sink(key.value().1, &decode(value.value(), "of all sensors")?);
+                    }
+                }
+            },
+            Piece::Raw { span } => {
+                let readings = txn.open_table(READINGS).map_err(storage_error)?;
+                let mut aggregate = Aggregate::default();
+                let mut add_sensor = |sensor: &str| -> Result<(), StorageError> {
+                    for entry in readings
+                        .range((sensor, span.from)..(sensor, span.to))
+                        .map_err(storage_error)?
+                    {
+                        let (_, value) = entry.map_err(storage_error)?;
+                        aggregate.add(
+                            Temperature::from_micros(value.value())
+                                .map_err(|e| StorageError::Internal(e.into()))?,
+                        );
+                    }
+                    Ok(())
+                };
+                match sensor {
+                    Some(sensor) => add_sensor(sensor)?,
+                    // Over all sensors, a bound inside a second: each sensor's readings of
+                    // that partial second.
+                    None => {
+                        let sensors = txn.open_table(SENSOR_AGGREGATES).map_err(storage_error)?;
+                        for entry in sensors.iter().map_err(storage_error)? {
+                            let (key, _) = entry.map_err(storage_error)?;
+                            add_sensor(key.value())?;
+                        }
+                    }
+                }
+                sink(span.from, &aggregate);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A stored sensor summary, decoding the previous version's bare aggregate too.
+pub(super) fn decode_summary(bytes: &[u8], sensor: &str) -> Result<SensorSummary, StorageError> {
+    SensorSummary::decode(bytes)
+        .ok_or_else(|| StorageError::Internal(format!("corrupt aggregate for {sensor:?}").into()))
+}

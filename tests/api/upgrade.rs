@@ -1,0 +1,84 @@
+//! Upgrade: a store written by the previous release (no rollups, sensor aggregates without
+//! first and latest) opens, builds its rollups in the background, becomes ready, and then
+//! answers windows, series and sensor summaries exactly.
+//!
+//! `tests/fixtures/previous-release/telemetry.redb` was written by the release before rollups
+//! (commit e50631d): 3,000 readings of sensors `107`, `a b` and `gw/3` over two days from
+//! 2021-10-04, some at quarter seconds, PUT in batches of 100, then a clean SIGTERM.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+use telemetry::config::StorageKind;
+
+use crate::helpers::{TestStore, spawn_app_on};
+use crate::windows::{Rng, check_windows, stored, write_random_readings};
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/previous-release/telemetry.redb"
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_of_the_previous_release_builds_its_rollups_and_answers_exactly() {
+    let store = TestStore::new();
+    if store.kind != StorageKind::Embedded {
+        eprintln!("skipped: the fixture is an embedded store file");
+        return;
+    }
+    std::fs::copy(FIXTURE, store.dir.path().join("telemetry.redb")).unwrap();
+    let app = spawn_app_on(&store).await;
+    // All-time stats were kept by the previous release: answered at once.
+    let all_time =
+        json!({"Average": 9.745675, "Maximum": 50.981, "Minimum": -30.972, "Count": 3000});
+    assert_eq!(app.stats(None).await, all_time);
+    // Ready once the build is done (bounded wait; the build of 3,000 readings is one slice).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = app.get("/api/ready").await.status();
+        if status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(Instant::now() < deadline, "the rollup build did not finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let readings = stored(&app).await;
+    let count: usize = readings.values().map(|r| r.len()).sum();
+    assert_eq!(count, 3000);
+    // Sensor summaries were rebuilt: first and latest from the readings.
+    let sensors: serde_json::Value = app.get("/api/sensors").await.json().await.unwrap();
+    let listed = sensors["sensors"].as_array().unwrap();
+    assert_eq!(listed.len(), 3);
+    for sensor in listed {
+        let name = sensor["sensorID"].as_str().unwrap();
+        let own = &readings[name];
+        assert_eq!(sensor["Count"], own.len());
+        let (first, _) = own.first_key_value().unwrap();
+        let (last, value) = own.last_key_value().unwrap();
+        let time = |micros: i64| {
+            chrono::DateTime::from_timestamp_micros(micros)
+                .unwrap()
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        };
+        assert_eq!(sensor["first"], time(*first), "{name}");
+        assert_eq!(sensor["latest"]["time"], time(*last), "{name}");
+        assert_eq!(
+            sensor["latest"]["temperature"],
+            *value as f64 / 1e6,
+            "{name}"
+        );
+    }
+    let mut rng = Rng(0x0bad_cafe);
+    check_windows(&app, &mut rng, 40).await;
+    // New readings after the build, in the old data's buckets (of another sensor: the
+    // fixture's readings would conflict).
+    write_random_readings(&app, &mut Rng(0x5eed_0003), &["z"]).await;
+    check_windows(&app, &mut rng, 20).await;
+    app.stop().await;
+    // And again after a restart: the build is not repeated, the answers are the same.
+    let app = spawn_app_on(&store).await;
+    assert_eq!(app.get("/api/ready").await.status(), StatusCode::OK);
+    check_windows(&app, &mut rng, 20).await;
+}
