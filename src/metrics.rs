@@ -285,6 +285,9 @@ pub fn route_template(path: &str) -> &'static str {
         ["api", "readings"] => "/api/readings",
         ["metrics"] => "/metrics",
         ["openapi.json"] => "/openapi.json",
+        [""] => "/",
+        ["dashboard", "app.js"] => "/dashboard/app.js",
+        ["dashboard", "app.css"] => "/dashboard/app.css",
         ["picus", "list"] => "/picus/list",
         ["picus", "put"] => "/picus/put",
         ["picus", "get", _] => "/picus/get/{key}",
@@ -302,6 +305,7 @@ mod tests {
         assert_eq!(route_template("/picus/get/42"), "/picus/get/{key}");
         assert_eq!(route_template("/picus/42"), "/picus/{key}");
         assert_eq!(route_template("/api/stats"), "/api/stats");
+        assert_eq!(route_template("/"), "/");
         assert_eq!(route_template("/wp-admin/x.php"), "other");
     }
 

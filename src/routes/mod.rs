@@ -3,6 +3,7 @@
 //! and [`problem::recover`] turns whatever warp rejects into a problem body.
 
 pub mod body;
+pub mod dashboard;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
@@ -70,6 +71,8 @@ pub fn all(
         .or(metrics::metrics_get(metrics, storage))
         .unify()
         .or(openapi::openapi_get())
+        .unify()
+        .or(dashboard::dashboard_get())
         .unify()
         .recover(problem::recover)
         .unify()
