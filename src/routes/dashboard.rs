@@ -137,7 +137,11 @@ mod tests {
         let page = PAGE.body;
         assert!(page.contains(r#"<script src="/dashboard/app.js" defer></script>"#));
         assert!(page.contains(r#"<link rel="stylesheet" href="/dashboard/app.css">"#));
-        assert_eq!(page.matches("<script").count(), 1, "one script, no inline one");
+        assert_eq!(
+            page.matches("<script").count(),
+            1,
+            "one script, no inline one"
+        );
         assert!(!page.contains("<style"), "no inline style sheet");
         assert!(!page.contains("style="), "no inline style attribute");
         let inline_handler = page.match_indices(" on").any(|(at, _)| {

@@ -376,9 +376,9 @@
     }
     const format =
       interval < DAY && to - from <= DAY
-        ? new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" })
+        ? new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" })
         : interval < DAY
-          ? new Intl.DateTimeFormat(undefined, { weekday: "short", hour: "2-digit", minute: "2-digit" })
+          ? new Intl.DateTimeFormat(undefined, { weekday: "short", hour: "numeric" })
           : new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
     return ticks.map((t) => ({ t, label: format.format(new Date(t)) }));
   }
@@ -464,6 +464,7 @@
     const band = svg("path", { class: "band", "aria-hidden": "true" }, root);
     const line = svg("path", { class: "line", "aria-hidden": "true" }, root);
     const points = svg("g", { class: "points", "aria-hidden": "true" }, root);
+    const radius = filled.length > 200 ? 1.6 : 2.5;
     let bandPath = "";
     let linePath = "";
     for (const run of runs) {
@@ -471,7 +472,7 @@
       const bottom = run.slice().reverse().map((b) => "L" + centre(b).toFixed(1) + " " + y(b.Minimum).toFixed(1));
       bandPath += top.join("") + bottom.join("") + "Z";
       linePath += run.map((b, i) => (i ? "L" : "M") + centre(b).toFixed(1) + " " + y(b.Average).toFixed(1)).join("");
-      for (const b of run) svg("circle", { class: "point", cx: centre(b).toFixed(1), cy: y(b.Average).toFixed(1), r: 2.5 }, points);
+      for (const b of run) svg("circle", { class: "point", cx: centre(b).toFixed(1), cy: y(b.Average).toFixed(1), r: radius }, points);
     }
     band.setAttribute("d", bandPath);
     line.setAttribute("d", linePath);
