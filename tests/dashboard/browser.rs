@@ -21,6 +21,9 @@ pub const PATIENCE: Duration = Duration::from_secs(15);
 /// on the page differ from the stored UTC times by a fixed 5 h 30 min.
 pub const TIME_ZONE: &str = "Asia/Kolkata";
 
+/// [`TIME_ZONE`]'s offset from UTC.
+pub const UTC_OFFSET_MINUTES: i64 = 5 * 60 + 30;
+
 pub struct Browser {
     pub client: Client,
     driver: Child,

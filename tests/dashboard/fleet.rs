@@ -1,5 +1,6 @@
 //! A realistic day of a small fleet, for the README's screenshot: five sensors reporting
-//! every two minutes with a daily swing and some noise, one of them silent for three hours.
+//! every two minutes with a daily swing (warmest mid-afternoon in the browser's zone) and some
+//! noise, one of them silent for three hours.
 
 use std::collections::BTreeSet;
 
@@ -41,7 +42,8 @@ impl Fleet {
         let mut times = Vec::new();
         for k in (0..715).rev() {
             let time = end - Duration::minutes(2 * k);
-            let hour = f64::from(time.hour()) + f64::from(time.minute()) / 60.0;
+            let local = time + Duration::minutes(super::browser::UTC_OFFSET_MINUTES);
+            let hour = f64::from(local.hour()) + f64::from(local.minute()) / 60.0;
             // Warmest mid-afternoon, coldest before dawn.
             let day = (std::f64::consts::TAU * (hour - 9.0) / 24.0).sin();
             for (sensor, mean, swing, jitter) in [
@@ -49,9 +51,9 @@ impl Fleet {
                 ("greenhouse-1", 22.0, 5.0, 1.2),
                 ("greenhouse-2", 20.5, 4.0, 1.6),
                 ("office", 21.0, 1.2, 0.4),
-                ("roof", 4.0, 6.0, 1.0),
+                ("roof", 4.0, 6.0, 1.8),
             ] {
-                let silent = sensor == WITH_OUTAGE && (300..480).contains(&k);
+                let silent = sensor == WITH_OUTAGE && (300..390).contains(&k);
                 let value = mean + swing * day + jitter * noise();
                 if silent {
                     continue;

@@ -41,7 +41,7 @@ fn celsius(value: f64) -> String {
 
 /// `h:mm:ss` of `time` in the browser's zone, as the page writes it (12-hour clock).
 fn local_clock(time: DateTime<Utc>) -> String {
-    let offset = FixedOffset::east_opt(5 * 3600 + 30 * 60).expect("a valid offset");
+    let offset = FixedOffset::east_opt(browser::UTC_OFFSET_MINUTES as i32 * 60).expect("an offset");
     time.with_timezone(&offset).format("%-I:%M:%S").to_string()
 }
 
@@ -338,7 +338,7 @@ async fn the_dashboard_shows_what_the_api_holds_and_says_when_the_service_is_gon
 
 #[tokio::test]
 async fn a_realistic_fleet_charts_with_its_gap_for_the_readme() {
-    let Some(browser) = Browser::start("dashboard (realistic fleet)", 1280, 1180).await else {
+    let Some(browser) = Browser::start("dashboard (realistic fleet)", 1280, 1240).await else {
         return;
     };
     let (app, _store) = spawn_app().await;

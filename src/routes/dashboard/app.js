@@ -41,6 +41,7 @@
     custom: null, // { from: Date, to: Date } once applied
     sensor: null, // selected sensor id, or null for all sensors
     sensors: [],
+    sensorsComplete: true,
     sort: { key: "sensorID", dir: 1 },
     filter: "",
     series: null,
@@ -124,7 +125,7 @@
       cursor = body.next;
       if (!cursor) break;
     }
-    return sensors;
+    return { sensors, complete: !cursor };
   }
 
   // ---- the time window -----------------------------------------------------------------
@@ -178,7 +179,8 @@
         win.step ? api("/api/series?" + query + "&step=" + win.step.name + sensorQuery) : null,
       ]);
       if (key === selectionKey()) {
-        state.sensors = sensors;
+        state.sensors = sensors.sensors;
+        state.sensorsComplete = sensors.complete;
         state.window = win;
         state.series = series;
         renderWindow(win);
@@ -293,7 +295,7 @@
     matching.sort(compareSensors);
     const rows = matching.slice(0, MAX_ROWS).map(sensorRow);
     document.querySelector("#sensors tbody").replaceChildren(...rows);
-    let summary = matching.length + " of " + state.sensors.length + " sensors";
+    let summary = matching.length + " of " + (state.sensorsComplete ? "" : "the first ") + state.sensors.length + " sensors";
     if (matching.length > MAX_ROWS) summary += ", the first " + MAX_ROWS + " shown";
     $("sensor-count").textContent = summary;
     for (const th of document.querySelectorAll("#sensors thead th")) {
