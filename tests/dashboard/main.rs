@@ -41,8 +41,20 @@ fn celsius(value: f64) -> String {
 
 /// `h:mm:ss` of `time` in the browser's zone, as the page writes it (12-hour clock).
 fn local_clock(time: DateTime<Utc>) -> String {
+    in_browser_zone(time).format("%-I:%M:%S").to_string()
+}
+
+fn in_browser_zone(time: DateTime<Utc>) -> DateTime<FixedOffset> {
     let offset = FixedOffset::east_opt(browser::UTC_OFFSET_MINUTES as i32 * 60).expect("an offset");
-    time.with_timezone(&offset).format("%-I:%M:%S").to_string()
+    time.with_timezone(&offset)
+}
+
+/// What a `datetime-local` input holds for `time` in the browser's zone.
+fn local_input(time: DateTime<Utc>) -> String {
+    let offset = FixedOffset::east_opt(browser::UTC_OFFSET_MINUTES as i32 * 60).expect("an offset");
+    time.with_timezone(&offset)
+        .format("%Y-%m-%dT%H:%M")
+        .to_string()
 }
 
 async fn stats_shown(browser: &Browser, card: &str) -> [String; 4] {
@@ -315,6 +327,36 @@ async fn the_dashboard_shows_what_the_api_holds_and_says_when_the_service_is_gon
             .is_ok_and(|shown| !shown)
     );
     browser.screenshot(&screenshot_path("dashboard.png")).await;
+
+    // A custom range, entered in the browser's zone: 107's ten readings only.
+    browser
+        .find("#range")
+        .await
+        .select_by_value("custom")
+        .await
+        .expect("the range is picked");
+    browser
+        .client
+        .execute(
+            "document.getElementById('from').value = arguments[0];
+             document.getElementById('to').value = arguments[1];",
+            vec![json!(local_input(at(51))), json!(local_input(at(40)))],
+        )
+        .await
+        .expect("the range is entered");
+    browser
+        .find("#custom button[type=submit]")
+        .await
+        .click()
+        .await
+        .expect("applied");
+    until_stats(
+        &browser,
+        "stats-all",
+        ["10", "20 °C", "24.5 °C", "22.25 °C"],
+    )
+    .await;
+    until_chart(&browser, 10, 1).await;
 
     // The service goes away: the page says so, and keeps showing what it had.
     app.stop().await;
