@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use fantoccini::actions::{InputSource, MouseActions, PointerAction};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
@@ -133,6 +134,46 @@ impl Browser {
             .await
             .map(|found| found.len())
             .unwrap_or(0)
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.find(css)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|error| panic!("{css} takes a click: {error}"));
+    }
+
+    /// Types `keys` into `css`, as a person would (key events and all).
+    pub async fn type_into(&self, css: &str, keys: &str) {
+        self.find(css)
+            .await
+            .send_keys(keys)
+            .await
+            .unwrap_or_else(|error| panic!("{css} takes keys: {error}"));
+    }
+
+    /// Picks the option of value `value` in the `<select>` at `css`.
+    pub async fn pick(&self, css: &str, value: &str) {
+        self.find(css)
+            .await
+            .select_by_value(value)
+            .await
+            .unwrap_or_else(|error| panic!("{css} offers {value}: {error}"));
+    }
+
+    /// Moves the mouse pointer to the centre of `element`.
+    pub async fn point_at(&self, element: Element) {
+        let mouse = MouseActions::new("mouse".into()).then(PointerAction::MoveToElement {
+            element,
+            duration: None,
+            x: 0.0,
+            y: 0.0,
+        });
+        self.client
+            .perform_actions(mouse)
+            .await
+            .expect("the pointer moves");
     }
 
     /// The rendered text of `css` (what a person sees), or "" while it is not there.

@@ -15,7 +15,6 @@ mod fleet;
 use std::path::Path;
 
 use chrono::{DateTime, Duration, DurationRound, FixedOffset, SecondsFormat, Utc};
-use fantoccini::actions::{InputSource, MouseActions, PointerAction};
 use fantoccini::key::Key;
 use serde_json::{Value, json};
 
@@ -107,6 +106,12 @@ async fn until_sensor_ids(browser: &Browser, expected: &[&str]) {
         .await;
 }
 
+/// The button that selects `sensor` in the table.
+fn select_button(sensor: &str) -> String {
+    let quoted = serde_json::to_string(sensor).expect("a JSON string");
+    format!("#sensors tbody button[data-sensor={quoted}]")
+}
+
 fn screenshot_path(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
 }
@@ -181,12 +186,7 @@ async fn the_dashboard_shows_what_the_api_holds_and_says_when_the_service_is_gon
     .await;
 
     // Last hour: one-minute buckets, so one point per reading, in three stretches.
-    browser
-        .find("#range")
-        .await
-        .select_by_value("1h")
-        .await
-        .expect("the range is picked");
+    browser.pick("#range", "1h").await;
     until_chart(&browser, 21, 3).await;
     until_stats(
         &browser,
@@ -197,18 +197,7 @@ async fn the_dashboard_shows_what_the_api_holds_and_says_when_the_service_is_gon
 
     // The tooltip of the first point: sensor 107's first reading.
     let first_point = browser.find("#chart circle.point").await;
-    browser
-        .client
-        .perform_actions(
-            MouseActions::new("mouse".into()).then(PointerAction::MoveToElement {
-                element: first_point,
-                duration: None,
-                x: 0.0,
-                y: 0.0,
-            }),
-        )
-        .await
-        .expect("the pointer moves");
+    browser.point_at(first_point).await;
     let tooltip = browser
         .until_text("#tooltip", |text| text.contains("Average"))
         .await;
@@ -217,12 +206,7 @@ async fn the_dashboard_shows_what_the_api_holds_and_says_when_the_service_is_gon
     assert!(tooltip.contains(&local_clock(at(50))), "{tooltip}");
 
     // The keyboard reaches every bucket too; the first one of the hour is empty.
-    browser
-        .find("#chart")
-        .await
-        .send_keys(&Key::Home.to_string())
-        .await
-        .expect("keys reach the chart");
+    browser.type_into("#chart", &Key::Home.to_string()).await;
     browser
         .until(
             "the chart's readout for the first bucket",
@@ -241,37 +225,20 @@ async fn the_dashboard_shows_what_the_api_holds_and_says_when_the_service_is_gon
         .await;
 
     // Sorting by count, both ways; filtering by id.
-    let by_count = browser.find("#sensors thead button[data-sort=Count]").await;
-    by_count.click().await.expect("sorted");
+    let by_count = "#sensors thead button[data-sort=Count]";
+    browser.click(by_count).await;
     until_sensor_ids(&browser, &[XSS, "208", "107"]).await;
-    by_count.click().await.expect("sorted");
+    browser.click(by_count).await;
     until_sensor_ids(&browser, &["107", "208", XSS]).await;
-    browser
-        .find("#filter")
-        .await
-        .send_keys("20")
-        .await
-        .expect("typed");
+    browser.type_into("#filter", "20").await;
     until_sensor_ids(&browser, &["208"]).await;
     assert_eq!(browser.text("#sensor-count").await, "1 of 3 sensors");
-    browser
-        .find("#filter")
-        .await
-        .send_keys(&format!("{}{}", Key::Backspace, Key::Backspace))
-        .await
-        .expect("typed");
+    let erase = format!("{}{}", Key::Backspace, Key::Backspace);
+    browser.type_into("#filter", &erase).await;
     until_sensor_ids(&browser, &["107", "208", XSS]).await;
 
     // The hostile sensor selected: its id is the heading's text, its one reading charted.
-    browser
-        .find(&format!(
-            "#sensors tbody button[data-sensor={}]",
-            serde_json::to_string(XSS).unwrap()
-        ))
-        .await
-        .click()
-        .await
-        .expect("selected");
+    browser.click(&select_button(XSS)).await;
     until_stats(&browser, "stats-sensor", ["1", "30 °C", "30 °C", "30 °C"]).await;
     assert_eq!(browser.text("#stats-sensor-name").await, XSS);
     assert_eq!(
@@ -282,12 +249,7 @@ async fn the_dashboard_shows_what_the_api_holds_and_says_when_the_service_is_gon
     assert_eq!(browser.count("img").await, 0);
 
     // Sensor 107: its ten readings of the hour, one stretch; then 7 days holds the old one.
-    browser
-        .find("#sensors tbody button[data-sensor=\"107\"]")
-        .await
-        .click()
-        .await
-        .expect("selected");
+    browser.click(&select_button("107")).await;
     until_stats(
         &browser,
         "stats-sensor",
@@ -295,12 +257,7 @@ async fn the_dashboard_shows_what_the_api_holds_and_says_when_the_service_is_gon
     )
     .await;
     until_chart(&browser, 10, 1).await;
-    browser
-        .find("#range")
-        .await
-        .select_by_value("7d")
-        .await
-        .expect("the range is picked");
+    browser.pick("#range", "7d").await;
     until_stats(
         &browser,
         "stats-all",
@@ -329,12 +286,7 @@ async fn the_dashboard_shows_what_the_api_holds_and_says_when_the_service_is_gon
     browser.screenshot(&screenshot_path("dashboard.png")).await;
 
     // A custom range, entered in the browser's zone: 107's ten readings only.
-    browser
-        .find("#range")
-        .await
-        .select_by_value("custom")
-        .await
-        .expect("the range is picked");
+    browser.pick("#range", "custom").await;
     browser
         .client
         .execute(
@@ -344,12 +296,7 @@ async fn the_dashboard_shows_what_the_api_holds_and_says_when_the_service_is_gon
         )
         .await
         .expect("the range is entered");
-    browser
-        .find("#custom button[type=submit]")
-        .await
-        .click()
-        .await
-        .expect("applied");
+    browser.click("#custom button[type=submit]").await;
     until_stats(
         &browser,
         "stats-all",
@@ -360,12 +307,7 @@ async fn the_dashboard_shows_what_the_api_holds_and_says_when_the_service_is_gon
 
     // The service goes away: the page says so, and keeps showing what it had.
     app.stop().await;
-    browser
-        .find("#refresh")
-        .await
-        .click()
-        .await
-        .expect("refresh clicked");
+    browser.click("#refresh").await;
     let error = browser
         .until_text("#error", |text| text.contains("unreachable"))
         .await;
@@ -393,15 +335,7 @@ async fn a_realistic_fleet_charts_with_its_gap_for_the_readme() {
     until_sensor_ids(&browser, &fleet::SENSORS).await;
     let (points, runs) = fleet.buckets_of(fleet::WITH_OUTAGE, 5);
     assert!(runs > 1, "the data set has a gap");
-    browser
-        .find(&format!(
-            "#sensors tbody button[data-sensor=\"{}\"]",
-            fleet::WITH_OUTAGE
-        ))
-        .await
-        .click()
-        .await
-        .expect("selected");
+    browser.click(&select_button(fleet::WITH_OUTAGE)).await;
     until_chart(&browser, points, runs).await;
     let count = fleet.count_of(fleet::WITH_OUTAGE).to_string();
     browser
@@ -415,18 +349,7 @@ async fn a_realistic_fleet_charts_with_its_gap_for_the_readme() {
         .await
         .expect("points");
     let marker = markers[markers.len() * 2 / 3].clone();
-    browser
-        .client
-        .perform_actions(
-            MouseActions::new("mouse".into()).then(PointerAction::MoveToElement {
-                element: marker,
-                duration: None,
-                x: 0.0,
-                y: 0.0,
-            }),
-        )
-        .await
-        .expect("the pointer moves");
+    browser.point_at(marker).await;
     browser
         .until_text("#tooltip", |text| text.contains("Average"))
         .await;

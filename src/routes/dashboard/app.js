@@ -254,6 +254,27 @@
     return value === null || value === undefined ? "–" : number.format(value) + " °C";
   }
 
+  const STAT_FIELDS = [
+    ["Count", "Readings"],
+    ["Minimum", "Minimum"],
+    ["Maximum", "Maximum"],
+    ["Average", "Average"],
+  ];
+
+  /** The four labelled values of a statistics card, empty until the first answer. */
+  function buildStatList(list) {
+    for (const [field, label] of STAT_FIELDS) {
+      const row = document.createElement("div");
+      const term = document.createElement("dt");
+      term.textContent = label;
+      const value = document.createElement("dd");
+      value.dataset.field = field;
+      value.textContent = "–";
+      row.append(term, value);
+      list.append(row);
+    }
+  }
+
   function renderStats(card, stats) {
     for (const dd of card.querySelectorAll("dd[data-field]")) {
       const field = dd.dataset.field;
@@ -611,6 +632,7 @@
   }
 
   function start() {
+    for (const list of document.querySelectorAll("dl.stat-list")) buildStatList(list);
     $("range").addEventListener("change", (event) => {
       state.range = event.target.value;
       state.cursor = null;
