@@ -16,7 +16,7 @@ cargo build --locked --quiet
 data_dir=$(mktemp -d)
 log=$(mktemp)
 BIND_ADDR=127.0.0.1 PORT=0 DATA_DIR="$data_dir" LOG_FORMAT=json RUST_LOG=warn,telemetry=info \
-  target/debug/telemetry >"$log" 2>&1 &
+  "${CARGO_TARGET_DIR:-target}/debug/telemetry" >"$log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$data_dir" "$log"' EXIT
 

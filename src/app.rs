@@ -9,20 +9,28 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::config::{Config, StorageKind};
+use crate::data_dir::{self, DataDirError, DataDirLock};
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::storage::{Backend, DynamoStore, EmbeddedStore, Storage};
 
-/// Why the service could not start.
+/// Why the service could not start: one line naming the variable or resource at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("PORT {} is already in use (BIND_ADDR={})", addr.port(), addr.ip())]
+    PortInUse { addr: SocketAddr },
+    #[error("BIND_ADDR={} PORT={}: cannot listen: {source}", addr.ip(), addr.port())]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot open storage: {0}")]
-    Storage(String),
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    #[error("STORAGE={backend}: cannot open the store: {message}")]
+    Storage {
+        backend: &'static str,
+        message: String,
+    },
 }
 
 pub struct Application {
@@ -30,22 +38,37 @@ pub struct Application {
     storage: Storage,
     metrics: Metrics,
     config: Config,
+    /// Embedded store: `DATA_DIR` stays locked to this process until the app is dropped.
+    _data_dir_lock: Option<DataDirLock>,
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let metrics = Metrics::new();
+        let data_dir_lock = match config.storage {
+            StorageKind::Embedded => Some(data_dir::lock(&config.data_dir)?),
+            StorageKind::Dynamodb => None,
+        };
         let storage = open_storage(&config, &metrics).await?;
         let addr = SocketAddr::new(config.bind_addr, config.port);
         let listener = TcpListener::bind(addr)
             .await
-            .map_err(|source| StartupError::Bind { addr, source })?;
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::AddrInUse => StartupError::PortInUse { addr },
+                _ => StartupError::Bind { addr, source },
+            })?;
         Ok(Self {
             listener,
             storage,
             metrics,
             config,
+            _data_dir_lock: data_dir_lock,
         })
+    }
+
+    /// The address actually bound (useful with `PORT=0`).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
     }
 
     /// The port actually bound (useful with `PORT=0`).
@@ -97,6 +120,7 @@ async fn open_storage(config: &Config, metrics: &Metrics) -> Result<Storage, Sta
         StorageKind::Embedded => "embedded",
         StorageKind::Dynamodb => "dynamodb",
     };
+    metrics.declare_storage_errors(backend_name);
     let on_group = Box::new(move |writes| observer.observe_group(backend_name, writes));
     let backend = match config.storage {
         StorageKind::Embedded => {
@@ -108,6 +132,9 @@ async fn open_storage(config: &Config, metrics: &Metrics) -> Result<Storage, Sta
             .await
             .map(Backend::Dynamodb),
     }
-    .map_err(|e| StartupError::Storage(e.to_string()))?;
+    .map_err(|e| StartupError::Storage {
+        backend: backend_name,
+        message: e.to_string(),
+    })?;
     Ok(Storage::new(backend, metrics.clone()))
 }

@@ -1,115 +1,139 @@
 //! Configuration from the environment (12-factor), read once at start-up with `envy`.
 //!
-//! | variable | default | meaning |
-//! |---|---|---|
-//! | `PORT` | `8080` | TCP port to listen on |
-//! | `BIND_ADDR` | `0.0.0.0` | address to listen on (tests use `127.0.0.1`) |
-//! | `DATA_DIR` | `./data` | directory of the embedded database |
-//! | `STORAGE` | `embedded` | `embedded` or `dynamodb` |
-//! | `TABLE_NAME` | — | DynamoDB table (required with `STORAGE=dynamodb`) |
-//! | `DYNAMODB_CREATE_TABLE` | `false` | create the table when missing (local runs; Terraform owns it on AWS) |
-//! | `DYNAMODB_TIMEOUT_MS` | `5000` | DynamoDB operation timeout, retries included (each attempt gets 2/5 of it) |
-//! | `DYNAMODB_ENDPOINT_URL` | — | DynamoDB endpoint for this service only (else `AWS_ENDPOINT_URL`, else AWS) |
-//! | `MAX_BODY_BYTES` | `1048576` | largest accepted request body |
-//! | `SHUTDOWN_GRACE_SECONDS` | `20` | how long in-flight requests may take to drain on SIGTERM |
-//! | `EMBEDDED_CACHE_BYTES` | `33554432` | page cache of the embedded database |
-//! | `LOG_FORMAT` | `text` | `text` or `json` (one JSON object per line, for CloudWatch) |
-//! | `RUST_LOG` | `info` | log filter (`tracing_subscriber::EnvFilter` syntax) |
+//! [`VARIABLES`] is the one list of the service's settings: each variable's name, its default
+//! and its meaning. The parser takes its defaults from it (a variable left unset is read as if
+//! it held the table's default, through the same parser), and `telemetry --help` prints it, so
+//! the help, the defaults and the parser cannot disagree. A unit test checks that every
+//! [`Config`] field has a row.
+//!
+//! **Adding a setting**: add the field to [`Config`] (`Option<T>` when it has no default) and
+//! one [`Variable`] row to [`VARIABLES`] named after the field in upper case; write its
+//! `default` as the text a user would set (it is parsed like one). Variables read elsewhere
+//! (`RUST_LOG`, read by the logger) get a row too, and are listed in the test's
+//! `READ_OUTSIDE_CONFIG`. Then add the row to README.md's configuration table.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// One environment variable the service reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Variable {
+    pub name: &'static str,
+    /// The value used when the variable is unset, written as a user would set it; `None` when
+    /// unset means "not configured".
+    pub default: Option<&'static str>,
+    /// One line for `--help`.
+    pub meaning: &'static str,
+}
+
+/// Every variable the service reads, in the order `--help` shows them.
+pub const VARIABLES: &[Variable] = &[
+    Variable {
+        name: "PORT",
+        default: Some("8080"),
+        meaning: "TCP port to listen on (0: any free port)",
+    },
+    Variable {
+        name: "BIND_ADDR",
+        default: Some("127.0.0.1"),
+        meaning: "address to listen on; 0.0.0.0 for every interface (the container image sets it)",
+    },
+    Variable {
+        name: "STORAGE",
+        default: Some("embedded"),
+        meaning: "embedded (a database in DATA_DIR) or dynamodb",
+    },
+    Variable {
+        name: "DATA_DIR",
+        default: Some("./data"),
+        meaning: "directory of the embedded database (created when missing)",
+    },
+    Variable {
+        name: "EMBEDDED_CACHE_BYTES",
+        default: Some("33554432"),
+        meaning: "page cache of the embedded database",
+    },
+    Variable {
+        name: "TABLE_NAME",
+        default: None,
+        meaning: "the DynamoDB table; required with STORAGE=dynamodb",
+    },
+    Variable {
+        name: "DYNAMODB_CREATE_TABLE",
+        default: Some("false"),
+        meaning: "create the DynamoDB table when missing (local runs; Terraform owns it on AWS)",
+    },
+    Variable {
+        name: "DYNAMODB_TIMEOUT_MS",
+        default: Some("5000"),
+        meaning: "DynamoDB operation timeout, retries included; past it a request answers 503",
+    },
+    Variable {
+        name: "DYNAMODB_ENDPOINT_URL",
+        default: None,
+        meaning: "DynamoDB endpoint for this service only (else AWS_ENDPOINT_URL, else AWS)",
+    },
+    Variable {
+        name: "MAX_BODY_BYTES",
+        default: Some("1048576"),
+        meaning: "largest accepted request body; larger is 413",
+    },
+    Variable {
+        name: "SHUTDOWN_GRACE_SECONDS",
+        default: Some("20"),
+        meaning: "on SIGTERM/ctrl-c, how long in-flight requests may take to finish",
+    },
+    Variable {
+        name: "LOG_FORMAT",
+        default: Some("text"),
+        meaning: "text, or json (one object per line, for CloudWatch)",
+    },
+    Variable {
+        name: "RUST_LOG",
+        default: Some("info"),
+        meaning: "log filter, e.g. info,telemetry=debug",
+    },
+];
+
+/// The row of `name`, if the service reads it.
+pub fn variable(name: &str) -> Option<&'static Variable> {
+    VARIABLES.iter().find(|variable| variable.name == name)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageKind {
     Embedded,
     Dynamodb,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
     Json,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// The settings, one field per row of [`VARIABLES`] (defaults come from there, not from here).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
-    #[serde(default = "defaults::port")]
     pub port: u16,
-    #[serde(default = "defaults::bind_addr")]
     pub bind_addr: IpAddr,
-    #[serde(default = "defaults::data_dir")]
     pub data_dir: PathBuf,
-    #[serde(default = "defaults::storage")]
     pub storage: StorageKind,
     #[serde(default)]
     pub table_name: Option<String>,
-    #[serde(default = "defaults::max_body_bytes")]
     pub max_body_bytes: usize,
-    #[serde(default = "defaults::shutdown_grace_seconds")]
     pub shutdown_grace_seconds: u64,
-    #[serde(default = "defaults::embedded_cache_bytes")]
     pub embedded_cache_bytes: usize,
-    #[serde(default = "defaults::log_format")]
     pub log_format: LogFormat,
-    #[serde(default)]
     pub dynamodb_create_table: bool,
-    #[serde(default = "defaults::dynamodb_timeout_ms")]
     pub dynamodb_timeout_ms: u64,
     #[serde(default)]
     pub dynamodb_endpoint_url: Option<String>,
 }
-
-mod defaults {
-    use super::*;
-
-    pub fn port() -> u16 {
-        8080
-    }
-    pub fn bind_addr() -> IpAddr {
-        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-    }
-    pub fn data_dir() -> PathBuf {
-        PathBuf::from("./data")
-    }
-    pub fn storage() -> StorageKind {
-        StorageKind::Embedded
-    }
-    pub fn max_body_bytes() -> usize {
-        1024 * 1024
-    }
-    pub fn shutdown_grace_seconds() -> u64 {
-        20
-    }
-    pub fn embedded_cache_bytes() -> usize {
-        32 * 1024 * 1024
-    }
-    pub fn log_format() -> LogFormat {
-        LogFormat::Text
-    }
-    pub fn dynamodb_timeout_ms() -> u64 {
-        crate::storage::dynamodb::DEFAULT_TIMEOUT_MS
-    }
-}
-
-/// The variables [`Config`] reads, for error messages that name the culprit.
-const VARIABLES: [&str; 12] = [
-    "PORT",
-    "BIND_ADDR",
-    "DATA_DIR",
-    "STORAGE",
-    "TABLE_NAME",
-    "MAX_BODY_BYTES",
-    "SHUTDOWN_GRACE_SECONDS",
-    "EMBEDDED_CACHE_BYTES",
-    "LOG_FORMAT",
-    "DYNAMODB_CREATE_TABLE",
-    "DYNAMODB_TIMEOUT_MS",
-    "DYNAMODB_ENDPOINT_URL",
-];
 
 impl Config {
     /// Reads the process environment.
@@ -117,19 +141,34 @@ impl Config {
         Self::from_vars(std::env::vars())
     }
 
-    /// Reads configuration from `(name, value)` pairs; the error is one line naming the variable.
+    /// Reads configuration from `(name, value)` pairs; unset variables take their
+    /// [`VARIABLES`] default. The error is one line naming the variable.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, String> {
-        let vars: Vec<(String, String)> = vars
+        let set: Vec<(String, String)> = vars
             .into_iter()
-            .filter(|(name, _)| VARIABLES.contains(&name.as_str()))
+            .filter(|(name, _)| variable(name).is_some())
             .collect();
-        // Check one variable at a time, so the message can say which one is wrong.
-        for (name, value) in &vars {
-            if let Err(error) = envy::from_iter::<_, Config>([(name.clone(), value.clone())]) {
+        let defaults: Vec<(String, String)> = VARIABLES
+            .iter()
+            .filter(|variable| !set.iter().any(|(name, _)| name == variable.name))
+            .filter_map(|variable| Some((variable.name.to_owned(), variable.default?.to_owned())))
+            .collect();
+        // Check one set variable at a time (the others at their defaults), so the message can
+        // say which one is wrong.
+        for (name, value) in &set {
+            let alone = VARIABLES
+                .iter()
+                .filter(|variable| variable.name != name)
+                .filter_map(|variable| {
+                    Some((variable.name.to_owned(), variable.default?.to_owned()))
+                })
+                .chain([(name.clone(), value.clone())]);
+            if let Err(error) = envy::from_iter::<_, Config>(alone) {
                 return Err(format!("{name}={value:?} is invalid: {error}"));
             }
         }
-        let config: Config = envy::from_iter(vars).map_err(|e| e.to_string())?;
+        let config: Config = envy::from_iter(set.into_iter().chain(defaults))
+            .map_err(|e| format!("the configuration is invalid: {e}"))?;
         config.validate()?;
         Ok(config)
     }
@@ -148,19 +187,14 @@ impl Config {
 
     /// A configuration for tests: the embedded store in `data_dir`, on 127.0.0.1, any port.
     pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
+        let defaults = Self::from_vars([]).expect("the defaults are valid");
         Self {
             port: 0,
             bind_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
             data_dir: data_dir.into(),
-            storage: StorageKind::Embedded,
-            table_name: None,
-            max_body_bytes: defaults::max_body_bytes(),
             shutdown_grace_seconds: 5,
             embedded_cache_bytes: 4 * 1024 * 1024,
-            log_format: LogFormat::Text,
-            dynamodb_create_table: false,
-            dynamodb_timeout_ms: defaults::dynamodb_timeout_ms(),
-            dynamodb_endpoint_url: None,
+            ..defaults
         }
     }
 }
@@ -174,6 +208,45 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    /// Variables with a row in [`VARIABLES`] that another module reads, not [`Config`].
+    const READ_OUTSIDE_CONFIG: [&str; 1] = ["RUST_LOG"];
+
+    #[test]
+    fn every_config_field_has_a_row_and_every_row_a_reader() {
+        let config = serde_json::to_value(Config::from_vars(vars(&[])).unwrap()).unwrap();
+        let fields: Vec<String> = config
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|field| field.to_uppercase())
+            .collect();
+        for field in &fields {
+            assert!(variable(field).is_some(), "{field} has no row in VARIABLES");
+        }
+        for row in VARIABLES {
+            assert!(
+                fields.iter().any(|field| field == row.name)
+                    || READ_OUTSIDE_CONFIG.contains(&row.name),
+                "{} is documented but nothing reads it",
+                row.name
+            );
+            assert!(!row.meaning.is_empty() && !row.meaning.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn the_documented_defaults_are_the_ones_used() {
+        let config = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(config.bind_addr, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(
+            config.dynamodb_timeout_ms,
+            crate::storage::dynamodb::DEFAULT_TIMEOUT_MS
+        );
+        assert_eq!(config.embedded_cache_bytes, 32 * 1024 * 1024);
+        assert_eq!(config.shutdown_grace_seconds, 20);
+        assert_eq!(config.table_name, None);
     }
 
     #[test]

@@ -2,20 +2,24 @@
 //! scrapes `/metrics`.
 //!
 //! Layout:
-//! - [`config`]: the environment, read once with envy;
+//! - [`config`]: the environment, read once with envy, and the table of every variable;
+//! - [`cli`]: the commands and `--help`;
 //! - [`domain`]: readings, batches and exact aggregates, free of HTTP and storage;
 //! - [`storage`]: the storage contract and its backends (embedded redb behind a write-ahead
 //!   log by default, DynamoDB on AWS), with group commit;
 //! - [`routes`]: the HTTP API, one file per resource, and RFC 9457 problem bodies;
 //! - [`metrics`]: the Prometheus registry the app owns;
 //! - [`app`]: binds, wires and runs it all with graceful shutdown;
+//! - [`data_dir`]: the embedded store's directory, created and locked to one process;
 //! - [`healthcheck`]: the container's health probe (`telemetry healthcheck`);
 //! - [`logging`]: `tracing` set-up, plain text or JSON lines.
 //!
 //! `main.rs` only reads the configuration, sets up logging and runs [`app::Application`].
 
 pub mod app;
+pub mod cli;
 pub mod config;
+pub mod data_dir;
 pub mod domain;
 pub mod healthcheck;
 pub mod logging;

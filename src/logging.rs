@@ -1,5 +1,9 @@
 //! Logging through `tracing`: plain text by default, one JSON object per line with
-//! `LOG_FORMAT=json` (CloudWatch). The filter comes from `RUST_LOG` (default `info`).
+//! `LOG_FORMAT=json` (CloudWatch), on stdout. The filter comes from `RUST_LOG` (default
+//! `info`). Text logs are coloured only when stdout is a terminal, so a log file or a pipe gets
+//! plain text.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -12,7 +16,9 @@ pub fn init(format: LogFormat) -> Result<(), String> {
             .map_err(|e| format!("RUST_LOG={directives:?} is invalid: {e}"))?,
         Err(_) => EnvFilter::new("info"),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
     let installed = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -6,19 +6,42 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use telemetry::app::Application;
+use telemetry::cli::{self, Command};
 use telemetry::config::Config;
 
+/// Exit code for a problem with the configuration or the environment (a bad variable, a busy
+/// port, an unusable or locked `DATA_DIR`, unreachable storage): fix the set-up, not the code.
+const EXIT_SETUP: u8 = 2;
+
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match Command::parse(&args) {
+        Ok(command) => command,
+        Err(message) => {
+            eprintln!("telemetry: {message}");
+            return ExitCode::from(EXIT_SETUP);
+        }
+    };
+    match command {
+        Command::Help => {
+            print!("{}", cli::help());
+            return ExitCode::SUCCESS;
+        }
+        Command::Version => {
+            println!("{}", cli::version());
+            return ExitCode::SUCCESS;
+        }
+        Command::Serve | Command::Healthcheck => {}
+    }
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(message) => {
             eprintln!("telemetry: configuration error: {message}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_SETUP);
         }
     };
-    match std::env::args().nth(1).as_deref() {
-        None | Some("serve") => serve(config),
-        Some("healthcheck") => {
+    match command {
+        Command::Healthcheck => {
             match telemetry::healthcheck::probe(config.port, Duration::from_secs(3)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(message) => {
@@ -27,17 +50,22 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Some(other) => {
-            eprintln!("telemetry: unknown command {other:?}; usage: telemetry [serve|healthcheck]");
-            ExitCode::from(2)
-        }
+        _ => serve(config),
+    }
+}
+
+/// Whether requests need a token, for the start-up line.
+fn access_control() -> &'static str {
+    match std::env::var("API_TOKENS") {
+        Ok(tokens) if !tokens.trim().is_empty() => "on (API_TOKENS)",
+        _ => "off",
     }
 }
 
 fn serve(config: Config) -> ExitCode {
     if let Err(message) = telemetry::logging::init(config.log_format) {
         eprintln!("telemetry: configuration error: {message}");
-        return ExitCode::from(2);
+        return ExitCode::from(EXIT_SETUP);
     }
     // 4 MiB per worker rather than tokio's 2 MiB: the AWS SDK's futures are deep, and stack
     // is only reserved address space until used.
@@ -57,14 +85,19 @@ fn serve(config: Config) -> ExitCode {
         let app = match Application::build(config).await {
             Ok(app) => app,
             Err(error) => {
-                tracing::error!(%error, "start-up failed");
+                // Once, on stderr (the logs go to stdout): the line names what to fix.
                 eprintln!("telemetry: {error}");
-                return ExitCode::FAILURE;
+                return ExitCode::from(EXIT_SETUP);
             }
         };
+        let addr = app
+            .local_addr()
+            .map_or_else(|| "?".to_owned(), |addr| addr.to_string());
         tracing::info!(
             port = app.port(),
+            url = %format!("http://{addr}"),
             storage = app.storage().backend_name(),
+            access_control = access_control(),
             "listening"
         );
         app.run_until(shutdown).await;

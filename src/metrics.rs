@@ -30,6 +30,23 @@ pub struct Metrics {
     dynamodb_requests: IntCounter,
 }
 
+/// Every storage operation (the `operation` label), so that
+/// `telemetry_storage_errors_total` can be declared at zero for each from the start. A new
+/// storage operation must be added here: debug builds (every test) assert it.
+pub const STORAGE_OPERATIONS: [&str; 8] = [
+    "put_readings",
+    "stats",
+    "readings",
+    "ping",
+    "item_put",
+    "item_get",
+    "item_list",
+    "item_delete",
+];
+
+/// The `kind` label of `telemetry_storage_errors_total`.
+pub const STORAGE_ERROR_KINDS: [&str; 2] = ["unavailable", "internal"];
+
 /// Latency buckets from 0.5 ms to 5 s.
 const LATENCY_BUCKETS: [f64; 13] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -179,6 +196,17 @@ impl Metrics {
         }
     }
 
+    /// Declares `telemetry_storage_errors_total` at zero for every operation and kind of
+    /// `backend`, so dashboards and alerts can reference each series before the first error.
+    pub fn declare_storage_errors(&self, backend: &str) {
+        for operation in STORAGE_OPERATIONS {
+            for kind in STORAGE_ERROR_KINDS {
+                self.storage_errors
+                    .with_label_values(&[backend, operation, kind]);
+            }
+        }
+    }
+
     /// One storage call: its duration, and its failure if it failed.
     pub fn observe_storage(
         &self,
@@ -187,6 +215,10 @@ impl Metrics {
         took: Duration,
         failure: Option<&'static str>,
     ) {
+        debug_assert!(
+            STORAGE_OPERATIONS.contains(&operation),
+            "add {operation:?} to metrics::STORAGE_OPERATIONS"
+        );
         self.storage_duration
             .with_label_values(&[backend, operation])
             .observe(took.as_secs_f64());
@@ -355,6 +387,23 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in {text}");
         }
+    }
+
+    #[test]
+    fn storage_errors_are_declared_at_zero_for_the_running_backend() {
+        let metrics = Metrics::new();
+        assert!(!metrics.render().contains("telemetry_storage_errors_total{"));
+        metrics.declare_storage_errors("embedded");
+        let text = metrics.render();
+        for operation in STORAGE_OPERATIONS {
+            for kind in STORAGE_ERROR_KINDS {
+                let line = format!(
+                    "telemetry_storage_errors_total{{backend=\"embedded\",kind=\"{kind}\",operation=\"{operation}\"}} 0"
+                );
+                assert!(text.lines().any(|l| l == line), "missing {line} in {text}");
+            }
+        }
+        assert!(!text.contains("backend=\"dynamodb\""), "{text}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::storage::Storage;
 /// GET /api — the ALB health check: cheap, no storage access.
 pub fn liveness_get() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api").and(warp::get()).map(|| {
-        warp::reply::json(&json!({
+        super::json::reply(&json!({
             "status": "ok",
             "service": "telemetry",
             "version": env!("CARGO_PKG_VERSION"),
@@ -30,7 +30,7 @@ pub fn readiness_get(
         .and(with_storage(storage))
         .then(|storage: Storage| async move {
             match storage.ping().await {
-                Ok(()) => warp::reply::json(&json!({
+                Ok(()) => super::json::reply(&json!({
                     "status": "ready",
                     "storage": storage.backend_name(),
                 }))

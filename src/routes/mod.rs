@@ -5,6 +5,7 @@
 pub mod body;
 pub mod dashboard;
 pub mod health;
+pub mod json;
 pub mod metrics;
 pub mod openapi;
 pub mod picus;

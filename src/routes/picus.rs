@@ -44,7 +44,7 @@ async fn put_item(content_type: Option<String>, body: Bytes, storage: Storage) -
     };
     match storage.item_put(item).await {
         Ok(id) => {
-            let reply = warp::reply::json(&json!({"id": id.to_string()}));
+            let reply = super::json::reply(&json!({"id": id.to_string()}));
             let reply = warp::reply::with_status(reply, StatusCode::CREATED);
             warp::reply::with_header(reply, header::LOCATION, format!("/picus/get/{id}"))
                 .into_response()
@@ -66,7 +66,7 @@ async fn get_item(key: String, storage: Storage) -> Response {
         return not_found(&key);
     };
     match storage.item_get(id).await {
-        Ok(Some(item)) => warp::reply::json(&json!({"id": key, "item": item})).into_response(),
+        Ok(Some(item)) => super::json::reply(&json!({"id": key, "item": item})).into_response(),
         Ok(None) => not_found(&key),
         Err(error) => Problem::from(error).into_response(),
     }
@@ -106,7 +106,7 @@ async fn list_items(query: HashMap<String, String>, storage: Storage) -> Respons
                 .into_iter()
                 .map(|(id, item)| json!({"id": id.to_string(), "item": item}))
                 .collect();
-            let mut response = warp::reply::json(&items).into_response();
+            let mut response = super::json::reply(&items).into_response();
             if let Some(next) = page.next {
                 let link = format!("</picus/list?limit={limit}&cursor={next}>; rel=\"next\"");
                 if let Ok(value) = link.parse() {
@@ -135,7 +135,7 @@ async fn delete_item(key: String, storage: Storage) -> Response {
     };
     match storage.item_delete(id).await {
         Ok(true) => {
-            warp::reply::json(&json!({"message": "Item deleted successfully"})).into_response()
+            super::json::reply(&json!({"message": "Item deleted successfully"})).into_response()
         }
         Ok(false) => not_found(&key),
         Err(error) => Problem::from(error).into_response(),

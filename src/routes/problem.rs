@@ -66,7 +66,7 @@ impl Problem {
 
 impl Reply for Problem {
     fn into_response(self) -> Response {
-        let mut response = warp::reply::json(&self.body()).into_response();
+        let mut response = super::json::reply(&self.body()).into_response();
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.insert(

@@ -38,11 +38,22 @@ async fn put_readings(
     storage: Storage,
     metrics: Metrics,
 ) -> Response {
-    let batch = match body::parse_json(content_type.as_deref(), &body)
-        .and_then(|value| Batch::parse(&value).map_err(batch_problem))
-    {
-        Ok(batch) => batch,
+    let value = match body::parse_json(content_type.as_deref(), &body) {
+        Ok(value) => value,
         Err(problem) => {
+            metrics.readings_rejected(problem.status());
+            return problem.into_response();
+        }
+    };
+    let batch = match Batch::parse(&value) {
+        Ok(batch) => batch,
+        Err(error @ BatchError::SelfConflict(_)) => {
+            // A conflict, counted like one with stored readings: each reading received.
+            metrics.readings_conflicted(value.as_array().map_or(1, Vec::len));
+            return batch_problem(error).into_response();
+        }
+        Err(error) => {
+            let problem = batch_problem(error);
             metrics.readings_rejected(problem.status());
             return problem.into_response();
         }
@@ -120,7 +131,7 @@ async fn get_stats(query: HashMap<String, String>, storage: Storage) -> Response
         Some(Err(detail)) => return query::problem("sensorID", &detail).into_response(),
     };
     match storage.stats(sensor.as_ref()).await {
-        Ok(aggregate) => warp::reply::json(&aggregate.stats()).into_response(),
+        Ok(aggregate) => super::json::reply(&aggregate.stats()).into_response(),
         Err(error) => Problem::from(error).into_response(),
     }
 }
@@ -161,7 +172,7 @@ async fn get_readings(query: HashMap<String, String>, storage: Storage) -> Respo
                 })
                 .collect();
             let next = page.next.map(Timestamp::to_sortable);
-            warp::reply::json(&json!({"readings": readings, "next": next})).into_response()
+            super::json::reply(&json!({"readings": readings, "next": next})).into_response()
         }
         Err(error) => Problem::from(error).into_response(),
     }

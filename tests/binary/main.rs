@@ -1,6 +1,7 @@
-//! Black-box tests of the real binary: crash safety, signals, configuration errors, the
-//! container health probe.
+//! Black-box tests of the real binary: crash safety, signals, `--help`, start-up errors, the
+//! container health probe, and what clients see on the wire.
 
+mod answers;
 mod cli;
 mod crash;
 mod server;
