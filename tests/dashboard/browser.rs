@@ -210,7 +210,11 @@ impl Browser {
                 return value;
             }
             if Instant::now() > deadline {
-                panic!("waited {PATIENCE:?} for {what}; the page shows {value:?}");
+                let banner = self.text("#error").await;
+                panic!(
+                    "waited {PATIENCE:?} for {what}; the page shows {value:?} \
+                     (error banner: {banner:?})"
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
