@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Value, json};
 use telemetry::domain::{Aggregate, Batch, Reading, Temperature};
-use telemetry::storage::EmbeddedStore;
 use telemetry::storage::group_commit::unobserved;
+use telemetry::storage::{EmbeddedStore, Store};
 
 fn reading_json(sensor: u32, second: i64, temperature: f64) -> Value {
     let time = chrono::DateTime::from_timestamp(1_633_338_000 + second, 0)

@@ -12,7 +12,7 @@ use crate::config::{Config, StorageKind};
 use crate::data_dir::{self, DataDirError, DataDirLock};
 use crate::metrics::Metrics;
 use crate::routes;
-use crate::storage::{Backend, DynamoStore, EmbeddedStore, Storage};
+use crate::storage::{Backend, DynamoSettings, DynamoStore, EmbeddedStore, Storage, StorageError};
 
 /// Why the service could not start: one line naming the variable or resource at fault.
 #[derive(Debug, thiserror::Error)]
@@ -26,10 +26,10 @@ pub enum StartupError {
     },
     #[error(transparent)]
     DataDir(#[from] DataDirError),
-    #[error("STORAGE={backend}: cannot open the store: {message}")]
+    #[error("STORAGE={backend}: cannot open the store: {source}")]
     Storage {
         backend: &'static str,
-        message: String,
+        source: StorageError,
     },
 }
 
@@ -80,10 +80,6 @@ impl Application {
         &self.storage
     }
 
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
     /// Serves until `shutdown` resolves; then stops accepting, lets in-flight requests finish
     /// (at most `SHUTDOWN_GRACE_SECONDS`) and returns. Every acknowledged write was committed
     /// durably before its answer, so nothing is left to flush.
@@ -128,13 +124,26 @@ async fn open_storage(config: &Config, metrics: &Metrics) -> Result<Storage, Sta
                 .map(Backend::Embedded)
         }
         // Boxed: the SDK's set-up future is large; inline, it would sit on the caller's stack.
-        StorageKind::Dynamodb => Box::pin(DynamoStore::open(config, on_group))
+        StorageKind::Dynamodb => Box::pin(DynamoStore::open(&dynamodb_settings(config), on_group))
             .await
             .map(Backend::Dynamodb),
     }
-    .map_err(|e| StartupError::Storage {
+    .map_err(|source| StartupError::Storage {
         backend: backend_name,
-        message: e.to_string(),
+        source,
     })?;
     Ok(Storage::new(backend, metrics.clone()))
+}
+
+/// The DynamoDB store's settings, from the configuration.
+pub fn dynamodb_settings(config: &Config) -> DynamoSettings {
+    DynamoSettings {
+        table: config.table_name.clone().unwrap_or_default(),
+        create_table: config.dynamodb_create_table,
+        timeout: Duration::from_millis(config.dynamodb_timeout_ms),
+        endpoint_url: config
+            .dynamodb_endpoint_url
+            .clone()
+            .filter(|url| !url.is_empty()),
+    }
 }

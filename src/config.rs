@@ -240,10 +240,7 @@ mod tests {
     fn the_documented_defaults_are_the_ones_used() {
         let config = Config::from_vars(vars(&[])).unwrap();
         assert_eq!(config.bind_addr, IpAddr::V4(Ipv4Addr::LOCALHOST));
-        assert_eq!(
-            config.dynamodb_timeout_ms,
-            crate::storage::dynamodb::DEFAULT_TIMEOUT_MS
-        );
+        assert_eq!(config.dynamodb_timeout_ms, 5_000);
         assert_eq!(config.embedded_cache_bytes, 32 * 1024 * 1024);
         assert_eq!(config.shutdown_grace_seconds, 20);
         assert_eq!(config.table_name, None);

@@ -5,11 +5,14 @@
 //! - [`config`]: the environment, read once with envy, and the table of every variable;
 //! - [`cli`]: the commands and `--help`;
 //! - [`domain`]: readings, batches and exact aggregates, free of HTTP and storage;
-//! - [`storage`]: the storage contract and its backends (embedded redb behind a write-ahead
-//!   log by default, DynamoDB on AWS), with group commit;
+//! - [`storage`]: the storage contract ([`storage::Store`], [`storage::Storage`]), its errors
+//!   and group commit; [`storage::embedded`] (redb behind a write-ahead log, the default: API,
+//!   writer threads, tables, log record, recovery) and [`storage::dynamodb`] (AWS: API, table
+//!   set-up, attribute mapping, queries, the group-commit writer and its transactions);
 //! - [`routes`]: the HTTP API, one file per resource, and RFC 9457 problem bodies;
 //! - [`metrics`]: the Prometheus registry the app owns;
-//! - [`app`]: binds, wires and runs it all with graceful shutdown;
+//! - [`app`]: binds, wires and runs it all with graceful shutdown, building each backend's
+//!   settings from the configuration;
 //! - [`data_dir`]: the embedded store's directory, created and locked to one process;
 //! - [`healthcheck`]: the container's health probe (`telemetry healthcheck`);
 //! - [`logging`]: `tracing` set-up, plain text or JSON lines.

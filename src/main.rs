@@ -86,6 +86,7 @@ fn serve(config: Config) -> ExitCode {
             Ok(app) => app,
             Err(error) => {
                 // Once, on stderr (the logs go to stdout): the line names what to fix.
+                let error = telemetry::storage::chain(&error);
                 eprintln!("telemetry: {error}");
                 return ExitCode::from(EXIT_SETUP);
             }
@@ -110,33 +111,21 @@ fn serve(config: Config) -> ExitCode {
 /// arriving while the service starts is not lost (the default action would kill the process
 /// without draining), and returns a future that resolves on the first of them.
 fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    #[cfg(unix)]
-    let (terminate, interrupt) = {
-        use tokio::signal::unix::{SignalKind, signal};
-        (
-            signal(SignalKind::terminate()).ok(),
-            signal(SignalKind::interrupt()).ok(),
-        )
-    };
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let terminate = signal(SignalKind::terminate()).ok();
+    let interrupt = signal(SignalKind::interrupt()).ok();
     async move {
-        #[cfg(unix)]
-        {
-            let wait = |handler: Option<tokio::signal::unix::Signal>| async move {
-                match handler {
-                    Some(mut handler) => {
-                        handler.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
+        let wait = |handler: Option<Signal>| async move {
+            match handler {
+                Some(mut handler) => {
+                    handler.recv().await;
                 }
-            };
-            tokio::select! {
-                () = wait(terminate) => {},
-                () = wait(interrupt) => {},
+                None => std::future::pending::<()>().await,
             }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
+        };
+        tokio::select! {
+            () = wait(terminate) => {},
+            () = wait(interrupt) => {},
         }
     }
 }

@@ -271,7 +271,7 @@ impl Metrics {
     }
 
     /// A `PUT /api/temperature` refused before storage (its readings are not counted).
-    pub fn readings_rejected(&self, _status: StatusCode) {
+    pub fn readings_rejected(&self) {
         self.readings.with_label_values(&["rejected"]).inc();
     }
 

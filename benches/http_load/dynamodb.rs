@@ -147,7 +147,7 @@ async fn naive_baseline(backend: &Backend, clients: usize, options: &Options) ->
     )
     .expect("DynamoDB configuration");
     let store = Arc::new(
-        DynamoStore::open(&config, unobserved())
+        DynamoStore::open(&telemetry::app::dynamodb_settings(&config), unobserved())
             .await
             .expect("open the naive baseline's table"),
     );

@@ -82,8 +82,9 @@ impl Reply for Problem {
 
 impl From<StorageError> for Problem {
     fn from(error: StorageError) -> Self {
+        let cause = crate::storage::chain(&error);
         match error {
-            StorageError::Unavailable(cause) => {
+            StorageError::Unavailable(_) => {
                 tracing::warn!(%cause, "storage unavailable");
                 Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -91,7 +92,7 @@ impl From<StorageError> for Problem {
                 )
                 .retry_after(RETRY_AFTER_SECONDS)
             }
-            StorageError::Internal(cause) => {
+            StorageError::Internal(_) => {
                 // Logged in full, never sent: internals are not the client's business.
                 tracing::error!(%cause, "storage failure");
                 Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal storage error")

@@ -41,7 +41,7 @@ async fn put_readings(
     let value = match body::parse_json(content_type.as_deref(), &body) {
         Ok(value) => value,
         Err(problem) => {
-            metrics.readings_rejected(problem.status());
+            metrics.readings_rejected();
             return problem.into_response();
         }
     };
@@ -54,7 +54,7 @@ async fn put_readings(
         }
         Err(error) => {
             let problem = batch_problem(error);
-            metrics.readings_rejected(problem.status());
+            metrics.readings_rejected();
             return problem.into_response();
         }
     };

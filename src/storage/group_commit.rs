@@ -140,14 +140,33 @@ mod tests {
         type Write = oneshot::Sender<usize>;
 
         async fn commit(&mut self, group: Vec<Self::Write>) {
-            let sequence = {
-                let mut groups = self.groups.lock().unwrap();
-                groups.push(group.len());
-                groups.len()
-            };
-            for reply in group {
-                let _ = reply.send(sequence);
-            }
+            record_and_answer(&self.groups, group);
+        }
+    }
+
+    /// Queues `n` writes; returns their answers.
+    async fn submit_many(
+        writer: &GroupCommit<oneshot::Sender<usize>>,
+        n: usize,
+    ) -> Vec<oneshot::Receiver<usize>> {
+        let mut answers = Vec::new();
+        for _ in 0..n {
+            let (reply, answer) = oneshot::channel();
+            writer.submit(reply).await.unwrap();
+            answers.push(answer);
+        }
+        answers
+    }
+
+    /// Records a group's size and answers each of its writes with the group's number.
+    fn record_and_answer(groups: &Mutex<Vec<usize>>, group: Vec<oneshot::Sender<usize>>) {
+        let sequence = {
+            let mut groups = groups.lock().unwrap();
+            groups.push(group.len());
+            groups.len()
+        };
+        for reply in group {
+            let _ = reply.send(sequence);
         }
     }
 
@@ -165,14 +184,7 @@ mod tests {
                 if let Some(gate) = self.gate.take() {
                     let _ = gate.recv();
                 }
-                let sequence = {
-                    let mut groups = self.groups.lock().unwrap();
-                    groups.push(group.len());
-                    groups.len()
-                };
-                for reply in group {
-                    let _ = reply.send(sequence);
-                }
+                record_and_answer(&self.groups, group);
             }
             fn finish(&mut self) {
                 *self.finished.lock().unwrap() = true;
@@ -193,12 +205,7 @@ mod tests {
             unobserved(),
         )
         .unwrap();
-        let mut answers = Vec::new();
-        for _ in 0..21 {
-            let (reply, answer) = oneshot::channel();
-            writer.submit(reply).await.unwrap();
-            answers.push(answer);
-        }
+        let answers = submit_many(&writer, 21).await;
         hold.send(()).unwrap();
         for answer in answers {
             answer.await.unwrap();
@@ -245,12 +252,7 @@ mod tests {
             16,
             Box::new(move |size| sizes.lock().unwrap().push(size)),
         );
-        let mut answers = Vec::new();
-        for _ in 0..21 {
-            let (reply, answer) = oneshot::channel();
-            writer.submit(reply).await.unwrap();
-            answers.push(answer);
-        }
+        let answers = submit_many(&writer, 21).await;
         hold.send(()).unwrap();
         let mut sequences = Vec::new();
         for answer in answers {

@@ -1,18 +1,37 @@
 //! Storage: one interface, two backends, one contract (the black-box suite in `tests/api`
 //! runs against each).
 //!
-//! [`Storage`] wraps a [`Backend`] enum rather than a trait object: the backends are few and
-//! known, and an enum keeps `async fn` without boxing. Every backend keeps the same promises:
+//! Every backend keeps the same promises:
 //! - a write is answered only once it is durable;
 //! - a request's readings are applied atomically with the aggregates they change;
 //! - an exact repeat of a stored reading is a no-op, the same identity with another
 //!   temperature is a conflict that changes nothing;
 //! - statistics come from stored aggregates, never from scanning readings.
+//!
+//! # A trait for the contract, an enum for dispatch
+//!
+//! The methods both backends offer are stated once, by the [`Store`] trait, and each backend
+//! implements it: the compiler then checks that both keep the same methods and signatures
+//! (before, nothing but the dispatch macro noticed a drift, and only for methods it called).
+//! Dispatch stays an enum, [`Backend`], inside [`Storage`], not a `dyn Store`: the backends
+//! are few and known, `async fn` in a trait is not object-safe without boxing every future,
+//! and matching on the enum keeps each call's future concrete, so it is `Send` without the
+//! trait promising it. A third backend (a fault-injecting wrapper for tests, say) is one more
+//! `impl Store` and one more variant. Backend-specific calls (`DynamoStore::naive_put`,
+//! `DynamoStore::request_count`) stay inherent methods.
+//!
+//! # Files
+//! - this file: the contract, the [`Storage`] handle the routes use (every call timed and its
+//!   failures counted), and the page-trimming both backends share;
+//! - `error.rs`: [`StorageError`], two classes (`Unavailable` → 503, `Internal` → 500), each
+//!   with a [`Cause`] that keeps the error behind it as its `source`;
+//! - [`group_commit`]: the writer queue both backends use;
+//! - [`embedded`], [`dynamodb`]: the backends.
 
 pub mod dynamodb;
 pub mod embedded;
+mod error;
 pub mod group_commit;
-pub mod wal;
 
 use std::future::Future;
 use std::time::Instant;
@@ -22,19 +41,9 @@ use serde_json::{Map, Value};
 use crate::domain::{Aggregate, Batch, Conflict, Reading, SensorId, Timestamp};
 use crate::metrics::Metrics;
 
-pub use dynamodb::DynamoStore;
+pub use dynamodb::{DynamoSettings, DynamoStore};
 pub use embedded::EmbeddedStore;
-
-/// Why storage could not answer. Never the client's fault.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StorageError {
-    /// Temporarily unreachable or overloaded: the client should retry (503 + Retry-After).
-    #[error("storage unavailable: {0}")]
-    Unavailable(String),
-    /// Anything else: a bug or corruption (500, logged, details not sent to the client).
-    #[error("storage failure: {0}")]
-    Internal(String),
-}
+pub use error::{Cause, StorageError, chain};
 
 /// What a `PUT` of readings did.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +82,50 @@ pub struct ItemsPage {
     pub next: Option<ItemId>,
 }
 
+/// The page of at most `limit` items from `found`, which was fetched with more than `limit`
+/// items when more exist, and the key to continue after: present only when more followed.
+pub(crate) fn trim_page<T, K>(
+    mut found: Vec<T>,
+    limit: usize,
+    key: impl Fn(&T) -> K,
+) -> (Vec<T>, Option<K>) {
+    let more = found.len() > limit;
+    found.truncate(limit);
+    let next = if more { found.last().map(key) } else { None };
+    (found, next)
+}
+
+/// What both backends offer, keeping the promises in this module's documentation. A trait so
+/// that the compiler checks both backends keep the same methods and signatures; [`Storage`]
+/// still dispatches over the [`Backend`] enum (see the module documentation).
+#[allow(
+    async_fn_in_trait,
+    reason = "called only on the concrete backends, whose futures are known to be Send"
+)]
+pub trait Store {
+    /// Stores a request's readings atomically with the aggregates they change, once durable.
+    async fn put_readings(&self, batch: Batch) -> Result<PutOutcome, StorageError>;
+    /// All readings' aggregate, or one sensor's, from the stored aggregates.
+    async fn stats(&self, sensor: Option<&SensorId>) -> Result<Aggregate, StorageError>;
+    /// Benchmark baseline only: the aggregate recomputed from the stored readings.
+    async fn scan_stats(&self, sensor: Option<&SensorId>) -> Result<Aggregate, StorageError>;
+    /// One page of one sensor's readings in time order.
+    async fn readings(&self, query: ReadingsQuery) -> Result<ReadingsPage, StorageError>;
+    /// Readiness: can storage serve reads and writes right now?
+    async fn ping(&self) -> Result<(), StorageError>;
+    /// Stores a `/picus` item under a new id.
+    async fn item_put(&self, item: Map<String, Value>) -> Result<ItemId, StorageError>;
+    async fn item_get(&self, id: ItemId) -> Result<Option<Map<String, Value>>, StorageError>;
+    /// One page of items in id order, starting after `after`.
+    async fn item_list(
+        &self,
+        after: Option<ItemId>,
+        limit: usize,
+    ) -> Result<ItemsPage, StorageError>;
+    /// Deletes an item; `false` when it did not exist.
+    async fn item_delete(&self, id: ItemId) -> Result<bool, StorageError>;
+}
+
 /// The backend behind [`Storage`].
 #[derive(Clone)]
 pub enum Backend {
@@ -101,10 +154,6 @@ macro_rules! on_backend {
 impl Storage {
     pub fn new(backend: Backend, metrics: Metrics) -> Self {
         Self { backend, metrics }
-    }
-
-    pub fn backend(&self) -> &Backend {
-        &self.backend
     }
 
     pub fn backend_name(&self) -> &'static str {

@@ -32,6 +32,9 @@ WILDCARD_RESOURCE_ACTIONS = frozenset(
         "ecs:DescribeTaskDefinition",  # no task-definition resource type in IAM
         "ecs:RegisterTaskDefinition",  # no task-definition resource type in IAM
         "ecs:ListTasks",  # only narrowed by the ecs:cluster condition key
+        "elasticloadbalancing:DescribeTargetGroups",  # CodeDeploy blue/green: Describe* take no ARN
+        "elasticloadbalancing:DescribeListeners",
+        "elasticloadbalancing:DescribeRules",
     }
 )
 
@@ -132,6 +135,17 @@ def _blocks(body: dict, name: str) -> list[dict]:
     if isinstance(value, dict):
         return [value]
     return [b for b in value if isinstance(b, dict)]
+
+
+def _dynamic_contents(body: dict, name: str) -> list[dict]:
+    """The `content` blocks of `dynamic "<name>"` blocks in `body`."""
+    out = []
+    for dyn in _blocks(body, "dynamic"):
+        for dname, spec in _items(dyn):
+            if dname == name:
+                for s in spec if isinstance(spec, list) else [spec]:
+                    out.extend(_blocks(s, "content"))
+    return out
 
 
 def _walk_strings(value: Any) -> Iterator[str]:
@@ -372,11 +386,25 @@ def check_passrole(module: Module) -> list[str]:
                 continue
             where = f"data.aws_iam_policy_document.{doc_name} statement {st.get('sid', i)}"
             resources = _as_list(st.get("resources"))
-            if not resources or any("aws_iam_role." not in str(r) for r in resources):
-                problems.append(f"{where}: iam:PassRole must name role ARNs (aws_iam_role.X.arn)")
+            if not resources or not all(_names_roles(module, r) for r in resources):
+                problems.append(f"{where}: iam:PassRole must name role ARNs (aws_iam_role.X.arn, or a local *_role_arns of role ARNs)")
             if not any(c.get("variable") == "iam:PassedToService" for c in _blocks(st, "condition")):
                 problems.append(f"{where}: iam:PassRole without an iam:PassedToService condition")
     return problems
+
+
+def _names_roles(module: Module, resource: Any) -> bool:
+    """A PassRole resource is aws_iam_role.X.arn, or local.<x>_role_arns: a list of role
+    ARNs of another state (built from modules/naming), none of them with a wildcard."""
+    text = str(resource)
+    if "aws_iam_role." in text and "*" not in text:
+        return True
+    m = re.fullmatch(r"\$\{local\.([\w-]+_role_arns)\}", text)
+    if not m:
+        return False
+    value = module.locals.get(m.group(1))
+    strings = list(_walk_strings(value))
+    return bool(strings) and all(":role/" in s and "*" not in s for s in strings)
 
 
 def check_no_ssh_ingress(module: Module) -> list[str]:
@@ -480,6 +508,8 @@ def check_table_settings(module: Module) -> list[str]:
         problems.append("table server_side_encryption must be enabled")
     if body.get("deletion_protection_enabled") is not True:
         problems.append("table deletion_protection_enabled must be true")
+    if not any(b.get("enabled") is True and b.get("attribute_name") == "expires_at" for b in _blocks(body, "ttl")):
+        problems.append("table TTL must be enabled on expires_at (epoch seconds)")
     return problems
 
 
@@ -538,17 +568,17 @@ def check_task_definition(module: Module) -> list[str]:
             hc = (c.get("healthCheck") or {}).get("command", [])
             if not hc or hc[-1] != "healthcheck":
                 problems.append(f"{where}/{cname}: healthCheck must run the binary's `healthcheck` subcommand")
-            image = str(c.get("image", ""))
-            m = re.search(r":([^:/]+)$", image)
-            if not m:
-                problems.append(f"{where}/{cname}: image {image!r} has no explicit tag")
-            else:
-                tag = m.group(1)
-                tag_value = resolve(module, tag) if tag.startswith("${") else tag
-                if tag_value == "latest":
-                    problems.append(f"{where}/{cname}: image {image!r} uses the latest tag")
+            image = str(resolve(module, c.get("image", "")))
+            # The first image is pinned by the digest of an image that exists (a data
+            # source lookup); a tag could be missing or re-pointed.
+            if not re.search(r"@\$\{data\.aws_ecr_image\.[\w-]+\.image_digest\}$|@sha256:[0-9a-f]{64}$", image):
+                problems.append(f"{where}/{cname}: image {image!r} is not pinned by digest (@sha256 / data.aws_ecr_image)")
+            if image.endswith(":latest"):
+                problems.append(f"{where}/{cname}: image {image!r} uses the latest tag")
     # the drain: ALB deregistration delay shorter than the stop timeout
     for tg_name, tg in module.resources.get("aws_lb_target_group", {}).items():
+        if tg.get("target_type") == "lambda":
+            continue  # no tasks behind it
         delay = resolve(module, tg.get("deregistration_delay", 300))
         for _, td in tds:
             for c in td["containers"] or []:
@@ -575,6 +605,8 @@ def check_container_consistency(module: Module, buildspec: dict, dockerfile: str
             names[f"aws_ecs_service.{name} load_balancer.container_name"] = resolve(module, lb.get("container_name"))
             ports[f"aws_ecs_service.{name} load_balancer.container_port"] = resolve(module, lb.get("container_port"))
     for name, tg in module.resources.get("aws_lb_target_group", {}).items():
+        if tg.get("target_type") == "lambda":
+            continue  # a Lambda target group has no port
         ports[f"aws_lb_target_group.{name} port"] = resolve(module, tg.get("port"))
     names["buildspec.yml imagedefinitions name"] = buildspec_container_name(buildspec)
     if dockerfile is not None:
@@ -613,9 +645,17 @@ def check_service_deployment(module: Module) -> list[str]:
             problems.append(f"{where}: deployment_minimum_healthy_percent must be 100")
         if resolve(module, body.get("deployment_maximum_percent")) != 200:
             problems.append(f"{where}: deployment_maximum_percent must be 200")
-        cb = _blocks(body, "deployment_circuit_breaker")
+        cb = _blocks(body, "deployment_circuit_breaker") + _dynamic_contents(body, "deployment_circuit_breaker")
         if not any(b.get("enable") is True and b.get("rollback") is True for b in cb):
             problems.append(f"{where}: deployment circuit breaker with rollback required")
+        alarms = _blocks(body, "alarms") + _dynamic_contents(body, "alarms")
+        if not any(b.get("enable") is True and b.get("rollback") is True and b.get("alarm_names") for b in alarms):
+            problems.append(f"{where}: alarm-based rollback (alarms block with rollback = true) required")
+        ignored = " ".join(_walk_strings([lc.get("ignore_changes") for lc in _blocks(body, "lifecycle")]))
+        for attr, why in (("task_definition", "the pipeline owns the running task definition"),
+                          ("desired_count", "autoscaling owns the task count")):
+            if attr not in ignored:
+                problems.append(f"{where}: lifecycle.ignore_changes must list {attr} ({why})")
         count = resolve(module, body.get("desired_count"))
         if not isinstance(count, int) or count < 2:
             problems.append(f"{where}: desired_count must be at least 2")
@@ -658,7 +698,7 @@ def buildspec_container_name(buildspec: dict) -> str | None:
     variables = ((buildspec.get("env") or {}).get("variables") or {})
     name = variables.get("CONTAINER_NAME")
     text = " ".join(c for _, c in buildspec_commands(buildspec))
-    if name and "imagedefinitions.json" in text and "CONTAINER_NAME" in text:
+    if name and "CONTAINER_NAME" in text:
         return str(name)
     m = re.search(r'"name"\s*:\s*"([\w-]+)"', text)
     return m.group(1) if m else None
@@ -692,9 +732,9 @@ def check_buildspec(buildspec: dict, readme: str | None) -> list[str]:
     if test_idx and build_idx and min(test_idx) > min(build_idx):
         problems.append("buildspec builds the image before running the tests")
 
-    # rustup + pinned toolchain
+    # rustup + pinned toolchain, in the install phase
     text = "\n".join(c for _, c in commands)
-    if "rustup" not in text:
+    if "rustup" not in "\n".join(c for phase, c in commands if phase == "install"):
         problems.append("buildspec does not install Rust with rustup")
 
     # ECR login
@@ -712,12 +752,16 @@ def check_buildspec(buildspec: dict, readme: str | None) -> list[str]:
         if ":" in ref and "IMAGE_TAG" not in ref.rsplit(":", 1)[-1] and not ref.endswith(":latest"):
             problems.append(f"pushed tag {ref!r} is not the commit id (IMAGE_TAG)")
 
-    # imagedefinitions.json artifact
-    if "imagedefinitions.json" not in text:
-        problems.append("buildspec does not write imagedefinitions.json")
-    files = ((buildspec.get("artifacts") or {}).get("files")) or []
-    if "imagedefinitions.json" not in files:
-        problems.append("imagedefinitions.json is not an artifact")
+    # image.json (the digest both deploys use) in the "image" secondary artifact
+    if not re.search(r"describe-images .*imageDigest", text):
+        problems.append("buildspec does not look up the pushed image's digest")
+    if "image.json" not in text or "IMAGE_URI" not in text:
+        problems.append("buildspec does not write image.json with the digest-pinned IMAGE_URI")
+    secondary = ((buildspec.get("artifacts") or {}).get("secondary-artifacts")) or {}
+    if "image.json" not in ((secondary.get("image") or {}).get("files") or []):
+        problems.append("image.json is not in the `image` secondary artifact")
+    if "lambda" not in secondary:
+        problems.append("no `lambda` secondary artifact (the pipeline's Build stage outputs image and lambda)")
     if buildspec_container_name(buildspec) is None:
         problems.append("cannot find the container name written to imagedefinitions.json")
     return problems
@@ -768,10 +812,11 @@ def check_checkov_skips(tf_texts: dict[str, str], readme: str | None) -> list[st
 
 
 def render_imagedefinitions(buildspec: dict, repository_url: str, image_tag: str) -> Any:
+    """image_tag: the tag or digest; IMAGE_URI renders as <repository_url>@<image_tag>."""
     """Evaluate the buildspec's printf into imagedefinitions.json's content (for tests)."""
     for _, c in buildspec_commands(buildspec):
         if "imagedefinitions.json" in c and c.startswith("printf"):
-            m = re.match(r"printf '([^']*)' (.*?) > imagedefinitions.json", c)
+            m = re.match(r"printf '([^']*)' (.*?) > \S*imagedefinitions.json", c)
             if not m:
                 return None
             fmt, args = m.group(1), re.findall(r'"([^"]*)"', m.group(2))
@@ -779,7 +824,51 @@ def render_imagedefinitions(buildspec: dict, repository_url: str, image_tag: str
                 "CONTAINER_NAME": buildspec_container_name(buildspec),
                 "ECR_REPOSITORY_URL": repository_url,
                 "IMAGE_TAG": image_tag,
+                "IMAGE_URI": f"{repository_url}@{image_tag}",
             }
             values = [re.sub(r"\$\{(\w+)\}", lambda mm: env.get(mm.group(1), ""), a) for a in args]
             return json.loads(fmt.replace("\\n", "") % tuple(values))
     return None
+
+
+# --------------------------------------------------------------------------------------
+# Terraform versions and lock files
+# --------------------------------------------------------------------------------------
+
+
+def _terraform_block(module: Module) -> dict:
+    for parsed in module.raw.values():
+        for block in parsed.get("terraform", []):
+            return block
+    return {}
+
+
+def check_required_version(module: Module, minimum: tuple[int, int]) -> list[str]:
+    """required_version has a lower bound of at least `minimum` (e.g. use_lockfile: 1.10)."""
+    constraint = str(_terraform_block(module).get("required_version") or "")
+    m = re.search(r">=\s*(\d+)\.(\d+)", constraint)
+    if not m:
+        return [f"required_version {constraint!r} has no >= lower bound"]
+    if (int(m.group(1)), int(m.group(2))) < minimum:
+        return [f"required_version {constraint!r} allows Terraform older than {minimum[0]}.{minimum[1]}"]
+    return []
+
+
+def check_provider_lock(module: Module, lock_text: str | None) -> list[str]:
+    """The AWS provider is pinned with an upper bound and the lock file selects a version."""
+    providers = _terraform_block(module).get("required_providers") or [{}]
+    aws = (providers[0] if isinstance(providers, list) else providers).get("aws") or {}
+    problems = []
+    if aws.get("source") != "hashicorp/aws" or "<" not in str(aws.get("version", "")):
+        problems.append(f"aws provider must be hashicorp/aws with an upper version bound, got {aws!r}")
+    if lock_text is None:
+        return problems + [".terraform.lock.hcl is not committed"]
+    m = re.search(r'provider "registry\.terraform\.io/hashicorp/aws" \{\s*version\s*=\s*"([\d.]+)"', lock_text)
+    if not m:
+        return problems + [".terraform.lock.hcl does not lock hashicorp/aws"]
+    major = int(m.group(1).split(".")[0])
+    if major != 5:
+        problems.append(f"locked aws provider {m.group(1)} is outside the pinned major version 5")
+    if "hashes" not in lock_text:
+        problems.append(".terraform.lock.hcl has no hashes")
+    return problems

@@ -60,13 +60,14 @@ def test_unparseable_hcl_is_an_error():
          "undeclared local local.container_prt"),
         ("iam.tf", "data.aws_iam_policy_document.task.json", "data.aws_iam_policy_document.tsk.json",
          "undeclared data source data.aws_iam_policy_document.tsk"),
-        ("kms.tf", "data.aws_iam_policy_document.kms.json", "data.aws_iam_policy_document.kms2.json",
-         "undeclared data source data.aws_iam_policy_document.kms2"),
+        ("kms.tf", "source = \"../kms\"", "source = \"../kms\"\n  x = module.kmss.key_arn", "undeclared module module.kmss"),
         # inside depends_on, inside a string nested in jsonencode(), inside for_each
-        ("ecs.tf", "depends_on = [aws_lb_listener.http", "depends_on = [aws_lb_listener.htp",
+        ("ecs.tf", "    aws_lb_listener.http_blue_green,", "    aws_lb_listener.htp,",
          "undeclared resource aws_lb_listener.htp"),
-        ("ecs.tf", "repository_url}:${var.image_tag}", "repository_url}:${var.image_tg}",
+        ("main.tf", "image_tag       = var.image_tag", "image_tag       = var.image_tg",
          "undeclared variable var.image_tg"),
+        ("lambda.tf", "aws_lb_target_group.picus_delete[0].arn\n  }", "aws_lb_target_group.picus_del[0].arn\n  }",
+         "undeclared resource aws_lb_target_group.picus_del"),
         ("network.tf", "for_each = toset(var.allowed_cidrs)", "for_each = toset(var.allowed_cidr)",
          "undeclared variable var.allowed_cidr"),
     ],
@@ -85,8 +86,8 @@ def test_dangling_module_reference(tf_texts):
 
 def test_variable_without_description(tf_texts):
     module = _broken(tf_texts, "variables.tf",
-                     '  description = "AWS region to deploy into."\n', "")
-    assert checks.check_variables_typed_and_described(module) == ["variable region has no description"]
+                     '  description = "Number of availability zones to spread subnets and tasks over (at least 2)."\n', "")
+    assert checks.check_variables_typed_and_described(module) == ["variable az_count has no description"]
 
 
 def test_variable_without_type(tf_texts):
@@ -94,8 +95,8 @@ def test_variable_without_type(tf_texts):
     assert checks.check_variables_typed_and_described(module) == ["variable untyped has no type"]
 
 
-def test_output_without_description(tf_texts):
-    module = _broken(tf_texts, "outputs.tf",
+def test_output_without_description(pipeline_texts):
+    module = _broken(pipeline_texts, "outputs.tf",
                      '  description = "Name of the CodePipeline pipeline."\n', "")
     assert checks.check_outputs_described(module) == ["output pipeline_name has no description"]
 
@@ -147,9 +148,9 @@ data "aws_iam_policy_document" "uncommented" {
     assert problems == ['data.aws_iam_policy_document.uncommented statement 0: resources = ["*"] without a comment saying why']
 
 
-def test_star_resource_in_key_policy_needs_the_key_policy_link(tf_texts):
+def test_star_resource_in_key_policy_needs_the_key_policy_link(kms_texts):
     # The KMS document may use "*" only because it is attached as a key policy.
-    module = _broken(tf_texts, "kms.tf", "policy                  = data.aws_iam_policy_document.kms.json", "")
+    module = _broken(kms_texts, "main.tf", "policy                  = data.aws_iam_policy_document.kms.json", "")
     assert _has(checks.check_wildcard_resources(module), "kms:Create* on resource")
 
 
@@ -249,6 +250,7 @@ def test_rust_constants_are_found(tmp_path):
         ("deletion_protection_enabled = true", "deletion_protection_enabled = false", "deletion_protection"),
         ("point_in_time_recovery {\n    enabled = true", "point_in_time_recovery {\n    enabled = false",
          "point_in_time_recovery"),
+        ('attribute_name = "expires_at"', 'attribute_name = "ttl"', "TTL must be enabled on expires_at"),
     ],
 )
 def test_table_settings_broken(tf_texts, old, new, expected):
@@ -262,9 +264,9 @@ def test_table_settings_broken(tf_texts, old, new, expected):
     [
         ("ecs.tf", "readonlyRootFilesystem = true", "readonlyRootFilesystem = false", "readonlyRootFilesystem"),
         ("ecs.tf", '{ name = "STORAGE", value = "dynamodb" },', '{ name = "STORAGE", value = "embedded" },', "STORAGE"),
-        ("ecs.tf", ':${var.image_tag}"', ':latest"', "latest tag"),
-        ("ecs.tf", 'aws_ecr_repository.this.repository_url}:${var.image_tag}"',
-         'aws_ecr_repository.this.repository_url}"', "no explicit tag"),
+        ("main.tf", "@${data.aws_ecr_image.bootstrap.image_digest}", ":latest", "latest tag"),
+        # a tag (which may not exist yet, or be re-pointed) instead of the digest of an existing image
+        ("main.tf", "@${data.aws_ecr_image.bootstrap.image_digest}", ":${var.image_tag}", "not pinned by digest"),
         ("ecs.tf", '"/usr/local/bin/telemetry", "healthcheck"]', '"/bin/sh", "-c", "curl localhost"]', "healthcheck"),
         ("ecs.tf", "task_role_arn            = aws_iam_role.task.arn",
          "task_role_arn            = aws_iam_role.execution.arn", "roles must differ"),
@@ -280,9 +282,12 @@ def test_task_definition_broken(tf_texts, file, old, new, expected):
     assert _has(problems, expected), problems
 
 
-def test_latest_as_image_tag_default(tf_texts):
-    module = _broken(tf_texts, "variables.tf", 'variable "image_tag" {\n', 'variable "image_tag" {\n  default = "latest"\n')
-    assert _has(checks.check_task_definition(module), "latest tag")
+def test_terraform_owning_the_running_task_definition(tf_texts):
+    # The old stack: Terraform and the pipeline both set the service's task definition, so
+    # an apply with a stale image_tag rolled production back.
+    module = _broken(tf_texts, "ecs.tf", "ignore_changes = [desired_count, task_definition, load_balancer]",
+                     "ignore_changes = [desired_count]")
+    assert _has(checks.check_service_deployment(module), "must list task_definition")
 
 
 @pytest.mark.parametrize(
@@ -291,14 +296,15 @@ def test_latest_as_image_tag_default(tf_texts):
         ("deployment_minimum_healthy_percent = 100", "deployment_minimum_healthy_percent = 50", "minimum_healthy"),
         ("deployment_maximum_percent         = 200", "deployment_maximum_percent = 150", "maximum_percent"),
         ("rollback = true", "rollback = false", "circuit breaker"),
+        ("      rollback    = true", "      rollback    = false", "alarm-based rollback"),
     ],
 )
 def test_service_deployment_broken(tf_texts, old, new, expected):
     assert _has(checks.check_service_deployment(_broken(tf_texts, "ecs.tf", old, new)), expected)
 
 
-def test_mutable_ecr_tags(tf_texts):
-    module = _broken(tf_texts, "pipeline.tf", 'image_tag_mutability = "IMMUTABLE"', 'image_tag_mutability = "MUTABLE"')
+def test_mutable_ecr_tags(pipeline_texts):
+    module = _broken(pipeline_texts, "registry.tf", 'image_tag_mutability = "IMMUTABLE"', 'image_tag_mutability = "MUTABLE"')
     assert _has(checks.check_ecr(module), "IMMUTABLE")
 
 
@@ -385,10 +391,19 @@ def test_buildspec_without_password_stdin_login(buildspec):
     assert _has(checks.check_buildspec(bad, README_OK), "get-login-password")
 
 
-def test_buildspec_without_imagedefinitions_artifact(buildspec):
+def test_buildspec_without_image_artifact(buildspec):
     bad = copy.deepcopy(buildspec)
-    bad["artifacts"]["files"] = ["something-else.json"]
-    assert _has(checks.check_buildspec(bad, README_OK), "imagedefinitions.json is not an artifact")
+    bad["artifacts"]["secondary-artifacts"]["image"]["files"] = ["something-else.json"]
+    assert _has(checks.check_buildspec(bad, README_OK), "image.json is not in the `image` secondary artifact")
+    no_lambda = copy.deepcopy(buildspec)
+    del no_lambda["artifacts"]["secondary-artifacts"]["lambda"]
+    assert _has(checks.check_buildspec(no_lambda, README_OK), "no `lambda` secondary artifact")
+
+
+def test_buildspec_without_digest(buildspec):
+    bad = copy.deepcopy(buildspec)
+    bad["phases"]["build"]["commands"] = [c for c in bad["phases"]["build"]["commands"] if "imageDigest" not in c]
+    assert _has(checks.check_buildspec(bad, README_OK), "digest")
 
 
 def test_toolchain_mismatch(buildspec, dockerfile):
@@ -402,8 +417,8 @@ def test_toolchain_mismatch(buildspec, dockerfile):
     assert _has(checks.check_toolchain_pins(no_clippy, dockerfile, None), "clippy")
 
 
-def test_checkov_skip_without_reason_or_docs(tf_texts):
-    texts = _edit(tf_texts, "pipeline.tf", "#checkov:skip=CKV_AWS_316:Privileged mode is required",
+def test_checkov_skip_without_reason_or_docs(pipeline_texts):
+    texts = _edit(pipeline_texts, "codebuild.tf", "#checkov:skip=CKV_AWS_316:Privileged mode is required",
                   "#checkov:skip=CKV_AWS_316:\n  #checkov:skip=CKV_AWS_999:Privileged mode is required")
     problems = checks.check_checkov_skips(texts, "| CKV_AWS_316 |")
     assert _has(problems, "CKV_AWS_316 without a real reason")
@@ -451,3 +466,22 @@ def test_bad_tf_fixture_fails_our_checks():
     assert _has(checks.check_iam_actions(module), "wildcard action")
     assert _has(checks.check_variables_typed_and_described(module), "has no description")
     assert _has(checks.check_references(module), "undeclared variable var.missing")
+
+
+# --- terraform versions, lock files, PassRole across states ----------------------------------------
+
+def test_required_version_below_use_lockfile(tf_texts):
+    module = _broken(tf_texts, "versions.tf", 'required_version = ">= 1.10.0, < 2.0.0"', 'required_version = ">= 1.6.0, < 2.0.0"')
+    assert _has(checks.check_required_version(module, minimum=(1, 10)), "older than 1.10")
+
+
+def test_missing_or_foreign_lock_file(module):
+    assert checks.check_provider_lock(module, None) == [".terraform.lock.hcl is not committed"]
+    foreign = 'provider "registry.terraform.io/hashicorp/aws" {\n  version = "6.4.0"\n  hashes = ["h1:x"]\n}\n'
+    assert _has(checks.check_provider_lock(module, foreign), "outside the pinned major version 5")
+
+
+def test_passrole_through_a_wildcard_local(pipeline_texts):
+    module = _broken(pipeline_texts, "iam.tf", '"${local.arn_prefix.iam}:role/${e.task_role_name}",',
+                     '"${local.arn_prefix.iam}:role/*",')
+    assert _has(checks.check_passrole(module), "must name role ARNs")

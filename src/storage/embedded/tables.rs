@@ -1,0 +1,268 @@
+//! The redb tables and their encoding, and the write transaction's work on them: a group's
+//! readings checked and inserted all or nothing, items put and deleted, aggregates updated in
+//! the same transaction.
+//!
+//! Tables:
+//! - `readings`: `(sensor_id, time in µs since the epoch)` → temperature in µ°C
+//! - `sensor_aggregates`: `sensor_id` → encoded [`Aggregate`]
+//! - `totals`: `"all"` → encoded [`Aggregate`] over every reading
+//! - `items`: item id → the item's JSON object as text
+//! - `counters`: `"picus_last_id"` → last item id handed out; `"wal_sequence"` → number of
+//!   the last log record applied (see [`super`])
+
+use std::collections::HashMap;
+
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+
+use super::record;
+use super::storage_error;
+use super::writer::{Effect, QueuedWrite};
+use crate::domain::{Aggregate, Batch, Conflict, Reading, Temperature};
+use crate::storage::{ItemId, PutOutcome, StorageError};
+
+pub(super) const READINGS: TableDefinition<(&str, i64), i64> = TableDefinition::new("readings");
+pub(super) const SENSOR_AGGREGATES: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("sensor_aggregates");
+pub(super) const TOTALS: TableDefinition<&str, &[u8]> = TableDefinition::new("totals");
+pub(super) const ITEMS: TableDefinition<u64, &str> = TableDefinition::new("items");
+pub(super) const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+
+pub(super) const TOTAL_KEY: &str = "all";
+pub(super) const LAST_ITEM_ID: &str = "picus_last_id";
+/// `counters` key: sequence number of the last log record applied to redb.
+pub(super) const WAL_SEQUENCE: &str = "wal_sequence";
+
+/// A sensor's aggregate as stored before the group and as the group leaves it.
+pub(super) struct Touched {
+    pub(super) before: Aggregate,
+    pub(super) after: Aggregate,
+}
+
+/// Every table, opened once per write transaction.
+pub(super) struct Tables<'t> {
+    pub(super) readings: redb::Table<'t, (&'static str, i64), i64>,
+    pub(super) sensors: redb::Table<'t, &'static str, &'static [u8]>,
+    pub(super) totals: redb::Table<'t, &'static str, &'static [u8]>,
+    /// Opened on first use: most groups touch neither.
+    pub(super) items: Option<redb::Table<'t, u64, &'static str>>,
+    pub(super) counters: Option<redb::Table<'t, &'static str, u64>>,
+    pub(super) txn: &'t WriteTransaction,
+    /// Sensors' committed aggregates known to the writer (see `Writer::aggregates`).
+    pub(super) cache: HashMap<String, Aggregate>,
+}
+
+impl<'t> Tables<'t> {
+    pub(super) fn open(txn: &'t WriteTransaction) -> Result<Self, StorageError> {
+        Ok(Self {
+            readings: txn.open_table(READINGS).map_err(storage_error)?,
+            sensors: txn.open_table(SENSOR_AGGREGATES).map_err(storage_error)?,
+            totals: txn.open_table(TOTALS).map_err(storage_error)?,
+            items: None,
+            counters: None,
+            txn,
+            cache: HashMap::new(),
+        })
+    }
+
+    pub(super) fn items(
+        &mut self,
+    ) -> Result<&mut redb::Table<'t, u64, &'static str>, StorageError> {
+        if self.items.is_none() {
+            self.items = Some(self.txn.open_table(ITEMS).map_err(storage_error)?);
+        }
+        Ok(self.items.as_mut().expect("just opened"))
+    }
+
+    pub(super) fn counters(
+        &mut self,
+    ) -> Result<&mut redb::Table<'t, &'static str, u64>, StorageError> {
+        if self.counters.is_none() {
+            self.counters = Some(self.txn.open_table(COUNTERS).map_err(storage_error)?);
+        }
+        Ok(self.counters.as_mut().expect("just opened"))
+    }
+
+    /// Applies every write of a group; appends what changed to `ops` (the group's log record).
+    pub(super) fn apply(
+        &mut self,
+        group: &[QueuedWrite],
+        ops: &mut Vec<u8>,
+    ) -> Result<(Vec<Effect>, HashMap<String, Touched>), StorageError> {
+        let mut effects = Vec::with_capacity(group.len());
+        // Aggregates touched by this group, written back once at the end.
+        let mut touched: HashMap<String, Touched> = HashMap::new();
+        for write in group {
+            let effect = match write {
+                QueuedWrite::Readings { batch, .. } => {
+                    Effect::Readings(self.put_batch(batch, &mut touched, ops)?)
+                }
+                QueuedWrite::ItemPut { json, .. } => {
+                    let id = self.last_item_id()? + 1;
+                    self.item_put(id, json)?;
+                    record::item_put(ops, id, json);
+                    Effect::ItemPut(id)
+                }
+                QueuedWrite::ItemDelete { id, .. } => {
+                    let existed = self.items()?.remove(*id).map_err(storage_error)?.is_some();
+                    if existed {
+                        record::item_delete(ops, *id);
+                    }
+                    Effect::ItemDelete(existed)
+                }
+            };
+            effects.push(effect);
+        }
+        self.write_aggregates(&touched)?;
+        Ok((effects, touched))
+    }
+
+    pub(super) fn last_item_id(&mut self) -> Result<u64, StorageError> {
+        Ok(self
+            .counters()?
+            .get(LAST_ITEM_ID)
+            .map_err(storage_error)?
+            .map_or(0, |v| v.value()))
+    }
+
+    pub(super) fn item_put(&mut self, id: ItemId, json: &str) -> Result<(), StorageError> {
+        if id > self.last_item_id()? {
+            self.counters()?
+                .insert(LAST_ITEM_ID, id)
+                .map_err(storage_error)?;
+        }
+        self.items()?.insert(id, json).map_err(storage_error)?;
+        Ok(())
+    }
+
+    pub(super) fn insert_reading(
+        &mut self,
+        sensor: &str,
+        micros: i64,
+        temperature: Temperature,
+        touched: &mut HashMap<String, Touched>,
+    ) -> Result<(), StorageError> {
+        self.readings
+            .insert((sensor, micros), temperature.micros())
+            .map_err(storage_error)?;
+        self.count_reading(sensor, temperature, touched)
+    }
+
+    /// Adds a new reading to its sensor's aggregate in `touched`.
+    pub(super) fn count_reading(
+        &mut self,
+        sensor: &str,
+        temperature: Temperature,
+        touched: &mut HashMap<String, Touched>,
+    ) -> Result<(), StorageError> {
+        let entry = match touched.get_mut(sensor) {
+            Some(entry) => entry,
+            None => {
+                let stored = match self.cache.get(sensor) {
+                    Some(cached) => *cached,
+                    None => read_aggregate(&self.sensors, sensor)?,
+                };
+                touched.entry(sensor.to_owned()).or_insert(Touched {
+                    before: stored,
+                    after: stored,
+                })
+            }
+        };
+        entry.after.add(temperature);
+        Ok(())
+    }
+
+    /// Writes back the touched sensors' aggregates and the total they change.
+    pub(super) fn write_aggregates(
+        &mut self,
+        touched: &HashMap<String, Touched>,
+    ) -> Result<(), StorageError> {
+        if touched.is_empty() {
+            return Ok(());
+        }
+        let mut total = read_aggregate(&self.totals, TOTAL_KEY)?;
+        let total_before = total;
+        for (sensor, Touched { before, after }) in touched {
+            let aggregate = after;
+            total = total.merge(&Aggregate {
+                count: aggregate.count - before.count,
+                sum_micros: aggregate.sum_micros - before.sum_micros,
+                min_micros: aggregate.min_micros,
+                max_micros: aggregate.max_micros,
+            });
+            self.sensors
+                .insert(sensor.as_str(), aggregate.encode().as_slice())
+                .map_err(storage_error)?;
+        }
+        if total != total_before {
+            self.totals
+                .insert(TOTAL_KEY, total.encode().as_slice())
+                .map_err(storage_error)?;
+        }
+        Ok(())
+    }
+
+    /// Checks a request's readings against stored ones, then inserts the new ones, all or
+    /// nothing, and logs them.
+    pub(super) fn put_batch(
+        &mut self,
+        batch: &Batch,
+        touched: &mut HashMap<String, Touched>,
+        ops: &mut Vec<u8>,
+    ) -> Result<PutOutcome, StorageError> {
+        // Insert first, look at what was there after: one B-tree descent per reading instead of
+        // a lookup and then an insert. A conflict puts the stored value back, and any conflict
+        // undoes the request's fresh inserts (all or nothing; keys are unique within a batch).
+        let mut fresh = Vec::with_capacity(batch.readings.len());
+        let mut conflicts = Vec::new();
+        let mut duplicates = batch.repeats;
+        for (index, reading) in &batch.readings {
+            let key = (reading.sensor_id.as_str(), reading.time.micros());
+            let incoming = reading.temperature.micros();
+            let previous = self
+                .readings
+                .insert(key, incoming)
+                .map_err(storage_error)?
+                .map(|stored| stored.value());
+            match previous {
+                None => fresh.push(reading),
+                Some(stored) if stored == incoming => duplicates += 1,
+                Some(stored) => {
+                    self.readings.insert(key, stored).map_err(storage_error)?;
+                    let stored = Reading {
+                        temperature: Temperature::from_micros(stored)
+                            .map_err(|e| StorageError::Internal(e.into()))?,
+                        ..reading.clone()
+                    };
+                    conflicts.push(Conflict::between(*index, reading, &stored));
+                }
+            }
+        }
+        if !conflicts.is_empty() {
+            for reading in fresh {
+                let key = (reading.sensor_id.as_str(), reading.time.micros());
+                self.readings.remove(key).map_err(storage_error)?;
+            }
+            return Ok(PutOutcome::Conflict(conflicts));
+        }
+        for reading in &fresh {
+            let (sensor, micros) = (reading.sensor_id.as_str(), reading.time.micros());
+            self.count_reading(sensor, reading.temperature, touched)?;
+            record::reading(ops, sensor, micros, reading.temperature.micros());
+        }
+        Ok(PutOutcome::Stored {
+            stored: fresh.len(),
+            duplicates,
+        })
+    }
+}
+
+pub(super) fn read_aggregate(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Aggregate, StorageError> {
+    match table.get(key).map_err(storage_error)? {
+        None => Ok(Aggregate::default()),
+        Some(bytes) => Aggregate::decode(bytes.value())
+            .ok_or_else(|| StorageError::Internal(format!("corrupt aggregate for {key:?}").into())),
+    }
+}

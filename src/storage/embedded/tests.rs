@@ -1,0 +1,290 @@
+//! Crash recovery through the write-ahead log. A crash is simulated by assembling a data
+//! directory from the database file as it was at some durable point (right after open, or
+//! after a clean close) and the log file as it is after the writes were acknowledged: all a
+//! power cut could leave if redb had made nothing durable since. Every acknowledged write
+//! must be back after opening it.
+
+use std::fs;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::storage::group_commit::unobserved;
+
+const CACHE: usize = 1 << 20;
+/// No checkpoint during a test: every acknowledged group is only in the log.
+const NEVER: Duration = Duration::from_secs(3_600);
+
+fn open(dir: &Path) -> EmbeddedStore {
+    EmbeddedStore::open_with(dir, CACHE, unobserved(), NEVER).expect("the store opens")
+}
+
+fn reading(sensor: &str, second: usize, milli: i64) -> Value {
+    json!({
+        "sensorID": sensor,
+        "time": format!("2021-10-04 {:02}:{:02}:{:02}", second / 3600, second / 60 % 60, second % 60),
+        "temperature": milli as f64 / 1000.0,
+    })
+}
+
+async fn put(store: &EmbeddedStore, body: Value) -> PutOutcome {
+    store
+        .put_readings(Batch::parse(&body).expect("a valid batch"))
+        .await
+        .expect("the write is acknowledged")
+}
+
+/// The data directory a crash would leave: `redb` bytes from a durable point, `from`'s log.
+fn crashed_copy(from: &Path, redb: &[u8], to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    fs::write(to.join(FILE_NAME), redb).unwrap();
+    fs::copy(from.join(LOG_FILE_NAME), to.join(LOG_FILE_NAME)).unwrap();
+}
+
+fn sensor(name: &str) -> SensorId {
+    SensorId::from_text(name).unwrap()
+}
+
+async fn count_of(store: &EmbeddedStore, name: &str) -> usize {
+    store
+        .readings(ReadingsQuery {
+            sensor_id: sensor(name),
+            from: None,
+            to: None,
+            after: None,
+            limit: 10_000,
+        })
+        .await
+        .unwrap()
+        .readings
+        .len()
+}
+
+/// 16 concurrent writers × 25 readings, a batch, a duplicate, a conflict, and items.
+/// Returns the aggregate over every stored reading.
+async fn write_a_mix(store: &EmbeddedStore) -> Aggregate {
+    let mut tasks = Vec::new();
+    for writer in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut temperatures = Vec::new();
+            for i in 0..25 {
+                let milli = (writer * 1_000 + i * 37) as i64 - 4_000;
+                let outcome = put(&store, reading(&format!("w{writer}"), i, milli)).await;
+                assert_eq!(
+                    outcome,
+                    PutOutcome::Stored {
+                        stored: 1,
+                        duplicates: 0
+                    }
+                );
+                temperatures.push(Temperature::from_micros(milli * 1_000).unwrap());
+            }
+            temperatures
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    let batch = json!([
+        reading("b", 1, 1_500),
+        reading("b", 2, -2_250),
+        reading("c", 1, 0)
+    ]);
+    assert_eq!(
+        put(store, batch).await,
+        PutOutcome::Stored {
+            stored: 3,
+            duplicates: 0
+        }
+    );
+    all.extend([1_500, -2_250, 0].map(|m| Temperature::from_micros(m * 1_000).unwrap()));
+    assert_eq!(
+        put(store, reading("b", 1, 1_500)).await,
+        PutOutcome::Stored {
+            stored: 0,
+            duplicates: 1
+        }
+    );
+    assert!(matches!(
+        put(store, reading("b", 2, 9_000)).await,
+        PutOutcome::Conflict(_)
+    ));
+    for name in ["one", "two", "three"] {
+        store
+            .item_put(json!({ "name": name }).as_object().unwrap().clone())
+            .await
+            .unwrap();
+    }
+    assert!(store.item_delete(2).await.unwrap());
+    Aggregate::of(all)
+}
+
+async fn assert_the_mix_is_there(store: &EmbeddedStore, expected: Aggregate) {
+    assert_eq!(store.stats(None).await.unwrap(), expected);
+    assert_eq!(store.scan_stats(None).await.unwrap(), expected);
+    for writer in 0..16 {
+        let name = format!("w{writer}");
+        assert_eq!(count_of(store, &name).await, 25, "{name}");
+        assert_eq!(
+            store.stats(Some(&sensor(&name))).await.unwrap(),
+            store.scan_stats(Some(&sensor(&name))).await.unwrap()
+        );
+    }
+    let b = store.stats(Some(&sensor("b"))).await.unwrap();
+    assert_eq!(
+        (b.count, b.max_micros),
+        (2, Some(1_500_000)),
+        "no conflict stored"
+    );
+    assert!(store.item_get(1).await.unwrap().is_some());
+    assert!(
+        store.item_get(2).await.unwrap().is_none(),
+        "the delete is replayed"
+    );
+    assert_eq!(store.item_get(3).await.unwrap().unwrap()["name"], "three");
+}
+
+/// Stats come from the stored aggregates, never from the readings, and start-up
+/// does not rebuild them. Deleting the readings behind the store's back shows it: a scan
+/// finds nothing, the stats still count everything, before and after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_come_from_stored_aggregates_not_from_the_readings() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let body = json!([
+        reading("a", 1, 1_500),
+        reading("a", 2, 2_500),
+        reading("b", 1, -1_000)
+    ]);
+    put(&store, body).await;
+    let expected = store.stats(None).await.unwrap();
+    assert_eq!(expected.count, 3);
+    {
+        let txn = store.db.begin_write().unwrap();
+        txn.delete_table(READINGS).unwrap();
+        txn.open_table(READINGS).unwrap();
+        txn.commit().unwrap();
+    }
+    assert_eq!(
+        store.scan_stats(None).await.unwrap().count,
+        0,
+        "the readings are gone"
+    );
+    assert_eq!(store.stats(None).await.unwrap(), expected);
+    assert_eq!(store.stats(Some(&sensor("a"))).await.unwrap().count, 2);
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.scan_stats(None).await.unwrap().count, 0);
+    assert_eq!(
+        store.stats(None).await.unwrap(),
+        expected,
+        "start-up rebuilt nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_come_back_from_the_log_when_redb_lost_them() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let store = open(a.path());
+    let redb_at_open = fs::read(a.path().join(FILE_NAME)).unwrap();
+    let expected = write_a_mix(&store).await;
+    crashed_copy(a.path(), &redb_at_open, b.path());
+    drop(store);
+
+    let recovered = open(b.path());
+    assert_the_mix_is_there(&recovered, expected).await;
+    // Item ids go on after the replayed ones.
+    let id = recovered
+        .item_put(json!({"name": "four"}).as_object().unwrap().clone())
+        .await
+        .unwrap();
+    assert_eq!(id, 4);
+    drop(recovered);
+    // Opening again (after a clean close, with the old records still in the file) replays
+    // nothing twice.
+    let reopened = open(b.path());
+    assert_eq!(reopened.stats(None).await.unwrap(), expected);
+    // The original directory, closed cleanly, holds the same.
+    drop(reopened);
+    assert_the_mix_is_there(&open(a.path()), expected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_last_record_is_dropped_and_the_store_goes_on() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let store = open(a.path());
+    let redb_at_open = fs::read(a.path().join(FILE_NAME)).unwrap();
+    let expected = write_a_mix(&store).await;
+    // The last record: one reading, whose fsync the crash interrupts.
+    put(&store, reading("torn", 1, 20_000)).await;
+    crashed_copy(a.path(), &redb_at_open, b.path());
+    drop(store);
+    let log = b.path().join(LOG_FILE_NAME);
+    let length = fs::metadata(&log).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(length - 5)
+        .unwrap();
+
+    let recovered = open(b.path());
+    assert_the_mix_is_there(&recovered, expected).await;
+    assert_eq!(count_of(&recovered, "torn").await, 0);
+    // New writes go on from there, and survive the next crash as well.
+    let redb_now = {
+        drop(recovered);
+        fs::read(b.path().join(FILE_NAME)).unwrap()
+    };
+    let store = open(b.path());
+    put(&store, reading("torn", 1, 20_000)).await;
+    put(&store, reading("after", 1, 21_000)).await;
+    let c = tempfile::tempdir().unwrap();
+    crashed_copy(b.path(), &redb_now, c.path());
+    drop(store);
+    let recovered = open(c.path());
+    assert_eq!(count_of(&recovered, "torn").await, 1);
+    assert_eq!(count_of(&recovered, "after").await, 1);
+    assert_eq!(
+        recovered.stats(None).await.unwrap().count,
+        expected.count + 2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_checkpoint_the_log_restarts_and_stale_records_are_not_replayed() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // A long first record, checkpointed by the clean close...
+    let store = open(a.path());
+    let long: Vec<Value> = (0..200).map(|i| reading("long", i, 1_000)).collect();
+    put(&store, Value::Array(long)).await;
+    drop(store);
+    // ...then a short one written over its start: the rest of the long one is stale.
+    let store = open(a.path());
+    let redb_checkpointed = fs::read(a.path().join(FILE_NAME)).unwrap();
+    put(&store, reading("short", 1, 2_000)).await;
+    crashed_copy(a.path(), &redb_checkpointed, b.path());
+    drop(store);
+
+    let recovered = open(b.path());
+    let total = recovered.stats(None).await.unwrap();
+    assert_eq!(total.count, 201);
+    assert_eq!(total, recovered.scan_stats(None).await.unwrap());
+    assert_eq!(count_of(&recovered, "short").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_checkpoint_every_group_nothing_depends_on_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open_with(dir.path(), CACHE, unobserved(), Duration::ZERO)
+        .expect("the store opens");
+    let expected = write_a_mix(&store).await;
+    // The database file alone, with an empty log, holds everything.
+    let redb_now = fs::read(dir.path().join(FILE_NAME)).unwrap();
+    drop(store);
+    let copy = tempfile::tempdir().unwrap();
+    fs::write(copy.path().join(FILE_NAME), redb_now).unwrap();
+    assert_the_mix_is_there(&open(copy.path()), expected).await;
+}
