@@ -172,8 +172,10 @@
     const sensor = state.sensor;
     const sensorQuery = sensor === null ? "" : "&sensorID=" + encodeURIComponent(sensor);
     try {
-      const [sensors, all, one, series] = await Promise.all([
-        loadSensors(),
+      // The sensor list first and alone: without a (valid) token that is one refused request
+      // a refresh, not one per route (refusals count against the client's failure budget).
+      const sensors = await loadSensors();
+      const [all, one, series] = await Promise.all([
         api("/api/stats?" + query),
         sensor === null ? null : api("/api/stats?" + query + sensorQuery),
         win.step ? api("/api/series?" + query + "&step=" + win.step.name + sensorQuery) : null,
