@@ -291,6 +291,7 @@
     $("stats-sensor-hint").hidden = sensor !== null;
     list.hidden = sensor === null;
     if (stats) renderStats(card, stats);
+    else for (const dd of card.querySelectorAll("dd[data-field]")) dd.textContent = "–";
   }
 
   function sortValue(sensor, key) {
