@@ -453,7 +453,8 @@
     const filled = buckets.filter((b) => b.Count > 0 && b.Average !== null);
     const plot = { x0: margin.left, x1: width - margin.right, y0: height - margin.bottom, y1: margin.top };
     const x = (t) => plot.x0 + ((t - from) / Math.max(1, to - from)) * (plot.x1 - plot.x0);
-    const centre = (b) => x(Math.min(b.t + stepMs / 2, to));
+    // The first and last bucket may be clipped to the window: mark the middle of what is shown.
+    const centre = (b) => x((Math.max(b.t, from) + Math.min(b.t + stepMs, to)) / 2);
 
     let low = Math.min(...filled.map((b) => b.Minimum));
     let high = Math.max(...filled.map((b) => b.Maximum));
