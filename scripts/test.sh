@@ -7,7 +7,8 @@
 #    headless Chromium (tests/dashboard/);
 # 3. the same contract suite and the DynamoDB-only tests against DynamoDB Local (installed from
 #    npm, run on 127.0.0.1 inside a private network namespace when this user may create one);
-# 4. schemathesis fuzzing of the API from its OpenAPI document (/openapi.json);
+# 4. schemathesis fuzzing of the API from its OpenAPI document (/openapi.json), and the official
+#    InfluxDB client libraries (PyPI influxdb-client and influxdb) writing line protocol;
 # 5. delivery checks: terraform fmt/init/validate/test (offline, mocked AWS provider, from the
 #    machine's provider mirror), hadolint, yamllint, actionlint, checkov and our own tests;
 # 6. benchmarks compile (they are run by hand, see BENCHMARKS.md).
@@ -61,6 +62,9 @@ TELEMETRY_TEST_STORAGE=embedded cargo test --locked
 
 step "API fuzzing from the OpenAPI document (schemathesis)"
 scripts/api-fuzz.sh
+
+step "InfluxDB client libraries writing line protocol (tests/clients)"
+scripts/influx-clients.sh
 
 if [ -x scripts/dynamodb-tests.sh ]; then
   step "contract suite on DynamoDB Local"

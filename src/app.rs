@@ -85,7 +85,16 @@ impl Application {
     /// durably before its answer, so nothing is left to flush.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let grace = Duration::from_secs(self.config.shutdown_grace_seconds);
-        let routes = routes::all(self.storage, self.metrics, self.config.max_body_bytes);
+        let line_protocol = routes::write_lp::LineProtocolSettings {
+            schema: self.config.line_schema(),
+            max_body_bytes: self.config.max_lp_body_bytes,
+        };
+        let routes = routes::all(
+            self.storage,
+            self.metrics,
+            self.config.max_body_bytes,
+            line_protocol,
+        );
         let (draining, drain_started) = oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;

@@ -17,6 +17,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::line_batch::LineSchema;
+
 /// One environment variable the service reads.
 #[derive(Debug, Clone, Copy)]
 pub struct Variable {
@@ -78,7 +80,27 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "MAX_BODY_BYTES",
         default: Some("1048576"),
-        meaning: "largest accepted request body; larger is 413",
+        meaning: "largest accepted JSON request body, on the wire and after gzip/deflate decoding; larger is 413",
+    },
+    Variable {
+        name: "MAX_LP_BODY_BYTES",
+        default: Some("10485760"),
+        meaning: "largest line protocol body (/api/v2/write, /write), on the wire and decoded; larger is 413",
+    },
+    Variable {
+        name: "LP_MEASUREMENT",
+        default: Some("temperature"),
+        meaning: "the line protocol measurement whose lines are readings; other lines are ignored",
+    },
+    Variable {
+        name: "LP_SENSOR_TAGS",
+        default: Some("sensorID,sensor_id,sensor"),
+        meaning: "line protocol tags naming the sensor, comma-separated; the first present wins",
+    },
+    Variable {
+        name: "LP_FIELDS",
+        default: Some("value,temperature"),
+        meaning: "line protocol fields holding the temperature, comma-separated; the first present wins",
     },
     Variable {
         name: "SHUTDOWN_GRACE_SECONDS",
@@ -126,6 +148,10 @@ pub struct Config {
     #[serde(default)]
     pub table_name: Option<String>,
     pub max_body_bytes: usize,
+    pub max_lp_body_bytes: usize,
+    pub lp_measurement: String,
+    pub lp_sensor_tags: Vec<String>,
+    pub lp_fields: Vec<String>,
     pub shutdown_grace_seconds: u64,
     pub embedded_cache_bytes: usize,
     pub log_format: LogFormat,
@@ -182,7 +208,32 @@ impl Config {
         if self.max_body_bytes == 0 {
             return Err("MAX_BODY_BYTES must be greater than 0".into());
         }
+        if self.max_lp_body_bytes == 0 {
+            return Err("MAX_LP_BODY_BYTES must be greater than 0".into());
+        }
+        if self.lp_measurement.is_empty() {
+            return Err("LP_MEASUREMENT must not be empty".into());
+        }
+        for (name, list) in [
+            ("LP_SENSOR_TAGS", &self.lp_sensor_tags),
+            ("LP_FIELDS", &self.lp_fields),
+        ] {
+            if list.is_empty() || list.iter().any(String::is_empty) {
+                return Err(format!(
+                    "{name} must be a comma-separated list of non-empty names"
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// Which line protocol lines are readings, and where their sensor and temperature are.
+    pub fn line_schema(&self) -> LineSchema {
+        LineSchema {
+            measurement: self.lp_measurement.clone(),
+            sensor_tags: self.lp_sensor_tags.clone(),
+            fields: self.lp_fields.clone(),
+        }
     }
 
     /// A configuration for tests: the embedded store in `data_dir`, on 127.0.0.1, any port.
@@ -244,6 +295,33 @@ mod tests {
         assert_eq!(config.embedded_cache_bytes, 32 * 1024 * 1024);
         assert_eq!(config.shutdown_grace_seconds, 20);
         assert_eq!(config.table_name, None);
+    }
+
+    #[test]
+    fn line_protocol_settings_are_read() {
+        let defaults = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(defaults.line_schema(), LineSchema::default());
+        assert_eq!(defaults.max_lp_body_bytes, 10 * 1024 * 1024);
+        let config = Config::from_vars(vars(&[
+            ("LP_MEASUREMENT", "climate"),
+            ("LP_SENSOR_TAGS", "device,host"),
+            ("LP_FIELDS", "celsius"),
+            ("MAX_LP_BODY_BYTES", "4096"),
+        ]))
+        .unwrap();
+        let schema = config.line_schema();
+        assert_eq!(schema.measurement, "climate");
+        assert_eq!(schema.sensor_tags, ["device", "host"]);
+        assert_eq!(schema.fields, ["celsius"]);
+        assert_eq!(config.max_lp_body_bytes, 4096);
+        for (name, value) in [
+            ("LP_FIELDS", "a,,b"),
+            ("LP_MEASUREMENT", ""),
+            ("MAX_LP_BODY_BYTES", "0"),
+        ] {
+            let error = Config::from_vars(vars(&[(name, value)])).unwrap_err();
+            assert!(error.contains(name), "{error}");
+        }
     }
 
     #[test]

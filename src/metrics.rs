@@ -28,6 +28,7 @@ pub struct Metrics {
     aggregate_max: Gauge,
     aggregate_average: Gauge,
     dynamodb_requests: IntCounter,
+    line_protocol_ignored: IntCounter,
 }
 
 /// Every storage operation (the `operation` label), so that
@@ -132,6 +133,11 @@ impl Metrics {
                  of it), as of the last scrape; 0 on the embedded store.",
             )
             .expect("valid metric"),
+            line_protocol_ignored: IntCounter::new(
+                "telemetry_line_protocol_ignored_lines_total",
+                "Line protocol lines skipped because their measurement is not the configured one.",
+            )
+            .expect("valid metric"),
         };
         let collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(metrics.http_requests.clone()),
@@ -146,6 +152,7 @@ impl Metrics {
             Box::new(metrics.aggregate_max.clone()),
             Box::new(metrics.aggregate_average.clone()),
             Box::new(metrics.dynamodb_requests.clone()),
+            Box::new(metrics.line_protocol_ignored.clone()),
         ];
         for collector in collectors {
             metrics
@@ -275,6 +282,11 @@ impl Metrics {
         self.readings.with_label_values(&["rejected"]).inc();
     }
 
+    /// Line protocol lines of other measurements, skipped.
+    pub fn line_protocol_ignored(&self, lines: usize) {
+        self.line_protocol_ignored.inc_by(lines as u64);
+    }
+
     /// The Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
@@ -315,6 +327,8 @@ pub fn route_template(path: &str) -> &'static str {
         ["api", "temperature"] => "/api/temperature",
         ["api", "stats"] => "/api/stats",
         ["api", "readings"] => "/api/readings",
+        ["api", "v2", "write"] => "/api/v2/write",
+        ["write"] => "/write",
         ["metrics"] => "/metrics",
         ["openapi.json"] => "/openapi.json",
         [""] => "/",

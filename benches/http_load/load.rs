@@ -28,6 +28,8 @@ pub struct Call {
     pub path: Cow<'static, str>,
     /// `(content type, bytes)`.
     pub body: Option<(&'static str, Bytes)>,
+    /// The body's `Content-Encoding`, when compressed.
+    pub content_encoding: Option<&'static str>,
 }
 
 impl Call {
@@ -36,6 +38,7 @@ impl Call {
             method: Method::GET,
             path: path.into(),
             body: None,
+            content_encoding: None,
         }
     }
 
@@ -53,6 +56,27 @@ impl Call {
             method,
             path: path.into(),
             body: Some((content_type, body.into())),
+            content_encoding: None,
+        }
+    }
+
+    /// `body` gzip-compressed (fast level, as Telegraf and the InfluxDB clients compress).
+    pub fn gzip(
+        method: Method,
+        path: impl Into<Cow<'static, str>>,
+        content_type: &'static str,
+        body: &[u8],
+    ) -> Self {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(
+            Vec::with_capacity(body.len() / 4),
+            flate2::Compression::fast(),
+        );
+        encoder.write_all(body).expect("compress in memory");
+        let compressed = encoder.finish().expect("compress in memory");
+        Self {
+            content_encoding: Some("gzip"),
+            ..Self::with_body(method, path, content_type, compressed)
         }
     }
 }
@@ -95,10 +119,13 @@ pub async fn connect(addr: SocketAddr) -> Sender {
 
 /// Sends one request and reads its whole body; `None` when the connection failed.
 pub async fn send(sender: &mut Sender, call: Call) -> Option<(u16, Bytes)> {
-    let builder = Request::builder()
+    let mut builder = Request::builder()
         .method(call.method)
         .uri(call.path.as_ref())
         .header("host", "127.0.0.1");
+    if let Some(coding) = call.content_encoding {
+        builder = builder.header("content-encoding", coding);
+    }
     let request = match call.body {
         Some((content_type, bytes)) => builder
             .header("content-type", content_type)
@@ -180,6 +207,16 @@ pub fn reading_text(sensor: &str, second: u64, temperature_centi: u64) -> String
         r#"{{"sensorID":"{sensor}","time":"{time}","temperature":{}.{:02}}}"#,
         temperature_centi / 100,
         temperature_centi % 100
+    )
+}
+
+/// One line of line protocol: reading `second` of `sensor`, timestamp in seconds.
+pub fn reading_line(sensor: &str, second: u64, temperature_centi: u64) -> String {
+    format!(
+        "temperature,sensorID={sensor} value={}.{:02} {}\n",
+        temperature_centi / 100,
+        temperature_centi % 100,
+        BASE_EPOCH + second as i64
     )
 }
 

@@ -8,7 +8,8 @@
 //!
 //! Scenarios ([`scenarios::embedded`]): `GET /api` at 64 clients (the HTTP ceiling of the same
 //! server); durable single-reading `PUT /api/temperature` at 1, 16 and 64 clients; `PUT`
-//! batches of 100 readings at 16 clients; the storage layer's write ceiling in this process
+//! batches of 100 and 1,000 readings at 16 clients, next to gzip line protocol bodies of 5,000
+//! lines to `POST /api/v2/write` at 16 clients (cost per reading); the storage layer's write ceiling in this process
 //! ([`in_process`]); `GET /api/stats` at 16 clients after 10^3, 10^5 and 10^6 stored readings,
 //! and at each size `Storage::scan_stats` timed against `Storage::stats` without HTTP.
 //! With `BENCH_DYNAMODB_ENDPOINT`, the DynamoDB series too ([`dynamodb`]); `-- dynamodb` runs

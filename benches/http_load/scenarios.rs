@@ -12,7 +12,7 @@ use hyper::Method;
 use tokio::runtime::Runtime;
 
 use crate::in_process::{storage_ceiling, time_stats};
-use crate::load::{Call, MakeRequest, fill, json_array, reading_text};
+use crate::load::{Call, MakeRequest, fill, json_array, reading_line, reading_text};
 use crate::measure::{Measurement, measure};
 use crate::options::Options;
 use crate::server::{Backend, Server};
@@ -61,6 +61,28 @@ pub fn put_batch(clients: usize, size: u64, prefix: &'static str) -> Scenario {
                 (0..size).map(|i| reading_text(&sensor, seq * size + i, 1_000 + i * 7 % 2_000)),
             );
             Call::json(Method::PUT, "/api/temperature", body)
+        }),
+    }
+}
+
+/// Line protocol writes of `lines` new readings each, gzip-compressed, of sensor
+/// `<prefix>-<client>`, to the InfluxDB 2 route.
+pub fn write_lp_gzip(clients: usize, lines: u64, prefix: &'static str) -> Scenario {
+    Scenario {
+        name: format!("POST /api/v2/write x{lines} gzip ({clients} clients)"),
+        clients,
+        items_per_request: lines,
+        make: Arc::new(move |task, seq| {
+            let sensor = format!("{prefix}-{task}");
+            let body: String = (0..lines)
+                .map(|i| reading_line(&sensor, seq * lines + i, 1_000 + i * 7 % 2_000))
+                .collect();
+            Call::gzip(
+                Method::POST,
+                "/api/v2/write?bucket=bench&precision=s",
+                "text/plain; charset=utf-8",
+                body.as_bytes(),
+            )
         }),
     }
 }
@@ -121,6 +143,9 @@ pub fn embedded() -> Series {
             put_single(16),
             put_single(64),
             put_batch(16, 100, "b"),
+            // Per reading, line protocol against JSON: the same 16 clients, big batches.
+            put_batch(16, 1_000, "j"),
+            write_lp_gzip(16, 5_000, "l"),
         ],
         baselines: vec![Baseline {
             name: "Storage::put_readings x1 (64 tasks)",

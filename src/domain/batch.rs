@@ -1,11 +1,16 @@
-//! The body of `PUT /api/temperature`: one reading or an array of readings, validated as a whole.
+//! The body of `PUT /api/temperature`: one reading or an array of readings, validated as a whole
+//! (all or nothing) or reading by reading (`accept_partial`).
+//!
+//! Request bodies are read with [`RawValue`], so each number reaches validation as its
+//! literal text.
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-use super::reading::{FieldError, Reading, SensorId, Timestamp};
+use super::reading::{Field, FieldError, Reading, SensorId, Timestamp};
 
 /// Most readings accepted in one request.
 pub const MAX_BATCH: usize = 1_000;
@@ -13,6 +18,8 @@ pub const MAX_BATCH: usize = 1_000;
 /// Why a body was refused before anything was stored.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BatchError {
+    /// The body is not JSON.
+    Malformed(String),
     /// An empty array: nothing to store is almost always a client bug.
     Empty,
     /// More than [`MAX_BATCH`] readings.
@@ -53,32 +60,138 @@ pub struct Batch {
     pub repeats: usize,
 }
 
-impl Batch {
-    pub fn parse(body: &Value) -> Result<Self, BatchError> {
+/// Every item of a request, validated one by one: the valid readings and the invalid ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    pub readings: Vec<(usize, Reading)>,
+    pub invalid: Vec<InvalidReading>,
+}
+
+/// What `accept_partial` keeps of a request: the readings to store, and those refused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Partial {
+    pub batch: Batch,
+    pub invalid: Vec<InvalidReading>,
+    /// Later readings of the request with the identity of an earlier one and another value.
+    pub conflicts: Vec<Conflict>,
+}
+
+/// The three fields of a reading object, as raw JSON; other members are ignored.
+#[derive(Deserialize)]
+struct RawReading<'a> {
+    #[serde(rename = "sensorID", borrow, default)]
+    sensor_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    time: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    temperature: Option<&'a RawValue>,
+}
+
+impl Checked {
+    /// A request body: one reading object or an array of them, numbers kept as literal text.
+    pub fn from_json(body: &[u8]) -> Result<Self, BatchError> {
+        let malformed = |error: serde_json::Error| BatchError::Malformed(error.to_string());
+        let top: &RawValue = serde_json::from_slice(body).map_err(malformed)?;
+        let items: Vec<&RawValue> = match top.get().as_bytes().first() {
+            Some(b'[') => serde_json::from_str(top.get()).map_err(malformed)?,
+            Some(b'{') => vec![top],
+            _ => return Err(BatchError::NotReadings),
+        };
+        Self::check(items.len(), items.into_iter().map(reading_from_raw))
+    }
+
+    /// A value built in code (tests, benchmarks): numbers are read through their shortest
+    /// round-trip text, since a [`Value`] keeps no other.
+    pub fn from_value(body: &Value) -> Result<Self, BatchError> {
         let items: Vec<&Value> = match body {
-            Value::Array(items) if items.is_empty() => return Err(BatchError::Empty),
-            Value::Array(items) if items.len() > MAX_BATCH => {
-                return Err(BatchError::TooMany(items.len()));
-            }
             Value::Array(items) => items.iter().collect(),
             Value::Object(_) => vec![body],
             _ => return Err(BatchError::NotReadings),
         };
-        let mut readings = Vec::with_capacity(items.len());
+        Self::check(items.len(), items.into_iter().map(Reading::parse))
+    }
+
+    fn check(
+        count: usize,
+        items: impl Iterator<Item = Result<Reading, Vec<FieldError>>>,
+    ) -> Result<Self, BatchError> {
+        if count == 0 {
+            return Err(BatchError::Empty);
+        }
+        if count > MAX_BATCH {
+            return Err(BatchError::TooMany(count));
+        }
+        let mut readings = Vec::with_capacity(count);
         let mut invalid = Vec::new();
-        for (index, item) in items.into_iter().enumerate() {
-            match Reading::parse(item) {
+        for (index, item) in items.enumerate() {
+            match item {
                 Ok(reading) => readings.push((index, reading)),
                 Err(errors) => invalid.push(InvalidReading { index, errors }),
             }
         }
-        if !invalid.is_empty() {
-            return Err(BatchError::Invalid(invalid));
-        }
-        Self::dedup(readings)
+        Ok(Self { readings, invalid })
     }
 
-    fn dedup(all: Vec<(usize, Reading)>) -> Result<Self, BatchError> {
+    /// All or nothing: any invalid reading or conflict inside the request refuses it whole.
+    pub fn all_or_nothing(self) -> Result<Batch, BatchError> {
+        if !self.invalid.is_empty() {
+            return Err(BatchError::Invalid(self.invalid));
+        }
+        Batch::from_readings(self.readings)
+    }
+
+    /// Reading by reading: invalid ones are set aside, and of two readings with one identity
+    /// and different values the first is kept and the later ones refused.
+    pub fn partial(self) -> Partial {
+        let (batch, conflicts) = Batch::dedup_keeping_first(self.readings);
+        Partial {
+            batch,
+            invalid: self.invalid,
+            conflicts,
+        }
+    }
+}
+
+fn reading_from_raw(item: &RawValue) -> Result<Reading, Vec<FieldError>> {
+    if !item.get().starts_with('{') {
+        return Err(vec![FieldError::not_an_object()]);
+    }
+    let raw: RawReading<'_> = serde_json::from_str(item.get()).map_err(|error| {
+        vec![FieldError {
+            field: "",
+            detail: format!("the reading object is invalid: {error}"),
+        }]
+    })?;
+    Reading::from_fields(
+        &Field::from_raw(raw.sensor_id),
+        &Field::from_raw(raw.time),
+        &Field::from_raw(raw.temperature),
+    )
+}
+
+impl Batch {
+    /// A request body, all or nothing (what `PUT /api/temperature` does by default).
+    pub fn from_json(body: &[u8]) -> Result<Self, BatchError> {
+        Checked::from_json(body)?.all_or_nothing()
+    }
+
+    /// A value built in code, all or nothing (see [`Checked::from_value`]).
+    pub fn parse(body: &Value) -> Result<Self, BatchError> {
+        Checked::from_value(body)?.all_or_nothing()
+    }
+
+    /// Valid readings, with the request index (or line number) of each: exact repeats collapse,
+    /// two values for one identity are a [`BatchError::SelfConflict`].
+    pub fn from_readings(all: Vec<(usize, Reading)>) -> Result<Self, BatchError> {
+        match Self::dedup_keeping_first(all) {
+            (batch, conflicts) if conflicts.is_empty() => Ok(batch),
+            (_, conflicts) => Err(BatchError::SelfConflict(conflicts)),
+        }
+    }
+
+    /// Keeps the first reading of each identity; later exact repeats are counted, later
+    /// different values are returned as conflicts.
+    pub(crate) fn dedup_keeping_first(all: Vec<(usize, Reading)>) -> (Self, Vec<Conflict>) {
         let mut first: HashMap<(&SensorId, Timestamp), &Reading> = HashMap::new();
         let mut keep = vec![true; all.len()];
         let mut conflicts = Vec::new();
@@ -90,19 +203,19 @@ impl Batch {
                 Some(earlier) if earlier.temperature == reading.temperature => {
                     keep[position] = false;
                 }
-                Some(earlier) => conflicts.push(Conflict::between(*index, reading, earlier)),
+                Some(earlier) => {
+                    keep[position] = false;
+                    conflicts.push(Conflict::between(*index, reading, earlier));
+                }
             }
         }
-        if !conflicts.is_empty() {
-            return Err(BatchError::SelfConflict(conflicts));
-        }
-        let repeats = keep.iter().filter(|k| !**k).count();
+        let repeats = keep.iter().filter(|k| !**k).count() - conflicts.len();
         let readings = all
             .into_iter()
             .zip(keep)
             .filter_map(|(entry, keep)| keep.then_some(entry))
             .collect();
-        Ok(Self { readings, repeats })
+        (Self { readings, repeats }, conflicts)
     }
 }
 
@@ -181,6 +294,52 @@ mod tests {
             reading("2", "2021-10-04 09:00:00", 2.0),
         ]);
         assert_eq!(Batch::parse(&body).unwrap().readings.len(), 2);
+    }
+
+    #[test]
+    fn a_body_keeps_each_number_as_its_literal_text() {
+        // Through f64, the first would be 5e-7 and round up; its digits say it rounds down.
+        let body = br#"[{"sensorID": 1, "time": "2021-10-04 09:00:00", "temperature": 0.00000049999999999999999999},
+                        {"sensorID": 1, "time": "2021-10-04 09:00:01", "temperature": 15.799999999999997, "unit": "C"}]"#;
+        let batch = Batch::from_json(body).unwrap();
+        let micros: Vec<i64> = batch
+            .readings
+            .iter()
+            .map(|(_, r)| r.temperature.micros())
+            .collect();
+        assert_eq!(micros, [0, 15_800_000]);
+    }
+
+    #[test]
+    fn malformed_and_non_object_bodies_are_told_apart() {
+        assert!(matches!(
+            Batch::from_json(b"[{"),
+            Err(BatchError::Malformed(_))
+        ));
+        assert_eq!(Batch::from_json(b"12"), Err(BatchError::NotReadings));
+        assert_eq!(Batch::from_json(b"[]"), Err(BatchError::Empty));
+        let Err(BatchError::Invalid(invalid)) = Batch::from_json(br#"[1, {"sensorID": true}]"#)
+        else {
+            panic!("expected invalid readings");
+        };
+        assert_eq!(invalid.len(), 2);
+    }
+
+    #[test]
+    fn partial_keeps_the_valid_readings_and_the_first_of_each_identity() {
+        let body = json!([
+            reading("1", "2021-10-04 09:00:00", 1.0),
+            {"sensorID": "1", "time": "never", "temperature": 1},
+            reading("1", "2021-10-04 09:00:00", 2.0),
+            reading("1", "2021-10-04 09:00:00", 1.0),
+            reading("2", "2021-10-04 09:00:00", 1.0),
+        ]);
+        let partial = Checked::from_value(&body).unwrap().partial();
+        let kept: Vec<usize> = partial.batch.readings.iter().map(|(i, _)| *i).collect();
+        assert_eq!(kept, [0, 4]);
+        assert_eq!(partial.batch.repeats, 1);
+        assert_eq!(partial.invalid[0].index, 1);
+        assert_eq!(partial.conflicts[0].index, 2);
     }
 
     #[test]

@@ -2,8 +2,10 @@
 
 pub mod aggregate;
 pub mod batch;
+pub mod line_batch;
+pub mod line_protocol;
 pub mod reading;
 
 pub use aggregate::{Aggregate, Stats};
-pub use batch::{Batch, BatchError, Conflict, MAX_BATCH};
-pub use reading::{Reading, SensorId, Temperature, Timestamp};
+pub use batch::{Batch, BatchError, Checked, Conflict, InvalidReading, MAX_BATCH, Partial};
+pub use reading::{Field, Reading, SensorId, Temperature, Timestamp};

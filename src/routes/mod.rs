@@ -8,18 +8,22 @@ pub mod health;
 pub mod json;
 pub mod metrics;
 pub mod openapi;
+pub mod partial_write;
 pub mod picus;
 pub mod problem;
 pub mod query;
 pub mod readings;
+pub mod write_lp;
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use warp::Filter;
 use warp::reply::Reply;
 
 use crate::metrics::Metrics;
 use crate::storage::Storage;
+use write_lp::LineProtocolSettings;
 
 /// Injects the storage handle into a handler.
 pub fn with_storage(
@@ -34,7 +38,9 @@ pub fn all(
     storage: Storage,
     metrics: Metrics,
     max_body_bytes: usize,
+    line_protocol: LineProtocolSettings,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let line_protocol = Arc::new(line_protocol);
     let observer = metrics.clone();
     let log = warp::log::custom(move |info| {
         let route = crate::metrics::route_template(info.path());
@@ -55,6 +61,18 @@ pub fn all(
             storage.clone(),
             metrics.clone(),
             max_body_bytes,
+        ))
+        .unify()
+        .or(write_lp::write_v2(
+            storage.clone(),
+            metrics.clone(),
+            line_protocol.clone(),
+        ))
+        .unify()
+        .or(write_lp::write_v1(
+            storage.clone(),
+            metrics.clone(),
+            line_protocol,
         ))
         .unify()
         .or(readings::stats_get(storage.clone()))

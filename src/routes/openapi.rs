@@ -28,6 +28,8 @@ mod tests {
             "/api/temperature",
             "/api/stats",
             "/api/readings",
+            "/api/v2/write",
+            "/write",
             "/metrics",
             "/",
             "/dashboard/app.js",

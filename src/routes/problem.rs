@@ -11,6 +11,7 @@ use warp::http::{HeaderValue, StatusCode, header};
 use warp::reject::Rejection;
 use warp::reply::{Reply, Response};
 
+use super::body::BodyError;
 use crate::storage::StorageError;
 
 /// Seconds a client should wait before retrying when storage is unavailable.
@@ -101,33 +102,12 @@ impl From<StorageError> for Problem {
     }
 }
 
-/// Request bodies beyond the configured limit.
-#[derive(Debug)]
-pub struct BodyTooLarge {
-    pub limit: usize,
-}
-impl warp::reject::Reject for BodyTooLarge {}
-
-/// A body that could not be read off the connection.
-#[derive(Debug)]
-pub struct BodyUnreadable;
-impl warp::reject::Reject for BodyUnreadable {}
-
 /// Turns every rejection left after routing into a problem; nothing escapes as a bare 404/500.
 pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     let problem = if rejection.is_not_found() {
         Problem::new(StatusCode::NOT_FOUND, "no such resource")
-    } else if let Some(too_large) = rejection.find::<BodyTooLarge>() {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request body exceeds {} bytes", too_large.limit),
-        )
-        .with("limit", too_large.limit)
-    } else if rejection.find::<BodyUnreadable>().is_some() {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "the request body could not be read",
-        )
+    } else if let Some(error) = rejection.find::<BodyError>() {
+        return Ok(error.problem_response());
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         Problem::new(
             StatusCode::METHOD_NOT_ALLOWED,

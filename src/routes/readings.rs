@@ -10,14 +10,15 @@ use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
 use super::body;
+use super::partial_write::{PartialOutcome, put_partial};
 use super::problem::Problem;
 use super::query;
 use super::with_storage;
-use crate::domain::{Batch, BatchError, MAX_BATCH, SensorId, Timestamp};
+use crate::domain::{BatchError, Checked, MAX_BATCH, Partial, SensorId, Timestamp};
 use crate::metrics::Metrics;
 use crate::storage::{PutOutcome, ReadingsQuery, Storage};
 
-/// PUT /api/temperature
+/// PUT /api/temperature[?accept_partial=true]
 pub fn readings_put(
     storage: Storage,
     metrics: Metrics,
@@ -25,6 +26,7 @@ pub fn readings_put(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "temperature")
         .and(warp::put())
+        .and(warp::query::<HashMap<String, String>>())
         .and(warp::header::optional::<String>("content-type"))
         .and(body::limited(max_body_bytes))
         .and(with_storage(storage))
@@ -32,24 +34,45 @@ pub fn readings_put(
         .then(put_readings)
 }
 
+/// `accept_partial=true|false` (absent: false), shared by every write route.
+pub fn accept_partial(query: &HashMap<String, String>) -> Result<bool, String> {
+    match query.get("accept_partial").map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(format!(
+            "accept_partial must be true or false, not {other:?}"
+        )),
+    }
+}
+
 async fn put_readings(
+    query: HashMap<String, String>,
     content_type: Option<String>,
     body: Bytes,
     storage: Storage,
     metrics: Metrics,
 ) -> Response {
-    let value = match body::parse_json(content_type.as_deref(), &body) {
-        Ok(value) => value,
+    let checked = accept_partial(&query)
+        .map_err(|detail| Problem::new(StatusCode::BAD_REQUEST, detail))
+        .and_then(|partial| {
+            body::check_json(content_type.as_deref(), &body)?;
+            let checked = Checked::from_json(&body).map_err(batch_problem)?;
+            Ok((partial, checked))
+        });
+    let checked = match checked {
+        Ok((true, checked)) => return put_partially(checked.partial(), &storage, &metrics).await,
+        Ok((false, checked)) => checked,
         Err(problem) => {
             metrics.readings_rejected();
             return problem.into_response();
         }
     };
-    let batch = match Batch::parse(&value) {
+    let sent = checked.readings.len() + checked.invalid.len();
+    let batch = match checked.all_or_nothing() {
         Ok(batch) => batch,
         Err(error @ BatchError::SelfConflict(_)) => {
             // A conflict, counted like one with stored readings: each reading received.
-            metrics.readings_conflicted(value.as_array().map_or(1, Vec::len));
+            metrics.readings_conflicted(sent);
             return batch_problem(error).into_response();
         }
         Err(error) => {
@@ -81,8 +104,45 @@ async fn put_readings(
     }
 }
 
+/// `accept_partial=true`: 200 with what was stored and every refused reading by index.
+async fn put_partially(partial: Partial, storage: &Storage, metrics: &Metrics) -> Response {
+    let Partial {
+        batch,
+        invalid,
+        conflicts: in_request,
+    } = partial;
+    metrics.readings_conflicted(in_request.len());
+    let PartialOutcome {
+        stored,
+        duplicates,
+        conflicts: with_stored,
+    } = match put_partial(storage, metrics, batch).await {
+        Ok(outcome) => outcome,
+        Err(error) => return Problem::from(error).into_response(),
+    };
+    let mut refused: Vec<serde_json::Value> =
+        invalid
+            .into_iter()
+            .map(|invalid| json!({"index": invalid.index, "status": 422, "errors": invalid.errors}))
+            .chain(in_request.into_iter().chain(with_stored).map(
+                |conflict| json!({"index": conflict.index, "status": 409, "conflict": conflict}),
+            ))
+            .collect();
+    refused.sort_by_key(|entry| entry["index"].as_u64());
+    super::json::reply(&json!({
+        "stored": stored,
+        "duplicates": duplicates,
+        "refused": refused,
+    }))
+    .into_response()
+}
+
 fn batch_problem(error: BatchError) -> Problem {
     match error {
+        BatchError::Malformed(detail) => Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not valid JSON: {detail}"),
+        ),
         BatchError::Empty => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "the batch is empty: send one reading or an array of 1 to 1000",

@@ -175,6 +175,26 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// One sensor's stored readings (at most 1,000) as `(RFC 3339 time, temperature)`.
+    pub async fn series(&self, sensor: &str) -> Vec<(String, f64)> {
+        let response = self
+            .readings(&[("sensorID", sensor), ("limit", "1000")])
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let page: Value = response.json().await.expect("a JSON page");
+        page["readings"]
+            .as_array()
+            .expect("readings")
+            .iter()
+            .map(|r| {
+                let time = r["time"].as_str().expect("time").to_owned();
+                (time, r["temperature"].as_f64().expect("temperature"))
+            })
+            .collect()
+    }
+}
+
 pub fn reading(sensor: &str, time: &str, temperature: f64) -> Value {
     json!({"sensorID": sensor, "time": time, "temperature": temperature})
 }

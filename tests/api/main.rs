@@ -2,9 +2,12 @@
 //! Run against the embedded store by default, against DynamoDB with
 //! `TELEMETRY_TEST_STORAGE=dynamodb` (see `helpers.rs`).
 
+mod encoding;
 mod errors;
 mod health;
 mod helpers;
+mod line_protocol;
+mod numbers;
 mod picus;
 mod promtool;
 mod readings;
