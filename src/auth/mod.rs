@@ -3,6 +3,7 @@
 //! | route | needs |
 //! |---|---|
 //! | `GET /api`, `GET /api/ready`, `GET /openapi.json` | nothing (load-balancer health checks, the API description) |
+//! | `GET /`, `GET /dashboard/app.js`, `GET /dashboard/app.css` | nothing (the dashboard page; its data needs a read token) |
 //! | `GET /metrics` | nothing, or `METRICS_TOKEN` (or an admin token) when that is set |
 //! | `PUT /api/temperature`, `POST /api/v2/write`, `POST /write` | a `write` token |
 //! | every other `GET`/`HEAD` (readings, stats, `/picus/get`, `/picus/list`, ...) | a `read` token |
@@ -51,6 +52,9 @@ pub fn requirement(method: &Method, route: &str) -> Requirement {
     let reading = *method == Method::GET || *method == Method::HEAD;
     match route {
         "/api" | "/api/ready" | "/openapi.json" => Requirement::Open,
+        // The dashboard's page, script and styles hold no data: the page asks for a read
+        // token itself when the data routes answer 401.
+        "/" | "/dashboard/app.js" | "/dashboard/app.css" if reading => Requirement::Open,
         "/metrics" => Requirement::Metrics,
         "/write" => Requirement::Token(Scope::Write, Budget::Write, Forms::InfluxV1),
         "/api/v2/write" => Requirement::Token(Scope::Write, Budget::Write, Forms::Standard),

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod dashboard;
 pub mod health;
 pub mod json;
 pub mod metrics;
@@ -101,6 +102,8 @@ pub fn all(
         .or(metrics::metrics_get(metrics, storage))
         .unify()
         .or(openapi::openapi_get())
+        .unify()
+        .or(dashboard::dashboard_get())
         .unify();
     auth::guard(access)
         .and(routes)

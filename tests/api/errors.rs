@@ -8,8 +8,8 @@ use crate::helpers::{assert_problem, reading, spawn_app};
 #[tokio::test]
 async fn unknown_routes_are_404_problems() {
     let (app, _store) = spawn_app().await;
+    // `/` is the dashboard page (tests/dashboard).
     for path in [
-        "/",
         "/nope",
         "/api/temperature/extra",
         "/api/stats/x",
