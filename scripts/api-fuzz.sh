@@ -32,9 +32,13 @@ for _ in $(seq 1 100); do
 done
 [ -n "$port" ] || { echo "the server did not start:"; cat "$log"; exit 1; }
 
+# One worker: CPython 3.11's AST constructor keeps its recursion depth per interpreter, not per
+# thread, so hypothesis parsing lambda sources in two threads at once fails at random with
+# "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905). The run is
+# bounded by --max-examples and --max-time, not by the number of workers.
 "$VENV/bin/st" run "http://127.0.0.1:$port/openapi.json" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --phases examples,coverage,fuzzing,stateful \
-  --max-examples 40 --seed 20211004 --max-time 60 --workers 2 \
+  --max-examples 40 --seed 20211004 --max-time 90 --workers 1 \
   --request-timeout 10 \
   --header "Authorization: Bearer $token"
