@@ -301,6 +301,13 @@ impl Metrics {
         }
     }
 
+    /// A storage call refused before it was made (a write shed before its body was parsed).
+    pub fn storage_refused(&self, backend: &str, operation: &str, kind: &'static str) {
+        self.storage_errors
+            .with_label_values(&[backend, operation, kind])
+            .inc();
+    }
+
     /// The size of one group commit.
     pub fn observe_group(&self, backend: &str, writes: usize) {
         self.group_size

@@ -54,6 +54,11 @@ async fn put_readings(
     storage: Storage,
     metrics: Metrics,
 ) -> Response {
+    // Shed before parsing: under a flood, a write the queue could not take anyway costs the
+    // read of its body only, not the parse and validation of every reading in it.
+    if let Err(error) = storage.accepting_writes() {
+        return Problem::from(error).into_response();
+    }
     let checked = accept_partial(&query)
         .map_err(|detail| Problem::new(StatusCode::BAD_REQUEST, detail))
         .and_then(|partial| {

@@ -105,6 +105,10 @@ async fn write(
     metrics: Metrics,
     settings: Arc<LineProtocolSettings>,
 ) -> Response {
+    // Shed before parsing (and before decompressing), as the JSON write route does.
+    if let Err(error) = storage.accepting_writes() {
+        return WriteError::from(error).into_response(dialect);
+    }
     let received = Timestamp::from_micros(chrono::Utc::now().timestamp_micros())
         .expect("the clock is within years 1 to 9999");
     let checked = parse(dialect, &query, body, &settings, received);

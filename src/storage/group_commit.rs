@@ -209,6 +209,22 @@ impl<W: Send + 'static> GroupCommit<W> {
             })
     }
 
+    /// `Unavailable` when a write submitted now would be refused because the writer is behind
+    /// or the queue is full: lets a route refuse a write before it spends CPU on parsing and
+    /// validating a body that could not be queued anyway. A hint only: [`Self::submit`] checks
+    /// again.
+    pub fn accepting(&self) -> Result<(), StorageError> {
+        if let Some(reason) = self.pressure.overloaded() {
+            return Err(StorageError::Unavailable(reason.into()));
+        }
+        if self.sender.capacity() == 0 {
+            return Err(StorageError::Unavailable(
+                "the storage write queue is full; retry later".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Queues a write, or refuses it at once (`Unavailable`) when the queue is full or the
     /// writer is behind (see the module documentation), or the writer is gone.
     pub async fn submit(&self, write: W) -> Result<(), StorageError> {
@@ -313,7 +329,12 @@ mod tests {
         while writer.pressure.waiting.load(Ordering::Relaxed) {
             tokio::task::yield_now().await;
         }
+        assert!(writer.accepting().is_ok(), "room in the queue");
         answers.extend(submit_many(&writer, 4).await);
+        assert!(
+            matches!(writer.accepting(), Err(StorageError::Unavailable(_))),
+            "a full queue is announced before a write is submitted"
+        );
         let (reply, _refused) = oneshot::channel();
         let error = writer.submit(reply).await.unwrap_err();
         assert!(matches!(error, StorageError::Unavailable(_)), "{error:?}");
@@ -328,6 +349,7 @@ mod tests {
             .await
             .expect("taken again once the queue drained");
         answer.await.unwrap();
+        assert!(writer.accepting().is_ok(), "accepting again");
     }
 
     #[test]

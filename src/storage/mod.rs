@@ -117,6 +117,9 @@ pub(crate) fn trim_page<T, K>(
 pub trait Store {
     /// Stores a request's readings atomically with the aggregates they change, once durable.
     async fn put_readings(&self, batch: Batch) -> Result<PutOutcome, StorageError>;
+    /// `Unavailable` when a write submitted now would be shed (the writer is behind or its
+    /// queue is full): write routes ask before they parse a body.
+    fn accepting_writes(&self) -> Result<(), StorageError>;
     /// All readings' aggregate, or one sensor's, from the stored aggregates.
     async fn stats(&self, sensor: Option<&SensorId>) -> Result<Aggregate, StorageError>;
     /// Benchmark baseline only: the aggregate recomputed from the stored readings.
@@ -207,6 +210,18 @@ impl Storage {
             on_backend!(self, store => store.put_readings(batch).await)
         })
         .await
+    }
+
+    /// `Unavailable` when a write would be shed right now, before any parsing; see
+    /// [`Store::accepting_writes`]. Counted as an unavailable `put_readings`, as the same
+    /// refusal from the queue itself is.
+    pub fn accepting_writes(&self) -> Result<(), StorageError> {
+        let result = on_backend!(self, store => store.accepting_writes());
+        if result.is_err() {
+            self.metrics
+                .storage_refused(self.backend_name(), "put_readings", "unavailable");
+        }
+        result
     }
 
     /// All readings' aggregate, or one sensor's.

@@ -1,7 +1,8 @@
 //! The dashboard at `GET /` in a real browser (headless Debian Chromium over WebDriver),
 //! against the real server on 127.0.0.1: readings go in through the API, and the tests assert
 //! what a person sees — sensor rows, latest values, statistics, the chart's points and gaps,
-//! a hostile sensor id shown as text, and the error state once the server is gone.
+//! a hostile sensor id shown as text, the error state once the server is gone, and the read
+//! token flow on a service with tokens (`token.rs`).
 //!
 //! Screenshots land in Cargo's per-test temporary directory (`target/tmp`); set
 //! `DASHBOARD_SCREENSHOT=docs/dashboard.png` to refresh the README's picture.
@@ -11,6 +12,7 @@ mod helpers;
 
 mod browser;
 mod fleet;
+mod token;
 
 use std::path::Path;
 

@@ -22,6 +22,10 @@ use crate::storage::{
 };
 
 impl Store for DynamoStore {
+    fn accepting_writes(&self) -> Result<(), StorageError> {
+        self.writer.accepting()
+    }
+
     async fn put_readings(&self, batch: Batch) -> Result<PutOutcome, StorageError> {
         let (reply, answer) = oneshot::channel();
         let queued = Instant::now();

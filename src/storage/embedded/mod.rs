@@ -291,6 +291,10 @@ impl EmbeddedStore {
 }
 
 impl Store for EmbeddedStore {
+    fn accepting_writes(&self) -> Result<(), StorageError> {
+        self.writer.commit().accepting()
+    }
+
     async fn put_readings(&self, batch: Batch) -> Result<PutOutcome, StorageError> {
         self.write(|reply| QueuedWrite::Readings { batch, reply })
             .await

@@ -61,6 +61,10 @@ resource "aws_ecs_task_definition" "this" {
         { name = "SHUTDOWN_GRACE_SECONDS", value = tostring(var.shutdown_grace_seconds) },
         # Start-up fails when no token is configured: the service is never open by accident.
         { name = "REQUIRE_AUTH", value = "true" },
+        # Tasks take traffic from the ALB only (their security group admits nothing else), so
+        # the client address for per-client limits is the last X-Forwarded-For entry, the one
+        # the ALB appended; without it every client would share the ALB's address.
+        { name = "TRUST_X_FORWARDED_FOR", value = "true" },
       ]
 
       # Injected by the ECS agent (execution role) from Secrets Manager at task start.

@@ -59,6 +59,10 @@ run "defaults_rolling" {
     error_message = "the task must run with REQUIRE_AUTH=true"
   }
   assert {
+    condition     = contains(jsondecode(aws_ecs_task_definition.this.container_definitions)[0].environment, { name = "TRUST_X_FORWARDED_FOR", value = "true" })
+    error_message = "behind the ALB the client address is the last X-Forwarded-For entry: TRUST_X_FORWARDED_FOR=true"
+  }
+  assert {
     condition     = jsondecode(aws_ecs_task_definition.this.container_definitions)[0].secrets == [{ name = "API_TOKENS", valueFrom = aws_secretsmanager_secret.api_tokens.arn }]
     error_message = "API_TOKENS must come from the api-tokens secret (and nothing else by default)"
   }
