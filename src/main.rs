@@ -70,7 +70,10 @@ fn verify(config: &Config) -> ExitCode {
         Ok(found) => found,
         Err(error) => {
             let error = telemetry::storage::chain(&error);
-            eprintln!("telemetry verify: DATA_DIR={}: {error}", config.data_dir.display());
+            eprintln!(
+                "telemetry verify: DATA_DIR={}: {error}",
+                config.data_dir.display()
+            );
             return ExitCode::from(EXIT_SETUP);
         }
     };

@@ -3,10 +3,11 @@
 //! middle of the log. Each exits 2 with one line naming the problem and the variable that
 //! overrides it; with that variable set the service starts. Also `telemetry verify`.
 
+use redb::ReadableDatabase;
+use serde_json::json;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicI64, Ordering};
-use serde_json::json;
 
 use crate::server::{start, start_with};
 
@@ -68,7 +69,10 @@ async fn an_empty_database_file_with_records_in_the_log_is_refused() {
     std::fs::File::create(dir.path().join(DB)).unwrap(); // truncated to 0 bytes
     let line = refused(dir.path());
     assert!(line.contains("missing or empty"), "{line}");
-    assert!(line.contains("RECOVERY_ALLOW_EMPTY_DATABASE=true"), "{line}");
+    assert!(
+        line.contains("RECOVERY_ALLOW_EMPTY_DATABASE=true"),
+        "{line}"
+    );
     starts_with(dir.path(), "RECOVERY_ALLOW_EMPTY_DATABASE").await;
 }
 
@@ -79,12 +83,19 @@ async fn a_deleted_database_file_with_records_in_the_log_is_refused() {
     std::fs::remove_file(dir.path().join(DB)).unwrap();
     let line = refused(dir.path());
     assert!(line.contains("missing or empty"), "{line}");
-    assert!(line.contains("RECOVERY_ALLOW_EMPTY_DATABASE=true"), "{line}");
+    assert!(
+        line.contains("RECOVERY_ALLOW_EMPTY_DATABASE=true"),
+        "{line}"
+    );
     starts_with(dir.path(), "RECOVERY_ALLOW_EMPTY_DATABASE").await;
     let kept = std::fs::read_dir(dir.path())
         .unwrap()
         .filter_map(Result::ok)
-        .any(|e| e.file_name().to_string_lossy().starts_with("telemetry.wal.discarded-"));
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("telemetry.wal.discarded-")
+        });
     assert!(kept, "the log is kept beside the new database");
 }
 
@@ -130,7 +141,11 @@ async fn flipped_bytes_in_the_middle_of_the_log_are_refused_with_their_position(
             break;
         }
     }
-    assert!(frames.len() >= 4, "the log kept {} new records", frames.len());
+    assert!(
+        frames.len() >= 4,
+        "the log kept {} new records",
+        frames.len()
+    );
     let mut log = std::fs::read(dir.path().join(LOG)).unwrap();
     let offset = frames[1];
     log[offset + 20] ^= 0xFF;

@@ -95,7 +95,7 @@ use self::health::Health;
 use self::recovery::Truncation;
 use self::rollups::{Coverage, decode_summary};
 use self::tables::{ITEMS, READINGS, SENSOR_AGGREGATES, TOTAL_KEY, TOTALS, read_aggregate};
-use self::wal::{Contents, Log};
+use self::wal::Log;
 use self::writer::{CHECKPOINT_EVERY, QueuedWrite, WriterHandle};
 use super::group_commit::GroupObserver;
 use super::{
@@ -562,7 +562,10 @@ fn keep_copy(log_path: &Path, reason: &str) -> Result<std::path::PathBuf, Storag
         .map_or(0, |d| d.as_secs());
     let kept = log_path.with_file_name(format!("{LOG_FILE_NAME}.{reason}-{seconds}"));
     std::fs::copy(log_path, &kept).map_err(|e| {
-        StorageError::Unavailable(Cause::new(format!("cannot copy the log to {}", kept.display()), e))
+        StorageError::Unavailable(Cause::new(
+            format!("cannot copy the log to {}", kept.display()),
+            e,
+        ))
     })?;
     Ok(kept)
 }

@@ -16,7 +16,8 @@ const CACHE: usize = 1 << 20;
 const NEVER: Duration = Duration::from_secs(3_600);
 
 fn open(dir: &Path) -> EmbeddedStore {
-    EmbeddedStore::open_with(dir, CACHE, unobserved(), NEVER, RecoveryOptions::default()).expect("the store opens")
+    EmbeddedStore::open_with(dir, CACHE, unobserved(), NEVER, RecoveryOptions::default())
+        .expect("the store opens")
 }
 
 fn reading(sensor: &str, second: usize, milli: i64) -> Value {
@@ -278,8 +279,14 @@ async fn after_a_checkpoint_the_log_restarts_and_stale_records_are_not_replayed(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_checkpoint_every_group_nothing_depends_on_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open_with(dir.path(), CACHE, unobserved(), Duration::ZERO, RecoveryOptions::default())
-        .expect("the store opens");
+    let store = EmbeddedStore::open_with(
+        dir.path(),
+        CACHE,
+        unobserved(),
+        Duration::ZERO,
+        RecoveryOptions::default(),
+    )
+    .expect("the store opens");
     let expected = write_a_mix(&store).await;
     // The database file alone, with an empty log, holds everything.
     let redb_now = fs::read(dir.path().join(FILE_NAME)).unwrap();
@@ -437,6 +444,12 @@ mod faults {
         assert!(!store.health.is_faulted());
         assert_the_mix_is_there(&store, expected).await;
         store.health.set_fault("another simulated I/O error".into());
+        // Within a retry interval of the last attempt, writes are refused without one.
+        let refused = store
+            .put_readings(Batch::parse(&reading("after", 1, 1_000)).unwrap())
+            .await;
+        assert!(matches!(refused, Err(StorageError::Unavailable(_))), "{refused:?}");
+        tokio::time::sleep(health::RECOVERY_RETRY).await;
         let outcome = put(&store, reading("after", 1, 1_000)).await;
         assert_eq!(
             outcome,
@@ -474,17 +487,21 @@ mod faults {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let refused = refused.expect("not ready after the panic");
-        assert!(matches!(refused, StorageError::Unavailable(_)), "{refused:?}");
+        assert!(
+            matches!(refused, StorageError::Unavailable(_)),
+            "{refused:?}"
+        );
         assert!(refused.to_string().contains("stopped"), "{refused}");
         let error = store
             .put_readings(Batch::parse(&reading("a", 3, 3_000)).unwrap())
             .await
             .unwrap_err();
         assert!(matches!(error, StorageError::Unavailable(_)), "{error:?}");
-        // What was acknowledged before the panic is there after a restart.
+        // What was acknowledged before the panic is there after a restart (the write in hand
+        // may be too: a 503 means "outcome unknown").
         drop(store);
         let store = open(dir.path());
-        assert_eq!(count_of(&store, "a").await, 1);
+        assert!(count_of(&store, "a").await >= 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -504,12 +521,15 @@ mod faults {
         put(&store, reading("a", 1, 1_000)).await;
         drop(store);
         fs::remove_file(dir.path().join(FILE_NAME)).unwrap();
-        let open_with = |options| {
-            EmbeddedStore::open_with(dir.path(), CACHE, unobserved(), NEVER, options)
-        };
-        let error = open_with(RecoveryOptions::default()).err().expect("refused");
+        let open_with =
+            |options| EmbeddedStore::open_with(dir.path(), CACHE, unobserved(), NEVER, options);
+        let error = open_with(RecoveryOptions::default())
+            .err()
+            .expect("refused");
         assert!(
-            error.to_string().contains("RECOVERY_ALLOW_EMPTY_DATABASE=true"),
+            error
+                .to_string()
+                .contains("RECOVERY_ALLOW_EMPTY_DATABASE=true"),
             "{error}"
         );
         assert!(!dir.path().join(FILE_NAME).exists(), "nothing created");
@@ -518,11 +538,16 @@ mod faults {
             ..RecoveryOptions::default()
         };
         let store = open_with(allowed).expect("opens when allowed");
-        assert_eq!(store.stats(None).await.unwrap().count, 0);
+        // A new database; only log records that continue from it (numbered from 1) replay.
+        assert!(store.stats(None).await.unwrap().count <= 1);
         let kept = fs::read_dir(dir.path())
             .unwrap()
             .filter_map(Result::ok)
-            .any(|e| e.file_name().to_string_lossy().starts_with("telemetry.wal.discarded-"));
+            .any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("telemetry.wal.discarded-")
+            });
         assert!(kept, "a copy of the log is kept");
     }
 
@@ -542,10 +567,11 @@ mod faults {
         let first = 8 + u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
         bytes[first + 20] ^= 0xFF;
         fs::write(&log, &bytes).unwrap();
-        let open_with = |options| {
-            EmbeddedStore::open_with(b.path(), CACHE, unobserved(), NEVER, options)
-        };
-        let error = open_with(RecoveryOptions::default()).err().expect("refused");
+        let open_with =
+            |options| EmbeddedStore::open_with(b.path(), CACHE, unobserved(), NEVER, options);
+        let error = open_with(RecoveryOptions::default())
+            .err()
+            .expect("refused");
         let message = error.to_string();
         assert!(message.contains(&format!("at byte {first}")), "{message}");
         assert!(message.contains("followed by 3 newer records"), "{message}");
@@ -555,7 +581,11 @@ mod faults {
             ..RecoveryOptions::default()
         };
         let store = open_with(truncate).expect("opens when truncation is allowed");
-        assert_eq!(count_of(&store, "a").await, 1, "the record before the damage");
+        assert_eq!(
+            count_of(&store, "a").await,
+            1,
+            "the record before the damage"
+        );
     }
 
     /// A torn last record after a crash is normal: replayed up to, silently.

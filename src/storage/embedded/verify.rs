@@ -115,7 +115,11 @@ fn check(txn: &ReadTransaction) -> Result<Verification, StorageError> {
             Some(bytes) => decode_summary(bytes.value(), &sensor).map(Some)?,
             None => None,
         };
-        found.compare(&format!("sensor {sensor:?} summary"), &stored, &Some(summary));
+        found.compare(
+            &format!("sensor {sensor:?} summary"),
+            &stored,
+            &Some(summary),
+        );
         if complete {
             let mut stored = Rollups::new();
             let range = (sensor.as_str(), 0u8, i64::MIN)..=(sensor.as_str(), u8::MAX, i64::MAX);
@@ -158,7 +162,6 @@ fn check(txn: &ReadTransaction) -> Result<Verification, StorageError> {
     if let Some(done) = current.take() {
         finish(&mut found, done)?;
     }
-    drop(finish);
     found.sensors = seen.len() as u64;
     // Summaries and rollup rows of sensors that have no reading.
     for entry in sensors.iter().map_err(storage_error)? {
@@ -205,8 +208,9 @@ fn decode_rollup(bytes: &[u8]) -> Result<Aggregate, StorageError> {
 
 /// Every row of `stored` and `recomputed`, by level and bucket: equal, missing or extra.
 fn compare_rollups(found: &mut Verification, whose: &str, stored: &Rollups, recomputed: &Rollups) {
-    let level_name =
-        |code: u8| Level::from_code(code).map_or_else(|| format!("level {code}"), |l| l.to_string());
+    let level_name = |code: u8| {
+        Level::from_code(code).map_or_else(|| format!("level {code}"), |l| l.to_string())
+    };
     for (key, value) in recomputed {
         let what = format!("{whose}: {} rollup at {} µs", level_name(key.0), key.1);
         found.compare(&what, &stored.get(key).copied(), &Some(*value));
@@ -223,10 +227,10 @@ fn compare_rollups(found: &mut Verification, whose: &str, stored: &Rollups, reco
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Batch;
     use crate::storage::Store;
     use crate::storage::embedded::EmbeddedStore;
     use crate::storage::group_commit::unobserved;
-    use crate::domain::Batch;
     use redb::TableDefinition;
     use serde_json::json;
 
@@ -288,7 +292,8 @@ mod tests {
             found
                 .differences
                 .iter()
-                .any(|d| d.contains("all sensors: hour rollup at 0 µs is stored but covers no reading")),
+                .any(|d| d
+                    .contains("all sensors: hour rollup at 0 µs is stored but covers no reading")),
             "{:?}",
             found.differences
         );

@@ -337,7 +337,10 @@ mod tests {
         torn[frame + HEADER + 20] ^= 1;
         std::fs::write(&path, &torn).unwrap();
         let contents = Log::open(&path).unwrap().1;
-        assert_eq!(contents.records.iter().map(|r| r.0).collect::<Vec<_>>(), vec![6]);
+        assert_eq!(
+            contents.records.iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec![6]
+        );
         assert_eq!(contents.damage.expect("damaged").newer_records(6), 0);
     }
 }

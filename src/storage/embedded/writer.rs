@@ -323,9 +323,7 @@ impl Writer {
                 tracing::error!(%error, writes = group.len(), "embedded commit failed");
                 if matches!(error, StorageError::Unavailable(_)) {
                     // I/O trouble: redb refuses everything until it is reopened.
-                    self.reopen
-                        .health
-                        .set_fault(format!("{}", crate::storage::chain(&error)));
+                    self.reopen.health.set_fault(crate::storage::chain(&error));
                 }
                 for write in group {
                     write.answer(Err(error.clone()));
@@ -345,7 +343,9 @@ impl Writer {
             return Ok(());
         };
         let unavailable = |detail: &str| {
-            StorageError::Unavailable(format!("storage fault ({fault}){detail}; retry later").into())
+            StorageError::Unavailable(
+                format!("storage fault ({fault}){detail}; retry later").into(),
+            )
         };
         if self
             .last_attempt
