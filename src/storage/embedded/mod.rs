@@ -39,7 +39,9 @@
 //!    corrupt or out-of-sequence record (a stale record left after a rewind has a smaller
 //!    number). A torn record was never acknowledged: its callers were answered only after the
 //!    `fdatasync` that would have covered it. Replay is exact (by sequence number) and would be
-//!    harmless anyway: readings are immutable and items carry their ids.
+//!    harmless anyway: readings are immutable and items carry their ids. A damaged record with
+//!    newer records after it, or a missing database beside a log that holds records, stops
+//!    start-up instead ([`recovery`]).
 //!
 //! Caveats:
 //! - **Visibility before durability**: a reader may see a group (e.g. in `GET /api/stats`) up
