@@ -229,6 +229,16 @@ async fn a_full_disk_answers_503_and_the_instance_recovers_without_a_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let recovery = freed.elapsed();
+    let reopened = server
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|line| line.contains("reopened after a storage fault"))
+        .cloned()
+        .expect("the reopen is logged");
+    eprintln!("{reopened}");
     // The refused batches again (readings are idempotent), then new ones: all acknowledged.
     for &again in &refused {
         let response = put(&client, &base, again).await;
