@@ -61,9 +61,10 @@ pub(super) struct Health {
     faulted: AtomicBool,
     writer_alive: AtomicBool,
     syncer_alive: AtomicBool,
-    /// Tests only: the thread (`"writer"` or `"syncer"`) that should panic next.
+    /// Tests only: the fault to inject next (`"writer panic"`, `"syncer panic"`,
+    /// `"sync failure"`).
     #[cfg(test)]
-    pub(super) inject_panic: Mutex<Option<&'static str>>,
+    pub(super) inject: Mutex<Option<&'static str>>,
 }
 
 impl Health {
@@ -75,7 +76,7 @@ impl Health {
             writer_alive: AtomicBool::new(true),
             syncer_alive: AtomicBool::new(true),
             #[cfg(test)]
-            inject_panic: Mutex::new(None),
+            inject: Mutex::new(None),
         })
     }
 
@@ -160,11 +161,11 @@ impl Health {
         Ok(())
     }
 
-    /// Tests only: whether `thread` should panic now (once).
+    /// Tests only: whether `fault` should happen now (once).
     #[cfg(test)]
-    pub(super) fn take_injected_panic(&self, thread: &str) -> bool {
-        let mut injected = self.inject_panic.lock().unwrap();
-        if *injected == Some(thread) {
+    pub(super) fn take_injected(&self, fault: &str) -> bool {
+        let mut injected = self.inject.lock().unwrap();
+        if *injected == Some(fault) {
             *injected = None;
             true
         } else {

@@ -467,7 +467,7 @@ mod faults {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         put(&store, reading("a", 1, 1_000)).await;
-        *store.health.inject_panic.lock().unwrap() = Some(thread);
+        *store.health.inject.lock().unwrap() = Some(thread);
         let error = store
             .put_readings(Batch::parse(&reading("a", 2, 2_000)).unwrap())
             .await
@@ -502,12 +502,50 @@ mod faults {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panic_in_the_writer_is_caught_and_leaves_the_store_not_ready() {
-        not_ready_after_a_panic_in("writer").await;
+        not_ready_after_a_panic_in("writer panic").await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panic_in_the_syncer_is_caught_and_leaves_the_store_not_ready() {
-        not_ready_after_a_panic_in("syncer").await;
+        not_ready_after_a_panic_in("syncer panic").await;
+    }
+
+    /// A failed `fdatasync` of the log: nothing is acknowledged, the instance is not ready until
+    /// the writer has reopened the store and made the log's contents durable in redb.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_log_sync_is_503_until_the_store_is_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        put(&store, reading("a", 1, 1_000)).await;
+        *store.health.inject.lock().unwrap() = Some("sync failure");
+        let error = store
+            .put_readings(Batch::parse(&reading("a", 2, 2_000)).unwrap())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, StorageError::Unavailable(_)), "{error:?}");
+        assert!(store.health.is_faulted(), "not ready from the failure on");
+        store.ping().await.expect("reopened on the readiness check");
+        put(&store, reading("a", 3, 3_000)).await;
+        drop(store);
+        let store = open(dir.path());
+        // Reading 2 got a 503 ("outcome unknown"); it was in the log, so it is stored too.
+        assert!(count_of(&store, "a").await >= 2);
+        assert_eq!(
+            store
+                .readings(ReadingsQuery {
+                    sensor_id: sensor("a"),
+                    from: None,
+                    to: None,
+                    after: None,
+                    limit: 10,
+                })
+                .await
+                .unwrap()
+                .readings
+                .last()
+                .map(|r| r.temperature.micros()),
+            Some(3_000_000)
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

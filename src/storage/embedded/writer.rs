@@ -292,7 +292,7 @@ fn stopped() -> StorageError {
 impl Writer {
     fn commit_group(&mut self, group: Vec<QueuedWrite>) {
         #[cfg(test)]
-        if self.reopen.health.take_injected_panic("writer") {
+        if self.reopen.health.take_injected("writer panic") {
             panic!("a panic injected into the writer");
         }
         if let Err(error) = self.recovered() {
@@ -523,14 +523,14 @@ fn run_syncer(
     file: std::fs::File,
     queue: std::sync::mpsc::Receiver<AwaitingSync>,
     failed: Arc<AtomicBool>,
-    #[cfg_attr(not(test), allow(unused_variables))] health: &Health,
+    health: &Health,
 ) {
     let mut synced = 0u64;
     let mut batch = Vec::new();
     while let Ok(first) = queue.recv() {
         batch.push(first);
         #[cfg(test)]
-        if health.take_injected_panic("syncer") {
+        if health.take_injected("syncer panic") {
             panic!("a panic injected into the log syncer");
         }
         batch.extend(queue.try_iter());
@@ -541,14 +541,21 @@ fn run_syncer(
                 "the write-ahead log could not be synced; retry later".into(),
             ));
         } else if needed > synced {
-            match file.sync_data() {
+            let outcome = file.sync_data();
+            #[cfg(test)]
+            let outcome = match health.take_injected("sync failure") {
+                true => Err(std::io::Error::other("an injected fdatasync failure")),
+                false => outcome,
+            };
+            match outcome {
                 Ok(()) => synced = needed,
                 Err(error) => {
                     // The log's state on disk is unknown; so is that of everything committed
-                    // after it. Acknowledge nothing more (PostgreSQL's lesson): a restart
-                    // replays what the disk really holds.
+                    // after it. Acknowledge nothing more (PostgreSQL's lesson) until the writer
+                    // has reopened the store and replayed the log into an fsync'd redb commit.
                     tracing::error!(%error, "fdatasync of the write-ahead log failed");
                     failed.store(true, Ordering::SeqCst);
+                    health.set_fault(format!("fdatasync of the write-ahead log failed: {error}"));
                     result = Err(log_error(error));
                 }
             }
