@@ -5,16 +5,19 @@
 //! # Storage faults and how the store comes back from them
 //!
 //! Once redb hits an I/O error (a full disk, a failing device), it refuses every later
-//! operation ("previous I/O error") until the database is closed. So a fault is a state of the
-//! store, not of one request: the writer records it ([`Health::set_fault`]), answers every write
-//! with `Unavailable` (503 + `Retry-After`), and `GET /api/ready` answers 503. At most once a
-//! [`RECOVERY_RETRY`], on the next write or readiness check, the writer tries to come back
-//! ([`super::writer`]): once `DATA_DIR` can take [`ROOM_NEEDED`] bytes again, it closes the
-//! database, opens it again (redb repairs it from its last durable commit) and replays the
-//! write-ahead log on top, exactly as a restart would; every
-//! acknowledged write is in that log or in redb's durable state, so nothing acknowledged is
-//! lost. While the disk is still full the attempt fails and the store stays unavailable; once
-//! space is freed the next attempt succeeds and writes are answered again, with no restart.
+//! operation ("previous I/O error") until the database is closed; after a failed `fdatasync`
+//! of the log, nothing written since may be trusted to be on disk. So a fault is a state of
+//! the store, not of one request: the writer (or the syncer, for a failed `fdatasync`) records
+//! it ([`Health::set_fault`]), every write is answered `Unavailable` (503 + `Retry-After`), and
+//! `GET /api/ready` answers 503. At most once a [`RECOVERY_RETRY`], on the next write or
+//! readiness check, the writer tries to come back ([`super::writer`]): once `DATA_DIR` can take
+//! [`ROOM_NEEDED`] bytes again, it closes the database, opens it again (redb repairs it from
+//! its last durable commit) and replays the write-ahead log on top into an fsync'd commit,
+//! exactly as a restart would. Every acknowledged write is in that log or in redb's durable
+//! state, so nothing acknowledged is lost. While the disk is still full the attempt fails and
+//! the store stays unavailable; once space is freed the next attempt succeeds and writes are
+//! answered again, with no restart. (Exiting for the orchestrator to restart the process would
+//! do the same replay, later, and only where something restarts it.)
 //!
 //! A panic in the writer or the syncer is caught and logged, and the store is then not ready
 //! for good (every write 503, `/api/ready` 503): a thread that died in the middle of a group
