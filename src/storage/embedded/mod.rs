@@ -543,8 +543,9 @@ fn refuse_or_truncate(
     if !options.truncate_log {
         return Err(StorageError::Internal(
             format!(
-                "{problem}, which replay would drop; set RECOVERY_TRUNCATE_LOG=true to replay up \
-                 to byte {offset} and drop them (a copy of the log is kept)"
+                "{problem}, which replay would drop (after a power cut, a few at the end may be \
+                 writes never acknowledged); set RECOVERY_TRUNCATE_LOG=true to replay up to byte \
+                 {offset} and drop them (a copy of the log is kept)"
             )
             .into(),
         ));

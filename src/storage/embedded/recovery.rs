@@ -11,7 +11,11 @@
 //!   empty database;
 //! - a torn or corrupt record in the middle of the log, with newer records after it: replay
 //!   stops at the damage, so those newer records would be dropped. `RECOVERY_TRUNCATE_LOG=true`
-//!   replays up to the damage and drops the rest.
+//!   replays up to the damage and drops the rest. (A power cut can leave this too: the log's
+//!   last few records, written but not yet synced, may reach the disk out of order; those
+//!   were never acknowledged. At most four records are in flight so: one group being synced,
+//!   one more taken with it, one queued behind it, one being written. A damaged record with
+//!   more after it is certain loss of acknowledged writes; with fewer, the operator decides.)
 //!
 //! Either way, before the log is overwritten a copy of it is kept beside it
 //! (`telemetry.wal.<reason>-<unix seconds>`) so that nothing is thrown away for good. A torn
