@@ -209,6 +209,18 @@ async fn a_full_disk_answers_503_and_the_instance_recovers_without_a_restart() {
         .await
         .unwrap();
     assert_eq!(ready_status(&ready), (503, true), "still not ready");
+    // Reads are answered or refused with 503, never a 500.
+    for path in ["/api/stats", "/api/readings?sensorID=s1", "/api/sensors"] {
+        let response = client.get(format!("{base}{path}")).send().await.unwrap();
+        let status = response.status().as_u16();
+        assert!(
+            status == 200 || status == 503,
+            "GET {path} on a full disk: {status}"
+        );
+        if status == 503 {
+            assert!(response.headers().contains_key("retry-after"), "{path}");
+        }
+    }
 
     // Free the space: the instance comes back by itself.
     std::fs::remove_file(tmpfs.path().join("filler")).unwrap();
