@@ -15,6 +15,7 @@ use crate::data_dir::{self, DataDirError, DataDirLock};
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::server::{self, connection::Linger};
+use crate::storage::embedded::RecoveryOptions;
 use crate::storage::{Backend, DynamoSettings, DynamoStore, EmbeddedStore, Storage, StorageError};
 
 /// Why the service could not start: one line naming the variable or resource at fault.
@@ -178,8 +179,17 @@ async fn open_storage(config: &Config, metrics: &Metrics) -> Result<Storage, Sta
     let on_group = Box::new(move |writes| observer.observe_group(backend_name, writes));
     let backend = match config.storage {
         StorageKind::Embedded => {
-            EmbeddedStore::open(&config.data_dir, config.embedded_cache_bytes, on_group)
-                .map(Backend::Embedded)
+            let recovery = RecoveryOptions {
+                allow_empty_database: config.recovery_allow_empty_database,
+                truncate_log: config.recovery_truncate_log,
+            };
+            EmbeddedStore::open_recovering(
+                &config.data_dir,
+                config.embedded_cache_bytes,
+                on_group,
+                recovery,
+            )
+            .map(Backend::Embedded)
         }
         // Boxed: the SDK's set-up future is large; inline, it would sit on the caller's stack.
         StorageKind::Dynamodb => Box::pin(DynamoStore::open(&dynamodb_settings(config), on_group))

@@ -1,4 +1,4 @@
-//! The command line: `telemetry [serve|healthcheck|help|version]`. There are two commands and
+//! The command line: `telemetry [serve|healthcheck|verify|help|version]`. There are three commands and
 //! no flags besides help and version (every setting is an environment variable), so a match on
 //! the first argument does what `clap` would, without its compile time; the settings' help is
 //! printed from [`crate::config::VARIABLES`], the table the parser reads.
@@ -14,12 +14,14 @@ pub enum Command {
     Serve,
     /// Probe a running instance's `GET /api` on `PORT`.
     Healthcheck,
+    /// Check the embedded database in `DATA_DIR` offline.
+    Verify,
     Help,
     Version,
 }
 
 /// The commands, in the order `--help` lists them: spelling(s) and what each does.
-const COMMANDS: [(&str, &str); 4] = [
+const COMMANDS: [(&str, &str); 5] = [
     (
         "serve",
         "run the service (the default when no command is given)",
@@ -27,6 +29,12 @@ const COMMANDS: [(&str, &str); 4] = [
     (
         "healthcheck",
         "GET /api on 127.0.0.1:$PORT; exit 0 when it answers 200, else 1 (for containers)",
+    ),
+    (
+        "verify",
+        "check the embedded database in DATA_DIR offline: aggregates and rollups equal a \
+         recomputation from the readings; prints what differs; exit 0 when consistent, 1 when \
+         not, 2 when it cannot be read",
     ),
     ("help", "print this help (also -h, --help)"),
     ("version", "print the version (also -V, --version)"),
@@ -38,11 +46,12 @@ impl Command {
         let command = match args.first().map(String::as_str) {
             None | Some("serve") => Self::Serve,
             Some("healthcheck") => Self::Healthcheck,
+            Some("verify") => Self::Verify,
             Some("help" | "-h" | "--help") => Self::Help,
             Some("version" | "-V" | "--version") => Self::Version,
             Some(other) => {
                 return Err(format!(
-                    "unknown command {other:?}; usage: telemetry [serve|healthcheck|help|version] \
+                    "unknown command {other:?}; usage: telemetry [serve|healthcheck|verify|help|version] \
                      (telemetry --help lists the settings)"
                 ));
             }
@@ -115,6 +124,7 @@ mod tests {
         assert_eq!(parse(&[]), Ok(Command::Serve));
         assert_eq!(parse(&["serve"]), Ok(Command::Serve));
         assert_eq!(parse(&["healthcheck"]), Ok(Command::Healthcheck));
+        assert_eq!(parse(&["verify"]), Ok(Command::Verify));
         for help in ["help", "-h", "--help"] {
             assert_eq!(parse(&[help]), Ok(Command::Help));
         }

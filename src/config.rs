@@ -96,6 +96,16 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "page cache of the embedded database",
     },
     Variable {
+        name: "RECOVERY_ALLOW_EMPTY_DATABASE",
+        default: Some("false"),
+        meaning: "true: start although the embedded database file is missing or empty while its log holds records (else exit 2)",
+    },
+    Variable {
+        name: "RECOVERY_TRUNCATE_LOG",
+        default: Some("false"),
+        meaning: "true: replay the embedded log up to a damaged record and drop the newer records after it (else exit 2)",
+    },
+    Variable {
         name: "TABLE_NAME",
         default: None,
         meaning: "the DynamoDB table; required with STORAGE=dynamodb",
@@ -287,6 +297,8 @@ pub struct Config {
     pub lp_fields: Vec<String>,
     pub shutdown_grace_seconds: u64,
     pub embedded_cache_bytes: usize,
+    pub recovery_allow_empty_database: bool,
+    pub recovery_truncate_log: bool,
     pub log_format: LogFormat,
     pub dynamodb_create_table: bool,
     pub dynamodb_timeout_ms: u64,

@@ -31,7 +31,7 @@ fn main() -> ExitCode {
             println!("{}", cli::version());
             return ExitCode::SUCCESS;
         }
-        Command::Serve | Command::Healthcheck => {}
+        Command::Serve | Command::Healthcheck | Command::Verify => {}
     }
     let config = match Config::from_env() {
         Ok(config) => config,
@@ -50,7 +50,61 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Verify => verify(&config),
         _ => serve(config),
+    }
+}
+
+/// `telemetry verify`: exit 0 when the database in `DATA_DIR` is consistent, 1 when something
+/// differs (listed on stdout), 2 when it cannot be checked (missing, locked by a running
+/// instance, unreadable).
+fn verify(config: &Config) -> ExitCode {
+    let _lock = match telemetry::data_dir::lock(&config.data_dir) {
+        Ok(lock) => lock,
+        Err(error) => {
+            eprintln!("telemetry verify: {error}");
+            return ExitCode::from(EXIT_SETUP);
+        }
+    };
+    let found = match telemetry::storage::embedded::verify(&config.data_dir) {
+        Ok(found) => found,
+        Err(error) => {
+            let error = telemetry::storage::chain(&error);
+            eprintln!(
+                "telemetry verify: DATA_DIR={}: {error}",
+                config.data_dir.display()
+            );
+            return ExitCode::from(EXIT_SETUP);
+        }
+    };
+    for note in &found.notes {
+        println!("note: {note}");
+    }
+    for difference in &found.differences {
+        println!("differs: {difference}");
+    }
+    if found.difference_count > found.differences.len() {
+        println!(
+            "... and {} more differences",
+            found.difference_count - found.differences.len()
+        );
+    }
+    println!(
+        "telemetry verify: DATA_DIR={}: {} readings, {} sensors, {} rollup rows: {}",
+        config.data_dir.display(),
+        found.readings,
+        found.sensors,
+        found.rollup_rows,
+        if found.is_consistent() {
+            "consistent".to_owned()
+        } else {
+            format!("{} differences", found.difference_count)
+        }
+    );
+    if found.is_consistent() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

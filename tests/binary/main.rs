@@ -5,4 +5,6 @@ mod access;
 mod answers;
 mod cli;
 mod crash;
+mod disk_full;
+mod recovery;
 mod server;

@@ -39,7 +39,9 @@
 //!    corrupt or out-of-sequence record (a stale record left after a rewind has a smaller
 //!    number). A torn record was never acknowledged: its callers were answered only after the
 //!    `fdatasync` that would have covered it. Replay is exact (by sequence number) and would be
-//!    harmless anyway: readings are immutable and items carry their ids.
+//!    harmless anyway: readings are immutable and items carry their ids. A damaged record with
+//!    newer records after it, or a missing database beside a log that holds records, stops
+//!    start-up instead ([`recovery`]).
 //!
 //! Caveats:
 //! - **Visibility before durability**: a reader may see a group (e.g. in `GET /api/stats`) up
@@ -47,8 +49,11 @@
 //!   that window the group is lost and the reader saw something that was never acknowledged. No
 //!   acknowledged write is ever lost, and no answer depends on an undurable one.
 //! - If the log's `fdatasync` fails, nothing is acknowledged any more (every later write gets
-//!   503) until a restart replays what the disk really holds; retrying an fsync after a
-//!   failure can report success for lost data (PostgreSQL's "fsyncgate").
+//!   503) until the store is reopened and the log replayed into an fsync'd redb commit
+//!   ([`health`]); retrying an fsync after a failure can report success for lost data
+//!   (PostgreSQL's "fsyncgate"), so the log is never trusted again before that commit.
+//! - A storage fault (a full disk, an I/O error) makes the store unavailable (503 +
+//!   `Retry-After`, not ready) until the writer has reopened it: see [`health`].
 //! - If a redb commit fails after its record was written, the record is overwritten by the
 //!   next one; a crash before that would replay writes whose callers got an error (which only
 //!   ever means "outcome unknown, retry": readings are idempotent).
@@ -58,19 +63,26 @@
 //! - [`writer`]: the writer and syncer threads (group commit, checkpoints);
 //! - [`tables`]: the redb tables, their encoding and what a write transaction does to them;
 //! - [`wal`]: the log's frame; [`record`]: the log record's payload (what a group changed);
-//! - [`recovery`]: the replay on open;
+//! - [`recovery`]: the replay on open, and what start-up refuses;
+//! - [`health`]: storage faults, the reopen that recovers from them, and the threads' liveness;
+//! - [`verify`]: the offline check of aggregates and rollups against the readings;
 //! - [`rollups`]: the rollup tables behind windows and series, and their one-time build for a
 //!   store written before they existed ([`build`] drives it).
 
 mod build;
+mod health;
 mod record;
 mod recovery;
 mod rollups;
 mod tables;
 #[cfg(test)]
 mod tests;
+mod verify;
 mod wal;
 mod writer;
+
+pub use self::recovery::RecoveryOptions;
+pub use self::verify::{Verification, verify};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -81,6 +93,8 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
+use self::health::Health;
+use self::recovery::Truncation;
 use self::rollups::{Coverage, decode_summary};
 use self::tables::{ITEMS, READINGS, SENSOR_AGGREGATES, TOTAL_KEY, TOTALS, read_aggregate};
 use self::wal::Log;
@@ -102,7 +116,8 @@ pub const LOG_FILE_NAME: &str = "telemetry.wal";
 #[derive(Clone)]
 pub struct EmbeddedStore {
     writer: Arc<WriterHandle>,
-    db: Arc<Database>,
+    /// The database (reopened after a fault), the fault if any, the threads' liveness.
+    health: Arc<Health>,
     /// True while the one-time rollup build runs (see [`rollups`]): windows wait for it.
     building: Arc<AtomicBool>,
 }
@@ -216,7 +231,23 @@ impl EmbeddedStore {
         cache_bytes: usize,
         on_group: GroupObserver,
     ) -> Result<Self, StorageError> {
-        Self::open_with(dir, cache_bytes, on_group, CHECKPOINT_EVERY)
+        Self::open_with(
+            dir,
+            cache_bytes,
+            on_group,
+            CHECKPOINT_EVERY,
+            RecoveryOptions::default(),
+        )
+    }
+
+    /// [`Self::open`], with what start-up may do when it would drop data (see [`recovery`]).
+    pub fn open_recovering(
+        dir: &Path,
+        cache_bytes: usize,
+        on_group: GroupObserver,
+        options: RecoveryOptions,
+    ) -> Result<Self, StorageError> {
+        Self::open_with(dir, cache_bytes, on_group, CHECKPOINT_EVERY, options)
     }
 
     /// [`Self::open`] with a checkpoint interval (tests use a long one to keep groups in the log).
@@ -225,28 +256,55 @@ impl EmbeddedStore {
         cache_bytes: usize,
         on_group: GroupObserver,
         checkpoint_every: Duration,
+        options: RecoveryOptions,
     ) -> Result<Self, StorageError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StorageError::Unavailable(Cause::new(format!("cannot create {}", dir.display()), e))
         })?;
         let path = dir.join(FILE_NAME);
-        let db = Database::builder()
-            .set_cache_size(cache_bytes)
-            .create(&path)
-            .map_err(|e| {
-                StorageError::Unavailable(Cause::new(format!("cannot open {}", path.display()), e))
-            })?;
         let log_path = dir.join(LOG_FILE_NAME);
-        let (mut log, records) = Log::open(&log_path).map_err(|e| {
+        let database_missing = std::fs::metadata(&path).map_or(true, |m| m.len() == 0);
+        let (mut log, contents) = Log::open(&log_path).map_err(|e| {
             StorageError::Unavailable(Cause::new(format!("cannot open {}", log_path.display()), e))
         })?;
+        if database_missing && !contents.records.is_empty() {
+            let problem = format!(
+                "{} is missing or empty but {} holds {} records",
+                path.display(),
+                log_path.display(),
+                contents.records.len()
+            );
+            if !options.allow_empty_database {
+                return Err(StorageError::Internal(
+                    format!(
+                        "{problem}: acknowledged data would be lost; restore the database file, \
+                         or set RECOVERY_ALLOW_EMPTY_DATABASE=true to start with an empty one"
+                    )
+                    .into(),
+                ));
+            }
+            let kept = keep_copy(&log_path, "discarded")?;
+            tracing::warn!(
+                kept = %kept.display(),
+                "{problem}: starting with an empty database (RECOVERY_ALLOW_EMPTY_DATABASE=true)"
+            );
+        }
+        let db = open_database(&path, cache_bytes)?;
         // One fsync'd transaction creates the tables (readers then open them without special
         // cases) and redoes the log records newer than the last checkpoint.
-        let (sequence, coverage) = recovery::recover(&db, &records)?;
+        let (sequence, coverage) = recovery::recover(&db, &contents, |truncation| {
+            refuse_or_truncate(&log_path, truncation, options)
+        })?;
         log.rewind().map_err(log_error)?;
         let db = Arc::new(db);
+        let health = Health::new(db.clone());
         let building = Arc::new(AtomicBool::new(coverage != Coverage::Complete));
         let writer = Arc::new(WriterHandle::start(
+            writer::Reopen {
+                path,
+                cache_bytes,
+                health: health.clone(),
+            },
             db.clone(),
             log,
             sequence,
@@ -255,11 +313,11 @@ impl EmbeddedStore {
             on_group,
         )?);
         if building.load(Ordering::SeqCst) {
-            build::start(Arc::downgrade(&writer), building.clone(), db.clone())?;
+            build::start(Arc::downgrade(&writer), building.clone(), db)?;
         }
         Ok(Self {
             writer,
-            db,
+            health,
             building,
         })
     }
@@ -270,9 +328,10 @@ impl EmbeddedStore {
     ) -> Result<T, StorageError> {
         let (reply, answer) = oneshot::channel();
         self.writer.commit().submit(make(reply)).await?;
-        answer
-            .await
-            .map_err(|_| StorageError::Internal("the storage writer dropped a write".into()))?
+        // Dropped unanswered: the writer or the syncer stopped (a panic) with the write in hand.
+        answer.await.map_err(|_| {
+            StorageError::Unavailable("the storage writer stopped before answering".into())
+        })?
     }
 
     /// Runs a read-only closure on a blocking thread with a fresh read transaction.
@@ -280,9 +339,10 @@ impl EmbeddedStore {
         &self,
         f: impl FnOnce(&redb::ReadTransaction) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, StorageError> {
-        let db = self.db.clone();
+        let health = self.health.clone();
         tokio::task::spawn_blocking(move || {
-            let txn = db.begin_read().map_err(storage_error)?;
+            // The handle is dropped at once: the writer may have to close the database.
+            let txn = health.database()?.begin_read().map_err(storage_error)?;
             f(&txn)
         })
         .await
@@ -384,7 +444,14 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    /// Ready when the writer and the syncer are alive, no storage fault is pending and a read
+    /// transaction works. While a fault is pending, the check goes through the writer, which
+    /// tries to reopen the store (at most once a second): a drained instance recovers too.
     async fn ping(&self) -> Result<(), StorageError> {
+        self.health.threads_alive()?;
+        if self.health.is_faulted() {
+            self.write(|reply| QueuedWrite::Probe { reply }).await?;
+        }
         self.rollups_ready()?;
         self.read(|txn| {
             txn.open_table(TOTALS).map_err(storage_error)?;
@@ -445,10 +512,69 @@ fn parse_item(id: ItemId, json: &str) -> Result<Map<String, Value>, StorageError
 
 fn storage_error(error: impl Into<redb::Error>) -> StorageError {
     match error.into() {
-        // Disk full, I/O trouble: possibly transient, the client may retry.
+        // Disk full, I/O trouble: possibly transient, the client may retry. The writer reopens
+        // the database once it can (see `health`).
         redb::Error::Io(io) => StorageError::Unavailable(Cause::new("I/O error", io)),
+        error @ (redb::Error::PreviousIo | redb::Error::DatabaseClosed) => {
+            StorageError::Unavailable(Cause::new("the database must be reopened", error))
+        }
         other => StorageError::Internal(Cause::new("redb", other)),
     }
+}
+
+/// Opens (or creates) the database file.
+fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, StorageError> {
+    Database::builder()
+        .set_cache_size(cache_bytes)
+        .create(path)
+        .map_err(|e| {
+            let cause = Cause::new(format!("cannot open {}", path.display()), e);
+            StorageError::Unavailable(cause)
+        })
+}
+
+/// At start-up, the log is damaged with newer records after the damage: refuse, unless told to
+/// truncate (then keep a copy of the log first).
+fn refuse_or_truncate(
+    log_path: &Path,
+    Truncation { offset, dropped }: Truncation,
+    options: RecoveryOptions,
+) -> Result<(), StorageError> {
+    let problem = format!(
+        "{}: a torn or corrupt record at byte {offset} is followed by {dropped} newer records",
+        log_path.display()
+    );
+    if !options.truncate_log {
+        return Err(StorageError::Internal(
+            format!(
+                "{problem}, which replay would drop (after a power cut, a few at the end may be \
+                 writes never acknowledged); set RECOVERY_TRUNCATE_LOG=true to replay up to byte \
+                 {offset} and drop them (a copy of the log is kept)"
+            )
+            .into(),
+        ));
+    }
+    let kept = keep_copy(log_path, "truncated")?;
+    tracing::warn!(
+        kept = %kept.display(),
+        "{problem}: replaying up to the damage and dropping them (RECOVERY_TRUNCATE_LOG=true)"
+    );
+    Ok(())
+}
+
+/// Copies the log to `telemetry.wal.<reason>-<unix seconds>` before it is overwritten.
+fn keep_copy(log_path: &Path, reason: &str) -> Result<std::path::PathBuf, StorageError> {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let kept = log_path.with_file_name(format!("{LOG_FILE_NAME}.{reason}-{seconds}"));
+    std::fs::copy(log_path, &kept).map_err(|e| {
+        StorageError::Unavailable(Cause::new(
+            format!("cannot copy the log to {}", kept.display()),
+            e,
+        ))
+    })?;
+    Ok(kept)
 }
 
 fn join_error(error: tokio::task::JoinError) -> StorageError {

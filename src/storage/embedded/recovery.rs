@@ -1,5 +1,26 @@
-//! Start-up: redo the log records newer than redb's last checkpoint, in one fsync'd
-//! transaction that also creates every table.
+//! Start-up (and the writer's reopen after a storage fault): redo the log records newer than
+//! redb's last checkpoint, in one fsync'd transaction that also creates every table.
+//!
+//! # Refusing to lose data quietly
+//!
+//! Two states of `DATA_DIR` would lose acknowledged writes if start-up went on as usual, so it
+//! refuses (exit 2, one line naming the problem and the variable that overrides it):
+//! - the database file is missing or empty while the log holds records: the file was deleted,
+//!   truncated or not restored from a backup (starting empty would look like data loss to
+//!   everyone who reads the service). `RECOVERY_ALLOW_EMPTY_DATABASE=true` starts anyway with an
+//!   empty database;
+//! - a torn or corrupt record in the middle of the log, with newer records after it: replay
+//!   stops at the damage, so those newer records would be dropped. `RECOVERY_TRUNCATE_LOG=true`
+//!   replays up to the damage and drops the rest. (A power cut can leave this too: the log's
+//!   last few records, written but not yet synced, may reach the disk out of order; those
+//!   were never acknowledged. At most four records are in flight so: one group being synced,
+//!   one more taken with it, one queued behind it, one being written. A damaged record with
+//!   more after it is certain loss of acknowledged writes; with fewer, the operator decides.)
+//!
+//! Either way, before the log is overwritten a copy of it is kept beside it
+//! (`telemetry.wal.<reason>-<unix seconds>`) so that nothing is thrown away for good. A torn
+//! *last* record (a crash during an append that was never acknowledged) is not damage: it is
+//! replayed up to, silently, as before.
 
 use std::collections::HashMap;
 
@@ -9,14 +30,41 @@ use super::record::{self, Op};
 use super::rollups::Coverage;
 use super::storage_error;
 use super::tables::{Tables, Touched, WAL_SEQUENCE};
-use super::wal::Record;
+use super::wal::Contents;
 use crate::domain::Temperature;
 use crate::storage::StorageError;
 
-/// Creates the tables (readers then open them without special cases) and replays `records`,
-/// the log read back, from the one after redb's last checkpoint up to the first that does not
-/// continue the sequence. Returns the sequence number of the last record applied.
-pub(super) fn recover(db: &Database, records: &[Record]) -> Result<(u64, Coverage), StorageError> {
+/// What start-up may do to come up when that would drop data (see the module documentation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecoveryOptions {
+    /// Start with an empty database although the log holds records.
+    pub allow_empty_database: bool,
+    /// Replay the log up to a damaged record and drop the newer records after it.
+    pub truncate_log: bool,
+}
+
+/// Why the log cannot be replayed whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Truncation {
+    /// Byte position of the damaged record.
+    pub(super) offset: u64,
+    /// Newer records after it, which are dropped.
+    pub(super) dropped: usize,
+}
+
+/// Creates the tables (readers then open them without special cases) and replays the log read
+/// back, from the record after redb's last checkpoint up to the first that does not continue
+/// the sequence. Returns the sequence number of the last record applied.
+///
+/// When the log is damaged with newer records after the damage, `allow_truncation` decides:
+/// `None` refuses (nothing is committed), `Some` replays up to the damage and returns how many
+/// records were dropped through it.
+pub(super) fn recover(
+    db: &Database,
+    log: &Contents,
+    allow_truncation: impl FnOnce(Truncation) -> Result<(), StorageError>,
+) -> Result<(u64, Coverage), StorageError> {
+    let records = &log.records;
     let txn = db.begin_write().map_err(storage_error)?;
     let (sequence, replayed, coverage) = {
         let mut tables = Tables::open(&txn)?;
@@ -37,6 +85,15 @@ pub(super) fn recover(db: &Database, records: &[Record]) -> Result<(u64, Coverag
             }
             tables.replay(ops)?;
             sequence = *number;
+        }
+        if let Some(damage) = &log.damage {
+            let dropped = damage.newer_records(sequence);
+            if dropped > 0 {
+                allow_truncation(Truncation {
+                    offset: damage.offset,
+                    dropped,
+                })?;
+            }
         }
         if sequence != checkpointed {
             tables

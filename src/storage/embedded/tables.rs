@@ -126,6 +126,8 @@ impl<'t> Tables<'t> {
                 QueuedWrite::BuildRollups { .. } => {
                     Effect::BuildRollups(self.build_slice(&mut touched)?)
                 }
+                // A begun write transaction is all a readiness probe needs.
+                QueuedWrite::Probe { .. } => Effect::Probe,
             };
             effects.push(effect);
         }

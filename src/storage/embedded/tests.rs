@@ -16,7 +16,8 @@ const CACHE: usize = 1 << 20;
 const NEVER: Duration = Duration::from_secs(3_600);
 
 fn open(dir: &Path) -> EmbeddedStore {
-    EmbeddedStore::open_with(dir, CACHE, unobserved(), NEVER).expect("the store opens")
+    EmbeddedStore::open_with(dir, CACHE, unobserved(), NEVER, RecoveryOptions::default())
+        .expect("the store opens")
 }
 
 fn reading(sensor: &str, second: usize, milli: i64) -> Value {
@@ -162,7 +163,7 @@ async fn stats_come_from_stored_aggregates_not_from_the_readings() {
     let expected = store.stats(None).await.unwrap();
     assert_eq!(expected.count, 3);
     {
-        let txn = store.db.begin_write().unwrap();
+        let txn = store.health.database().unwrap().begin_write().unwrap();
         txn.delete_table(READINGS).unwrap();
         txn.open_table(READINGS).unwrap();
         txn.commit().unwrap();
@@ -278,8 +279,14 @@ async fn after_a_checkpoint_the_log_restarts_and_stale_records_are_not_replayed(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_checkpoint_every_group_nothing_depends_on_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open_with(dir.path(), CACHE, unobserved(), Duration::ZERO)
-        .expect("the store opens");
+    let store = EmbeddedStore::open_with(
+        dir.path(),
+        CACHE,
+        unobserved(),
+        Duration::ZERO,
+        RecoveryOptions::default(),
+    )
+    .expect("the store opens");
     let expected = write_a_mix(&store).await;
     // The database file alone, with an empty log, holds everything.
     let redb_now = fs::read(dir.path().join(FILE_NAME)).unwrap();
@@ -417,5 +424,219 @@ mod build {
         wait_until_built(&recovered).await;
         assert_eq!(recovered.stats(None).await.unwrap().count, 3_000 + 400);
         assert_rollups_exact(&recovered).await;
+    }
+}
+
+/// Storage faults, thread panics and what start-up refuses (see `health` and `recovery`).
+mod faults {
+    use super::*;
+
+    /// A fault (as redb's "previous I/O error" leaves it) makes the writer close the database,
+    /// open it again and replay the log: every acknowledged write is there, writes go on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_a_fault_the_writer_reopens_the_store_and_replays_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let expected = write_a_mix(&store).await;
+        store.health.set_fault("a simulated I/O error".into());
+        // Readiness goes through the writer while a fault is pending: it reopens the store.
+        store.ping().await.expect("reopened on the readiness check");
+        assert!(!store.health.is_faulted());
+        assert_the_mix_is_there(&store, expected).await;
+        store.health.set_fault("another simulated I/O error".into());
+        // Attempts are at most once a retry interval: let one pass, then a write reopens.
+        tokio::time::sleep(health::RECOVERY_RETRY).await;
+        let outcome = put(&store, reading("after", 1, 1_000)).await;
+        assert_eq!(
+            outcome,
+            PutOutcome::Stored {
+                stored: 1,
+                duplicates: 0
+            }
+        );
+        drop(store);
+        let store = open(dir.path());
+        assert_eq!(count_of(&store, "after").await, 1);
+        assert_eq!(store.stats(None).await.unwrap().count, expected.count + 1);
+        drop(store);
+        let verdict = verify(dir.path()).unwrap();
+        assert!(verdict.is_consistent(), "{:?}", verdict.differences);
+    }
+
+    async fn not_ready_after_a_panic_in(thread: &'static str) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        put(&store, reading("a", 1, 1_000)).await;
+        *store.health.inject.lock().unwrap() = Some(thread);
+        let error = store
+            .put_readings(Batch::parse(&reading("a", 2, 2_000)).unwrap())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, StorageError::Unavailable(_)), "{error:?}");
+        // Whichever thread died, the instance says so from now on.
+        let mut refused = None;
+        for _ in 0..1_000 {
+            if let Err(error) = store.ping().await {
+                refused = Some(error);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let refused = refused.expect("not ready after the panic");
+        assert!(
+            matches!(refused, StorageError::Unavailable(_)),
+            "{refused:?}"
+        );
+        assert!(refused.to_string().contains("stopped"), "{refused}");
+        let error = store
+            .put_readings(Batch::parse(&reading("a", 3, 3_000)).unwrap())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, StorageError::Unavailable(_)), "{error:?}");
+        // What was acknowledged before the panic is there after a restart (the write in hand
+        // may be too: a 503 means "outcome unknown").
+        drop(store);
+        let store = open(dir.path());
+        assert!(count_of(&store, "a").await >= 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_in_the_writer_is_caught_and_leaves_the_store_not_ready() {
+        not_ready_after_a_panic_in("writer panic").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_in_the_syncer_is_caught_and_leaves_the_store_not_ready() {
+        not_ready_after_a_panic_in("syncer panic").await;
+    }
+
+    /// A failed `fdatasync` of the log: nothing is acknowledged, the instance is not ready until
+    /// the writer has reopened the store and made the log's contents durable in redb.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_log_sync_is_503_until_the_store_is_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        put(&store, reading("a", 1, 1_000)).await;
+        *store.health.inject.lock().unwrap() = Some("sync failure");
+        let error = store
+            .put_readings(Batch::parse(&reading("a", 2, 2_000)).unwrap())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, StorageError::Unavailable(_)), "{error:?}");
+        assert!(store.health.is_faulted(), "not ready from the failure on");
+        store.ping().await.expect("reopened on the readiness check");
+        put(&store, reading("a", 3, 3_000)).await;
+        drop(store);
+        let store = open(dir.path());
+        // Reading 2 got a 503 ("outcome unknown"); it was in the log, so it is stored too.
+        assert!(count_of(&store, "a").await >= 2);
+        assert_eq!(
+            store
+                .readings(ReadingsQuery {
+                    sensor_id: sensor("a"),
+                    from: None,
+                    to: None,
+                    after: None,
+                    limit: 10,
+                })
+                .await
+                .unwrap()
+                .readings
+                .last()
+                .map(|r| r.temperature.micros()),
+            Some(3_000_000)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_missing_database_with_records_in_the_log_is_refused_unless_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        put(&store, reading("a", 1, 1_000)).await;
+        drop(store);
+        fs::remove_file(dir.path().join(FILE_NAME)).unwrap();
+        let open_with =
+            |options| EmbeddedStore::open_with(dir.path(), CACHE, unobserved(), NEVER, options);
+        let error = open_with(RecoveryOptions::default())
+            .err()
+            .expect("refused");
+        assert!(
+            error
+                .to_string()
+                .contains("RECOVERY_ALLOW_EMPTY_DATABASE=true"),
+            "{error}"
+        );
+        assert!(!dir.path().join(FILE_NAME).exists(), "nothing created");
+        let allowed = RecoveryOptions {
+            allow_empty_database: true,
+            ..RecoveryOptions::default()
+        };
+        let store = open_with(allowed).expect("opens when allowed");
+        // A new database; only log records that continue from it (numbered from 1) replay.
+        assert!(store.stats(None).await.unwrap().count <= 1);
+        let kept = fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("telemetry.wal.discarded-")
+            });
+        assert!(kept, "a copy of the log is kept");
+    }
+
+    /// Five groups in the log; the second one's payload damaged.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_damaged_record_in_the_middle_of_the_log_is_refused_unless_truncation_is_allowed() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let store = open(a.path());
+        let redb_at_open = fs::read(a.path().join(FILE_NAME)).unwrap();
+        for second in 0..5 {
+            put(&store, reading("a", second, 1_000)).await;
+        }
+        crashed_copy(a.path(), &redb_at_open, b.path());
+        drop(store);
+        let log = b.path().join(LOG_FILE_NAME);
+        let mut bytes = fs::read(&log).unwrap();
+        let first = 8 + u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
+        bytes[first + 20] ^= 0xFF;
+        fs::write(&log, &bytes).unwrap();
+        let open_with =
+            |options| EmbeddedStore::open_with(b.path(), CACHE, unobserved(), NEVER, options);
+        let error = open_with(RecoveryOptions::default())
+            .err()
+            .expect("refused");
+        let message = error.to_string();
+        assert!(message.contains(&format!("at byte {first}")), "{message}");
+        assert!(message.contains("followed by 3 newer records"), "{message}");
+        assert!(message.contains("RECOVERY_TRUNCATE_LOG=true"), "{message}");
+        let truncate = RecoveryOptions {
+            truncate_log: true,
+            ..RecoveryOptions::default()
+        };
+        let store = open_with(truncate).expect("opens when truncation is allowed");
+        assert_eq!(
+            count_of(&store, "a").await,
+            1,
+            "the record before the damage"
+        );
+    }
+
+    /// A torn last record after a crash is normal: replayed up to, silently.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_torn_last_record_is_replayed_up_to_without_complaint() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let store = open(a.path());
+        let redb_at_open = fs::read(a.path().join(FILE_NAME)).unwrap();
+        for second in 0..5 {
+            put(&store, reading("a", second, 1_000)).await;
+        }
+        crashed_copy(a.path(), &redb_at_open, b.path());
+        drop(store);
+        let log = b.path().join(LOG_FILE_NAME);
+        let bytes = fs::read(&log).unwrap();
+        fs::write(&log, &bytes[..bytes.len() - 5]).unwrap();
+        let store = open(b.path());
+        assert_eq!(count_of(&store, "a").await, 4);
     }
 }

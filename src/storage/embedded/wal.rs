@@ -33,6 +33,47 @@ const MAX_PAYLOAD: usize = 1 << 30;
 /// A record read back: its sequence number and its payload after the number.
 pub type Record = (u64, Vec<u8>);
 
+/// What reading the log back found: the well-formed records from offset 0, and where they
+/// stopped, if they stopped before the end of the file.
+#[derive(Debug, Default)]
+pub struct Contents {
+    pub records: Vec<Record>,
+    pub damage: Option<Damage>,
+}
+
+/// Where reading stopped early: a torn or corrupt record (or zeroes) at `offset`, with at least
+/// a frame header's worth of bytes after it. After a crash that is normal (a torn last record,
+/// then blocks of an older cycle of the log); what is not normal is newer records after it.
+#[derive(Debug)]
+pub struct Damage {
+    /// Byte position of the first record that could not be read.
+    pub offset: u64,
+    /// The file's bytes from `offset` on.
+    tail: Vec<u8>,
+}
+
+impl Damage {
+    /// How many well-formed records after the damage carry a sequence number above
+    /// `newer_than`: records written after the damaged one, which replay would lose.
+    pub fn newer_records(&self, newer_than: u64) -> usize {
+        let bytes = &self.tail;
+        // A record written after the damaged one numbers at most one more per frame.
+        let most = newer_than.saturating_add((bytes.len() / (HEADER + 8)) as u64 + 1);
+        let mut count = 0;
+        let mut at = 1;
+        while bytes.len().saturating_sub(at) >= HEADER + 8 {
+            match frame_at(bytes, at) {
+                Some((sequence, len)) if sequence > newer_than && sequence <= most => {
+                    count += 1;
+                    at += HEADER + len;
+                }
+                _ => at += 1,
+            }
+        }
+        count
+    }
+}
+
 /// One append-only log file.
 pub struct Log {
     file: File,
@@ -47,7 +88,7 @@ impl Log {
     /// with every record found from offset 0 up to the first torn, corrupt or empty one, as
     /// `(sequence, ops)` pairs. Appending starts at offset 0, overwriting those records: make
     /// them durable elsewhere first.
-    pub fn open(path: &Path) -> io::Result<(Self, Vec<Record>)> {
+    pub fn open(path: &Path) -> io::Result<(Self, Contents)> {
         let existed = path.exists();
         let mut file = OpenOptions::new()
             .read(true)
@@ -63,8 +104,8 @@ impl Log {
         }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
-        let records = read_records(&bytes);
         let length = bytes.len() as u64;
+        let records = read_records(bytes);
         Ok((
             Self {
                 file,
@@ -73,6 +114,15 @@ impl Log {
             },
             records,
         ))
+    }
+
+    /// Reads every record back from the file as it is now (the writer's reopen after a fault):
+    /// what [`Self::open`] would find.
+    pub fn read_back(&self) -> io::Result<Contents> {
+        let length = self.file.metadata()?.len();
+        let mut bytes = vec![0; usize::try_from(length).map_err(io::Error::other)?];
+        self.file.read_exact_at(&mut bytes, 0)?;
+        Ok(read_records(bytes))
     }
 
     /// Forgets the records appended from `offset` on (a commit that failed after its append):
@@ -122,24 +172,47 @@ impl Log {
 }
 
 /// Every well-formed record from the start of `bytes`, stopping at the first bad one.
-fn read_records(bytes: &[u8]) -> Vec<Record> {
+fn read_records(bytes: Vec<u8>) -> Contents {
     let mut records = Vec::new();
     let mut at = 0;
     while bytes.len() - at >= HEADER + 8 {
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
-        if !(8..=MAX_PAYLOAD).contains(&len) || bytes.len() - at - HEADER < len {
-            break; // torn (or zeroed) tail
-        }
-        let payload = &bytes[at + HEADER..at + HEADER + len];
-        if crc32(payload) != crc {
-            break;
-        }
-        let sequence = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes"));
-        records.push((sequence, payload[8..].to_vec()));
+        let Some((sequence, len)) = frame_at(&bytes, at) else {
+            // A torn, corrupt or zeroed record: whatever follows is judged by the caller.
+            let tail = bytes[at..].to_vec();
+            return Contents {
+                records,
+                damage: Some(Damage {
+                    offset: at as u64,
+                    tail,
+                }),
+            };
+        };
+        let payload = &bytes[at + HEADER + 8..at + HEADER + len];
+        records.push((sequence, payload.to_vec()));
         at += HEADER + len;
     }
-    records
+    Contents {
+        records,
+        damage: None,
+    }
+}
+
+/// The well-formed frame at `at`, as its sequence number and payload length.
+fn frame_at(bytes: &[u8], at: usize) -> Option<(u64, usize)> {
+    let header = bytes.get(at..at + HEADER)?;
+    let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+    if !(8..=MAX_PAYLOAD).contains(&len) || bytes.len() - at - HEADER < len {
+        return None; // torn (or zeroed)
+    }
+    let payload = &bytes[at + HEADER..at + HEADER + len];
+    if crc32(payload) != crc {
+        return None;
+    }
+    Some((
+        u64::from_le_bytes(payload[..8].try_into().expect("8 bytes")),
+        len,
+    ))
 }
 
 /// CRC-32 (IEEE 802.3, the zlib one), from `crc32fast` (SIMD where the CPU has it).
@@ -161,14 +234,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
         {
-            let (mut log, records) = Log::open(&path).unwrap();
-            assert!(records.is_empty());
+            let (mut log, contents) = Log::open(&path).unwrap();
+            assert!(contents.records.is_empty());
             for seq in 1..=3u64 {
                 log.write(seq, &[seq as u8; 100]).unwrap();
             }
         }
         let bytes = std::fs::read(&path).unwrap();
-        let (_, records) = Log::open(&path).unwrap();
+        let records = Log::open(&path).unwrap().1.records;
         assert_eq!(
             records.iter().map(|r| r.0).collect::<Vec<_>>(),
             vec![1, 2, 3]
@@ -177,21 +250,21 @@ mod tests {
 
         // A torn last record (cut in its middle) is dropped, the ones before it kept.
         std::fs::write(&path, &bytes[..bytes.len() - 30]).unwrap();
-        let (_, records) = Log::open(&path).unwrap();
+        let records = Log::open(&path).unwrap().1.records;
         assert_eq!(records.iter().map(|r| r.0).collect::<Vec<_>>(), vec![1, 2]);
 
         // A flipped bit in the second record ends the log there.
         let mut corrupt = bytes.clone();
         corrupt[HEADER + 108 + HEADER + 20] ^= 1;
         std::fs::write(&path, &corrupt).unwrap();
-        let (_, records) = Log::open(&path).unwrap();
+        let records = Log::open(&path).unwrap().1.records;
         assert_eq!(records.iter().map(|r| r.0).collect::<Vec<_>>(), vec![1]);
 
         // Zeroes after the records (a preallocated or partly written block) end the log too.
         let mut zeroed = bytes.clone();
         zeroed.extend_from_slice(&[0; 4096]);
         std::fs::write(&path, &zeroed).unwrap();
-        let (_, records) = Log::open(&path).unwrap();
+        let records = Log::open(&path).unwrap().1.records;
         assert_eq!(records.len(), 3);
     }
 
@@ -208,10 +281,66 @@ mod tests {
         log.write(6, &[1; 50]).unwrap();
         drop(log);
         // Record 6 first, then the stale 2..=5: the reader of the log stops at the gap.
-        let (_, records) = Log::open(&path).unwrap();
+        let records = Log::open(&path).unwrap().1.records;
         assert_eq!(
             records.iter().map(|r| r.0).collect::<Vec<_>>(),
             vec![6, 2, 3, 4, 5]
         );
+    }
+
+    /// A damaged record tells how many newer records follow it; a torn last record, zeroes or
+    /// older records after a rewind are not "newer".
+    #[test]
+    fn damage_counts_the_newer_records_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let (mut log, _) = Log::open(&path).unwrap();
+        for seq in 1..=5u64 {
+            log.write(seq, &[seq as u8; 40]).unwrap();
+        }
+        drop(log);
+        let bytes = std::fs::read(&path).unwrap();
+        let frame = HEADER + 8 + 40;
+
+        let mut corrupt = bytes.clone();
+        corrupt[frame + HEADER + 3] ^= 0x10; // record 2's sequence number
+        std::fs::write(&path, &corrupt).unwrap();
+        let contents = Log::open(&path).unwrap().1;
+        assert_eq!(contents.records.len(), 1);
+        let damage = contents.damage.expect("damaged");
+        assert_eq!(damage.offset, frame as u64);
+        assert_eq!(damage.newer_records(1), 3, "records 3, 4 and 5");
+        assert_eq!(damage.newer_records(5), 0, "none newer than 5");
+
+        // A corrupt length: found again by scanning.
+        let mut corrupt = bytes.clone();
+        corrupt[frame..frame + 4].copy_from_slice(&[0xFF; 4]);
+        std::fs::write(&path, &corrupt).unwrap();
+        let damage = Log::open(&path).unwrap().1.damage.expect("damaged");
+        assert_eq!(damage.newer_records(1), 3);
+
+        // A torn last record: damage with nothing newer after it.
+        std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
+        let contents = Log::open(&path).unwrap().1;
+        assert_eq!(contents.records.len(), 4);
+        assert_eq!(contents.damage.map_or(0, |d| d.newer_records(4)), 0);
+
+        // After a rewind: record 6 over record 1, then a torn 7 over record 2, then the older
+        // records 3..=5, which are not newer than 6.
+        let (mut log, _) = Log::open(&path).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        log.rewind().unwrap();
+        log.write(6, &[6; 40]).unwrap();
+        log.write(7, &[7; 40]).unwrap();
+        drop(log);
+        let mut torn = std::fs::read(&path).unwrap();
+        torn[frame + HEADER + 20] ^= 1;
+        std::fs::write(&path, &torn).unwrap();
+        let contents = Log::open(&path).unwrap().1;
+        assert_eq!(
+            contents.records.iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec![6]
+        );
+        assert_eq!(contents.damage.expect("damaged").newer_records(6), 0);
     }
 }

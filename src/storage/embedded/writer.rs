@@ -1,9 +1,13 @@
 //! The writer and syncer threads: group commit through the write-ahead log (see [`super`]).
 //!
 //! The writer applies each group of queued writes in one redb transaction and logs what it
-//! changed; the syncer `fdatasync`s the log and only then answers the group's callers.
+//! changed; the syncer `fdatasync`s the log and only then answers the group's callers. After a
+//! storage fault the writer reopens the database and replays the log (see [`super::health`]);
+//! a panic in either thread is caught and leaves the store not ready.
 
 use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -11,10 +15,12 @@ use std::time::{Duration, Instant};
 use redb::{Database, Durability};
 use tokio::sync::oneshot;
 
+use super::health::{Health, RECOVERY_RETRY, ROOM_NEEDED, check_room, panic_message};
+use super::recovery;
 use super::rollups::{BuildProgress, Coverage};
 use super::tables::{COUNTERS, Tables, Touched, WAL_SEQUENCE};
 use super::wal::Log;
-use super::{log_error, storage_error};
+use super::{log_error, open_database, storage_error};
 use crate::domain::{Batch, SensorSummary};
 use crate::storage::group_commit::{BlockingCommitter, GroupCommit, GroupObserver};
 use crate::storage::{Cause, ItemId, PutOutcome, StorageError};
@@ -54,10 +60,18 @@ impl Drop for WriterHandle {
     }
 }
 
+/// What the writer needs to reopen the database after a fault.
+pub(super) struct Reopen {
+    pub(super) path: PathBuf,
+    pub(super) cache_bytes: usize,
+    pub(super) health: Arc<Health>,
+}
+
 impl WriterHandle {
     /// Starts the syncer and the writer thread on `db` and `log`, which continue from log
     /// record `sequence` (the last one recovery applied).
     pub(super) fn start(
+        reopen: Reopen,
         db: Arc<Database>,
         log: Log,
         sequence: u64,
@@ -73,12 +87,27 @@ impl WriterHandle {
         let (syncer, queue) = std::sync::mpsc::sync_channel(1);
         let file = log.sync_handle().map_err(log_error)?;
         let syncer_failed = failed.clone();
+        let health = reopen.health.clone();
         let syncer_thread = std::thread::Builder::new()
             .name("embedded-log-sync".into())
-            .spawn(move || run_syncer(file, queue, syncer_failed))
+            .spawn(move || {
+                let caught = catch_unwind(AssertUnwindSafe(|| {
+                    run_syncer(file, queue, syncer_failed, &health);
+                }));
+                if let Err(payload) = caught {
+                    tracing::error!(
+                        panic = %panic_message(&*payload),
+                        "the embedded log syncer panicked; the store is not ready until a restart"
+                    );
+                }
+                health.syncer_stopped();
+            })
             .map_err(|e| StorageError::Internal(Cause::new("cannot start the log syncer", e)))?;
         let writer = Writer {
-            db,
+            db: Some(db),
+            reopen,
+            last_attempt: None,
+            stopped: false,
             log,
             sequence,
             last_checkpoint: Instant::now(),
@@ -121,6 +150,10 @@ pub(super) enum QueuedWrite {
     BuildRollups {
         reply: oneshot::Sender<Result<BuildProgress, StorageError>>,
     },
+    /// Readiness while a fault is pending: answered once the writer could reopen the store.
+    Probe {
+        reply: oneshot::Sender<Result<(), StorageError>>,
+    },
 }
 
 /// What one write did inside a group's transaction, before it is acknowledged.
@@ -129,6 +162,7 @@ pub(super) enum Effect {
     ItemPut(ItemId),
     ItemDelete(bool),
     BuildRollups(BuildProgress),
+    Probe,
 }
 
 impl QueuedWrite {
@@ -147,6 +181,9 @@ impl QueuedWrite {
             (Self::BuildRollups { reply }, Ok(Effect::BuildRollups(progress))) => {
                 let _ = reply.send(Ok(progress));
             }
+            (Self::Probe { reply }, Ok(Effect::Probe)) => {
+                let _ = reply.send(Ok(()));
+            }
             (write, result) => {
                 let error = match result {
                     Err(error) => error,
@@ -157,6 +194,7 @@ impl QueuedWrite {
                     Self::ItemPut { reply, .. } => drop(reply.send(Err(error))),
                     Self::ItemDelete { reply, .. } => drop(reply.send(Err(error))),
                     Self::BuildRollups { reply } => drop(reply.send(Err(error))),
+                    Self::Probe { reply } => drop(reply.send(Err(error))),
                 }
             }
         }
@@ -165,7 +203,13 @@ impl QueuedWrite {
 
 /// The write side: owns the log, runs on its own thread (see [`GroupCommit::spawn_thread`]).
 struct Writer {
-    db: Arc<Database>,
+    /// `None` after a fault closed it, until it is reopened.
+    db: Option<Arc<Database>>,
+    reopen: Reopen,
+    /// When the last attempt to reopen after a fault was made.
+    last_attempt: Option<Instant>,
+    /// Set after a caught panic: every write is refused from then on.
+    stopped: bool,
     log: Log,
     /// Sequence number of the last record logged (and applied to redb).
     sequence: u64,
@@ -199,33 +243,27 @@ impl BlockingCommitter for Writer {
     type Write = QueuedWrite;
 
     fn commit(&mut self, group: Vec<QueuedWrite>) {
-        match self.apply(&group) {
-            Ok((effects, appended)) => {
-                let pending = AwaitingSync {
-                    group,
-                    effects,
-                    appended,
-                };
-                if let Some(syncer) = &self.syncer
-                    && let Err(unsent) = syncer.send(pending)
-                {
-                    // The syncer is gone (it panicked): fail rather than answer undurable.
-                    for write in unsent.0.group {
-                        write.answer(Err(StorageError::Internal("the log syncer stopped".into())));
-                    }
-                }
+        if self.stopped {
+            for write in group {
+                write.answer(Err(stopped()));
             }
-            Err(error) => {
-                tracing::error!(%error, writes = group.len(), "embedded commit failed");
-                for write in group {
-                    write.answer(Err(error.clone()));
-                }
-            }
+            return;
+        }
+        // A panic drops the group's reply channels: its callers get 503.
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.commit_group(group))) {
+            tracing::error!(
+                panic = %panic_message(&*payload),
+                "the embedded writer panicked; the store is not ready until a restart"
+            );
+            self.stopped = true;
+            self.reopen.health.writer_stopped();
         }
     }
 
     fn finish(&mut self) {
         if !self.failed.load(Ordering::SeqCst)
+            && !self.stopped
+            && !self.reopen.health.is_faulted()
             && let Err(error) = self.checkpoint()
         {
             tracing::warn!(%error, "final checkpoint failed; the log will be replayed on open");
@@ -240,20 +278,153 @@ impl BlockingCommitter for Writer {
     }
 }
 
+impl Drop for Writer {
+    /// The writer thread is ending (shutdown, or a panic outside a group): not alive any more.
+    fn drop(&mut self) {
+        self.reopen.health.writer_stopped();
+    }
+}
+
+fn stopped() -> StorageError {
+    StorageError::Unavailable("the storage writer has stopped; restart the service".into())
+}
+
 impl Writer {
+    fn commit_group(&mut self, group: Vec<QueuedWrite>) {
+        #[cfg(test)]
+        if self.reopen.health.take_injected("writer panic") {
+            panic!("a panic injected into the writer");
+        }
+        if let Err(error) = self.recovered() {
+            for write in group {
+                write.answer(Err(error.clone()));
+            }
+            return;
+        }
+        match self.apply(&group) {
+            Ok((effects, appended)) => {
+                let pending = AwaitingSync {
+                    group,
+                    effects,
+                    appended,
+                };
+                if let Some(syncer) = &self.syncer
+                    && let Err(unsent) = syncer.send(pending)
+                {
+                    // The syncer is gone (it panicked): fail rather than answer undurable.
+                    for write in unsent.0.group {
+                        write.answer(Err(StorageError::Unavailable(
+                            "the log syncer has stopped; restart the service".into(),
+                        )));
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, writes = group.len(), "embedded commit failed");
+                if matches!(error, StorageError::Unavailable(_)) {
+                    // I/O trouble: redb refuses everything until it is reopened.
+                    self.reopen.health.set_fault(crate::storage::chain(&error));
+                }
+                for write in group {
+                    write.answer(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    /// `Ok` when writes can be applied: no fault is pending, or the store could be reopened now
+    /// (tried at most once a [`RECOVERY_RETRY`]).
+    fn recovered(&mut self) -> Result<(), StorageError> {
+        let health = self.reopen.health.clone();
+        if self.failed.load(Ordering::SeqCst) && !health.is_faulted() {
+            health.set_fault("the write-ahead log could not be synced".into());
+        }
+        let Some(fault) = health.fault() else {
+            return Ok(());
+        };
+        let unavailable = |detail: &str| {
+            StorageError::Unavailable(
+                format!("storage fault ({fault}){detail}; retry later").into(),
+            )
+        };
+        if self
+            .last_attempt
+            .is_some_and(|at| at.elapsed() < RECOVERY_RETRY)
+        {
+            return Err(unavailable(""));
+        }
+        self.last_attempt = Some(Instant::now());
+        let started = Instant::now();
+        match self.reopen_database() {
+            Ok(()) => {
+                self.failed.store(false, Ordering::SeqCst);
+                health.clear_fault();
+                tracing::info!(
+                    fault,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "the embedded store was reopened after a storage fault; writes are accepted again"
+                );
+                Ok(())
+            }
+            Err(error) => {
+                let error = crate::storage::chain(&error);
+                tracing::warn!(fault, %error, "the embedded store cannot be reopened yet");
+                Err(unavailable(&format!(", reopening failed: {error}")))
+            }
+        }
+    }
+
+    /// Closes the database, opens it again (redb repairs it back to its last durable commit)
+    /// and replays the log on top, as a restart would.
+    fn reopen_database(&mut self) -> Result<(), StorageError> {
+        if let Some(dir) = self.reopen.path.parent() {
+            check_room(dir).map_err(|e| {
+                StorageError::Unavailable(Cause::new(
+                    format!("{} has no room for {ROOM_NEEDED} more bytes", dir.display()),
+                    e,
+                ))
+            })?;
+        }
+        drop(self.reopen.health.take_database());
+        if let Some(db) = self.db.take() {
+            close(db);
+        }
+        let db = open_database(&self.reopen.path, self.reopen.cache_bytes)?;
+        let contents = self.log.read_back().map_err(log_error)?;
+        let (sequence, coverage) = recovery::recover(&db, &contents, |truncation| {
+            // Nothing else wrote the log since start-up: this would be a bug or a bad disk.
+            tracing::error!(
+                offset = truncation.offset,
+                dropped = truncation.dropped,
+                "the write-ahead log is damaged; replayed up to the damage"
+            );
+            Ok(())
+        })?;
+        self.log.rewind().map_err(log_error)?;
+        self.sequence = sequence;
+        self.coverage = coverage;
+        self.aggregates.clear();
+        self.last_checkpoint = Instant::now();
+        let db = Arc::new(db);
+        self.db = Some(db.clone());
+        self.reopen.health.put_database(db);
+        Ok(())
+    }
+
+    fn db(&self) -> Result<&Database, StorageError> {
+        self.db
+            .as_deref()
+            .ok_or_else(|| StorageError::Unavailable("the database is closed".into()))
+    }
+
     /// Applies a group in one redb transaction: logs its changes (one record, written but not
     /// yet synced) and commits it without fsync; the syncer answers it once the log is durable
     /// up to the returned offset. When a checkpoint is due, the commit is an fsync'd one instead
     /// (which makes every earlier group durable in redb) and the log starts over.
     fn apply(&mut self, group: &[QueuedWrite]) -> Result<(Vec<Effect>, u64), StorageError> {
-        if self.failed.load(Ordering::SeqCst) {
-            return Err(StorageError::Unavailable(
-                "the write-ahead log could not be synced; restart the service".into(),
-            ));
-        }
         let checkpoint = self.last_checkpoint.elapsed() >= self.checkpoint_every
             || self.log.written() >= CHECKPOINT_BYTES;
-        let mut txn = self.db.begin_write().map_err(storage_error)?;
+        let mut txn = self.db()?.begin_write().map_err(storage_error)?;
         if !checkpoint {
             txn.set_durability(Durability::None)
                 .map_err(|e| StorageError::Internal(Cause::new("redb durability", e)))?;
@@ -327,7 +498,7 @@ impl Writer {
 
     /// An fsync'd redb commit: everything applied so far is durable in redb, the log restarts.
     fn checkpoint(&mut self) -> Result<(), StorageError> {
-        let txn = self.db.begin_write().map_err(storage_error)?;
+        let txn = self.db()?.begin_write().map_err(storage_error)?;
         txn.open_table(COUNTERS)
             .map_err(storage_error)?
             .insert(WAL_SEQUENCE, self.sequence)
@@ -352,27 +523,39 @@ fn run_syncer(
     file: std::fs::File,
     queue: std::sync::mpsc::Receiver<AwaitingSync>,
     failed: Arc<AtomicBool>,
+    health: &Health,
 ) {
     let mut synced = 0u64;
     let mut batch = Vec::new();
     while let Ok(first) = queue.recv() {
         batch.push(first);
+        #[cfg(test)]
+        if health.take_injected("syncer panic") {
+            panic!("a panic injected into the log syncer");
+        }
         batch.extend(queue.try_iter());
         let needed = batch.iter().map(|p| p.appended).max().unwrap_or(0);
         let mut result = Ok(());
         if failed.load(Ordering::SeqCst) {
             result = Err(StorageError::Unavailable(
-                "the write-ahead log could not be synced; restart the service".into(),
+                "the write-ahead log could not be synced; retry later".into(),
             ));
         } else if needed > synced {
-            match file.sync_data() {
+            let outcome = file.sync_data();
+            #[cfg(test)]
+            let outcome = match health.take_injected("sync failure") {
+                true => Err(std::io::Error::other("an injected fdatasync failure")),
+                false => outcome,
+            };
+            match outcome {
                 Ok(()) => synced = needed,
                 Err(error) => {
                     // The log's state on disk is unknown; so is that of everything committed
-                    // after it. Acknowledge nothing more (PostgreSQL's lesson): a restart
-                    // replays what the disk really holds.
+                    // after it. Acknowledge nothing more (PostgreSQL's lesson) until the writer
+                    // has reopened the store and replayed the log into an fsync'd redb commit.
                     tracing::error!(%error, "fdatasync of the write-ahead log failed");
                     failed.store(true, Ordering::SeqCst);
+                    health.set_fault(format!("fdatasync of the write-ahead log failed: {error}"));
                     result = Err(log_error(error));
                 }
             }
@@ -389,6 +572,25 @@ fn run_syncer(
                         write.answer(Err(error.clone()));
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Closes a database the writer is done with. A reader may hold the handle for the moment it
+/// takes to begin a transaction: wait for that (bounded); past it, the last reader closes it.
+fn close(mut db: Arc<Database>) {
+    for _ in 0..1_000 {
+        match Arc::try_unwrap(db) {
+            Ok(db) => {
+                if let Err(error) = db.close() {
+                    tracing::debug!(%error, "closing the faulted database reported an error");
+                }
+                return;
+            }
+            Err(shared) => {
+                db = shared;
+                std::thread::sleep(Duration::from_millis(1));
             }
         }
     }
