@@ -7,7 +7,9 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
-use super::schema::{self, AGGREGATE_TOTAL_PK, COUNT, MAX, MIN, PARTITION_KEY, SUM, TEMPERATURE};
+use super::schema::{
+    self, AGGREGATE_TOTAL_PK, COUNT, MAX, MIN, PARTITION_KEY, SUM, TEMPERATURE, TTL_ATTRIBUTE,
+};
 use super::writer::{NewReading, key_item, reading_key, sensor_key};
 use super::{Extent, Inner};
 use crate::domain::{Aggregate, SensorId};
@@ -52,6 +54,12 @@ pub(super) fn transaction(
             TEMPERATURE.to_owned(),
             AttributeValue::N(reading.temperature.micros().to_string()),
         );
+        if let Some(expires_at) = inner.expires_at(reading.time.micros()) {
+            item.insert(
+                TTL_ATTRIBUTE.to_owned(),
+                AttributeValue::N(expires_at.to_string()),
+            );
+        }
         let put = Put::builder()
             .table_name(&inner.table)
             .set_item(Some(item))

@@ -60,11 +60,13 @@
 //! - [`wal`]: the log's frame; [`record`]: the log record's payload (what a group changed);
 //! - [`recovery`]: the replay on open;
 //! - [`rollups`]: the rollup tables behind windows and series, and their one-time build for a
-//!   store written before they existed ([`build`] drives it).
+//!   store written before they existed ([`build`] drives it);
+//! - [`retention`]: the background sweep that deletes expired readings and rollup rows.
 
 mod build;
 mod record;
 mod recovery;
+mod retention;
 mod rollups;
 mod tables;
 #[cfg(test)]
@@ -90,7 +92,9 @@ use super::{
     Cause, ItemId, ItemsPage, PutOutcome, ReadingsPage, ReadingsQuery, SensorsPage, StorageError,
     Store, trim_page,
 };
+use crate::domain::retention::Retention;
 use crate::domain::rollup;
+use crate::metrics::Metrics;
 use crate::domain::window::{Piece, SeriesPlan, Span, plan};
 use crate::domain::{Aggregate, Batch, Reading, SensorId, SensorSummary, Temperature, Timestamp};
 
@@ -262,6 +266,21 @@ impl EmbeddedStore {
             db,
             building,
         })
+    }
+
+    /// Starts the background sweep that deletes what `retention` no longer keeps (nothing when
+    /// it keeps everything). See [`retention`].
+    pub fn start_retention(
+        &self,
+        retention: Retention,
+        metrics: Metrics,
+    ) -> Result<(), StorageError> {
+        retention::start(
+            Arc::downgrade(&self.writer),
+            self.building.clone(),
+            retention,
+            metrics,
+        )
     }
 
     async fn write<T>(

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use redb::{Database, Durability};
 use tokio::sync::oneshot;
 
+use super::retention::{Cutoffs, SweepProgress, changes_derived_rows};
 use super::rollups::{BuildProgress, Coverage};
 use super::tables::{COUNTERS, Tables, Touched, WAL_SEQUENCE};
 use super::wal::Log;
@@ -121,6 +122,11 @@ pub(super) enum QueuedWrite {
     BuildRollups {
         reply: oneshot::Sender<Result<BuildProgress, StorageError>>,
     },
+    /// The next chunk of the retention sweep (see [`super::retention`]).
+    Sweep {
+        cutoffs: Cutoffs,
+        reply: oneshot::Sender<Result<SweepProgress, StorageError>>,
+    },
 }
 
 /// What one write did inside a group's transaction, before it is acknowledged.
@@ -129,6 +135,7 @@ pub(super) enum Effect {
     ItemPut(ItemId),
     ItemDelete(bool),
     BuildRollups(BuildProgress),
+    Sweep(SweepProgress),
 }
 
 impl QueuedWrite {
@@ -147,6 +154,9 @@ impl QueuedWrite {
             (Self::BuildRollups { reply }, Ok(Effect::BuildRollups(progress))) => {
                 let _ = reply.send(Ok(progress));
             }
+            (Self::Sweep { reply, .. }, Ok(Effect::Sweep(progress))) => {
+                let _ = reply.send(Ok(progress));
+            }
             (write, result) => {
                 let error = match result {
                     Err(error) => error,
@@ -157,6 +167,7 @@ impl QueuedWrite {
                     Self::ItemPut { reply, .. } => drop(reply.send(Err(error))),
                     Self::ItemDelete { reply, .. } => drop(reply.send(Err(error))),
                     Self::BuildRollups { reply } => drop(reply.send(Err(error))),
+                    Self::Sweep { reply, .. } => drop(reply.send(Err(error))),
                 }
             }
         }
@@ -286,9 +297,7 @@ impl Writer {
                 coverage,
             )
         };
-        let built = group
-            .iter()
-            .any(|w| matches!(w, QueuedWrite::BuildRollups { .. }));
+        let built = group.iter().any(changes_derived_rows);
         if self.ops.is_empty() && !checkpoint && !built {
             // Duplicates, conflicts, deletes of nothing: nothing to log or commit. The answer
             // still waits for the log to be durable up to here (a duplicate of a reading whose
@@ -297,7 +306,7 @@ impl Writer {
             return Ok((effects, self.appended));
         }
         let mark = self.log.written();
-        // A build slice alone changes only derived rows: nothing to log (a record must carry
+        // A build slice or sweep chunk alone changes only derived rows: nothing to log (a record must carry
         // the next sequence number, and only records with changes take one).
         if !checkpoint && !self.ops.is_empty() {
             let bytes = self.log.write(sequence, &self.ops).map_err(log_error)?;
