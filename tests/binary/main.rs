@@ -5,4 +5,5 @@ mod access;
 mod answers;
 mod cli;
 mod crash;
+mod retention_crash;
 mod server;
