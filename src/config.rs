@@ -700,6 +700,7 @@ mod tests {
         assert_eq!(defaults.future_margin, Period::parse("5m").unwrap());
         let config = Config::from_vars(vars(&[
             ("RETENTION_RAW", "90s"),
+            ("RETENTION_SECOND", "1d"),
             ("RETENTION_MINUTE", "90d"),
             ("FUTURE_MARGIN", "10m"),
         ]))
@@ -707,7 +708,8 @@ mod tests {
         let retention = config.retention();
         assert_eq!(retention.raw, Period::seconds(90));
         assert_eq!(retention.minute, Period::parse("90d").unwrap());
-        assert_eq!(retention.second, Period::FOREVER);
+        assert_eq!(retention.second, Period::parse("1d").unwrap());
+        assert_eq!(retention.hour, Period::FOREVER);
         let error = Config::from_vars(vars(&[("RETENTION_RAW", "soon")])).unwrap_err();
         assert!(error.starts_with("RETENTION_RAW"), "{error}");
         let error = Config::from_vars(vars(&[("RETENTION_HOUR", "1d")])).unwrap_err();

@@ -407,6 +407,7 @@ mod tests {
     fn coarser_data_must_not_expire_before_finer_data() {
         let mut retention = Retention {
             raw: Period::parse("30d").unwrap(),
+            second: Period::parse("30d").unwrap(),
             minute: Period::parse("90d").unwrap(),
             ..Retention::default()
         };

@@ -175,7 +175,20 @@ mod tests {
             requests: Default::default(),
             timeout: Duration::from_secs(5),
             shard_extents: Default::default(),
+            retention_raw: crate::domain::retention::Period::FOREVER,
         }
+    }
+
+    #[test]
+    fn a_reading_expires_after_its_time_plus_the_raw_retention() {
+        assert_eq!(inner().expires_at(1_633_338_000_000_000), None);
+        let inner = Inner {
+            retention_raw: crate::domain::retention::Period::seconds(60),
+            ..inner()
+        };
+        // Rounded up to the next whole second, never before the horizon.
+        assert_eq!(inner.expires_at(1_633_338_000_000_000), Some(1_633_338_061));
+        assert_eq!(inner.expires_at(1_633_338_000_250_000), Some(1_633_338_061));
     }
 
     #[test]
