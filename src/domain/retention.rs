@@ -391,13 +391,26 @@ mod tests {
     #[test]
     fn periods_parse_in_every_unit_and_print_in_the_coarsest() {
         assert_eq!(Period::parse("90s"), Ok(Period::seconds(90)));
-        assert_eq!(Period::parse("30d").unwrap().micros(), Some(30 * DAY_MICROS));
+        assert_eq!(
+            Period::parse("30d").unwrap().micros(),
+            Some(30 * DAY_MICROS)
+        );
         assert_eq!(Period::parse("12h").unwrap().to_string(), "12h");
         assert_eq!(Period::parse("120s").unwrap().to_string(), "2m");
         assert_eq!(Period::parse("90s").unwrap().to_string(), "90s");
         assert_eq!(Period::parse("forever"), Ok(Period::FOREVER));
         assert_eq!(Period::FOREVER.to_string(), "forever");
-        for bad in ["", "0s", "5", "d", "1w", "-1d", "1.5h", "5 m", "99999999999999d"] {
+        for bad in [
+            "",
+            "0s",
+            "5",
+            "d",
+            "1w",
+            "-1d",
+            "1.5h",
+            "5 m",
+            "99999999999999d",
+        ] {
             assert!(Period::parse(bad).is_err(), "{bad:?}");
         }
         assert!(Period::FOREVER > Period::parse("3650000d").unwrap());
@@ -440,7 +453,9 @@ mod tests {
         let horizons = retention.horizons(now);
         assert_eq!(horizons.raw(), Some(now - MINUTE_MICROS));
         assert!(horizons.check_time(at(now - MINUTE_MICROS)).is_ok());
-        let old = horizons.check_time(at(now - MINUTE_MICROS - 1)).unwrap_err();
+        let old = horizons
+            .check_time(at(now - MINUTE_MICROS - 1))
+            .unwrap_err();
         assert!(
             old.contains("RETENTION_RAW=1m") && old.contains("2021-10-04T00:59:00Z"),
             "{old}"
@@ -475,7 +490,11 @@ mod tests {
         let beyond = check(T0 + 5 * DAY_MICROS + 7, now).unwrap_err();
         assert_eq!(beyond.level, None);
         assert_eq!(beyond.coarser, Some(Level::Minute));
-        assert!(beyond.detail.contains("RETENTION_RAW=1d"), "{}", beyond.detail);
+        assert!(
+            beyond.detail.contains("RETENTION_RAW=1d"),
+            "{}",
+            beyond.detail
+        );
         // Minute-aligned there: fine.
         assert_eq!(check(T0 + 5 * DAY_MICROS + MINUTE_MICROS, now), Ok(()));
         // Older than the minute horizon, minute-aligned: only hours remain.
@@ -485,14 +504,20 @@ mod tests {
         assert_eq!(check(T0 + 3 * DAY_MICROS + HOUR_MICROS, now), Ok(()));
         // Over all sensors (with seconds) the same rules hold.
         let total = horizons.check_pieces(
-            &plan(Span::new(T0 + 5 * DAY_MICROS + SECOND_MICROS, now), &TOTAL_LEVELS),
+            &plan(
+                Span::new(T0 + 5 * DAY_MICROS + SECOND_MICROS, now),
+                &TOTAL_LEVELS,
+            ),
             &TOTAL_LEVELS,
         );
         assert_eq!(total.unwrap_err().coarser, Some(Level::Minute));
         // Nothing expires with the defaults.
         let forever = Retention::default().horizons(now);
         assert_eq!(
-            forever.check_pieces(&plan(Span::new(T0 + 7, now), &SENSOR_LEVELS), &SENSOR_LEVELS),
+            forever.check_pieces(
+                &plan(Span::new(T0 + 7, now), &SENSOR_LEVELS),
+                &SENSOR_LEVELS
+            ),
             Ok(())
         );
     }

@@ -84,7 +84,11 @@ async fn expired_readings_leave_the_readings_but_not_the_statistics() {
     assert!(page["retainedFrom"].is_string(), "{page}");
     // No horizon note when from is after the horizon.
     let recent = rfc3339(now_micros() + 1);
-    let page = json_of(app.readings(&[("sensorID", "old"), ("from", &recent)]).await).await;
+    let page = json_of(
+        app.readings(&[("sensorID", "old"), ("from", &recent)])
+            .await,
+    )
+    .await;
     assert!(page.get("retainedFrom").is_none(), "{page}");
     // All-time statistics still count them.
     assert_eq!(app.stats(None).await, before);
@@ -102,7 +106,9 @@ async fn expired_readings_leave_the_readings_but_not_the_statistics() {
     let partial = app
         .client
         .put(app.url("/api/temperature?accept_partial=true"))
-        .json(&json!([sent[1], {"sensorID": "new", "time": rfc3339(now_micros()), "temperature": 1}]))
+        .json(
+            &json!([sent[1], {"sensorID": "new", "time": rfc3339(now_micros()), "temperature": 1}]),
+        )
         .send()
         .await
         .unwrap();
@@ -126,7 +132,10 @@ async fn expired_readings_leave_the_readings_but_not_the_statistics() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], "unprocessable entity", "{body}");
     assert!(
-        body["message"].as_str().unwrap().contains("retention horizon"),
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("retention horizon"),
         "{body}"
     );
     assert_eq!(app.stats(Some("old")).await, before_sensor);
@@ -172,8 +181,14 @@ async fn rollups_still_count_expired_readings(app: &TestApp, base: i64, stats: &
         .sum();
     let expected = stats["Average"].as_f64().unwrap() * 6.0;
     assert!((sum - expected).abs() < 1e-6, "{sum} != {expected}");
-    let max = buckets.iter().filter_map(|b| b["Maximum"].as_f64()).fold(f64::MIN, f64::max);
-    let min = buckets.iter().filter_map(|b| b["Minimum"].as_f64()).fold(f64::MAX, f64::min);
+    let max = buckets
+        .iter()
+        .filter_map(|b| b["Maximum"].as_f64())
+        .fold(f64::MIN, f64::max);
+    let min = buckets
+        .iter()
+        .filter_map(|b| b["Minimum"].as_f64())
+        .fold(f64::MAX, f64::min);
     assert_eq!(json!(max), stats["Maximum"]);
     assert_eq!(json!(min), stats["Minimum"]);
     let window = json_of(
@@ -193,10 +208,8 @@ async fn rollups_still_count_expired_readings(app: &TestApp, base: i64, stats: &
     assert_eq!(body["alignTo"], "minute", "{body}");
     assert!(body["retainedFrom"].is_string(), "{body}");
     let body = assert_problem(
-        app.get(&format!(
-            "/api/series?step=1m&from={unaligned}&to={to}"
-        ))
-        .await,
+        app.get(&format!("/api/series?step=1m&from={unaligned}&to={to}"))
+            .await,
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
@@ -261,7 +274,10 @@ async fn readings_too_far_in_the_future_are_refused() {
     )
     .await;
     let detail = body["errors"][0]["errors"][0]["detail"].as_str().unwrap();
-    assert!(detail.contains("5m ahead of the server's clock"), "{detail}");
+    assert!(
+        detail.contains("5m ahead of the server's clock"),
+        "{detail}"
+    );
     let response = app
         .client
         .post(app.url("/api/v2/write?precision=us"))
@@ -272,7 +288,10 @@ async fn readings_too_far_in_the_future_are_refused() {
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = response.json().await.unwrap();
     assert!(
-        body["message"].as_str().unwrap().contains("ahead of the server's clock"),
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("ahead of the server's clock"),
         "{body}"
     );
     assert_eq!(app.stats(None).await["Count"], 1);

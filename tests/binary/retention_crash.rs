@@ -110,7 +110,12 @@ async fn a_kill_during_a_sweep_loses_nothing_that_stays_and_keeps_aggregates_exa
     // Kill as soon as the sweep has deleted something (40 chunks or so remain to do).
     let mut deleted = 0.0;
     for _ in 0..30_000 {
-        deleted = metric(&client, &server, "telemetry_retention_deleted_readings_total").await;
+        deleted = metric(
+            &client,
+            &server,
+            "telemetry_retention_deleted_readings_total",
+        )
+        .await;
         if deleted > 0.0 {
             break;
         }
@@ -157,7 +162,11 @@ async fn a_kill_during_a_sweep_loses_nothing_that_stays_and_keeps_aggregates_exa
                 .filter(|(at, _)| (start..start + MINUTE).contains(at))
                 .map(|(_, t)| *t)
                 .collect();
-            assert_eq!(bucket["Count"].as_u64(), Some(inside.len() as u64), "{bucket}");
+            assert_eq!(
+                bucket["Count"].as_u64(),
+                Some(inside.len() as u64),
+                "{bucket}"
+            );
             assert_eq!(
                 bucket["Maximum"].as_f64(),
                 inside.iter().max().map(|t| *t as f64 / 1e3)

@@ -94,9 +94,9 @@ use super::{
 };
 use crate::domain::retention::Retention;
 use crate::domain::rollup;
-use crate::metrics::Metrics;
 use crate::domain::window::{Piece, SeriesPlan, Span, plan};
 use crate::domain::{Aggregate, Batch, Reading, SensorId, SensorSummary, Temperature, Timestamp};
+use crate::metrics::Metrics;
 
 /// The database file inside `DATA_DIR`.
 pub const FILE_NAME: &str = "telemetry.redb";

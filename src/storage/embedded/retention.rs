@@ -361,7 +361,9 @@ pub(super) fn start(
         .name("embedded-retention".into())
         .spawn(move || run(&writer, &building, &retention, &metrics))
         .map(drop)
-        .map_err(|e| StorageError::Internal(format!("cannot start the retention sweep: {e}").into()))
+        .map_err(|e| {
+            StorageError::Internal(format!("cannot start the retention sweep: {e}").into())
+        })
 }
 
 /// Sleeps `pause` in short steps; `false` as soon as the store is closed.
@@ -378,7 +380,12 @@ fn sleep_while_open(writer: &Weak<WriterHandle>, pause: Duration) -> bool {
     writer.strong_count() > 0
 }
 
-fn run(writer: &Weak<WriterHandle>, building: &AtomicBool, retention: &Retention, metrics: &Metrics) {
+fn run(
+    writer: &Weak<WriterHandle>,
+    building: &AtomicBool,
+    retention: &Retention,
+    metrics: &Metrics,
+) {
     let pause = pause_between_passes(retention);
     tracing::info!(
         raw = %retention.raw,
