@@ -14,11 +14,12 @@
 //! A pass fixes its cutoffs (`now - RETENTION_*`) when it starts, raising the floor in the same
 //! transaction, then visits every sensor in id order, deleting its readings older than the raw
 //! cutoff and its rollup rows whose bucket ends before the level's cutoff, then the all-sensor
-//! rollup rows. Each chunk deletes at most [`CHUNK_DELETIONS`] rows and visits at most
-//! [`CHUNK_SENSORS`] sensors, and stores the pass's cursor, in one write transaction: a chunk
-//! holds the writer for about a millisecond, and ordinary writes queued meanwhile go into the
-//! next group. A pass is resumable: after a restart (or a `kill -9`) the next chunk continues
-//! from the cursor redb kept.
+//! rollup rows. Each chunk deletes at most [`CHUNK_DELETIONS`] rows, for at most
+//! [`CHUNK_TIME`], visits at most [`CHUNK_SENSORS`] sensors, and stores the pass's cursor, in
+//! one write transaction: a chunk holds the writer for a couple of milliseconds at most, and
+//! ordinary writes queued meanwhile go into the next group. A pass is resumable: after a restart (or a `kill -9`) the next chunk continues
+//! from the cursor redb kept (never deleting more than the current retention allows, should it
+//! have been lengthened meanwhile).
 //!
 //! # Why deletions need no log record
 //!
@@ -32,7 +33,7 @@
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redb::{ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
@@ -59,6 +60,55 @@ const CHUNK_DELETIONS: usize = 1_000;
 const CHUNK_DELETIONS: usize = 5;
 /// Most sensors one chunk visits.
 const CHUNK_SENSORS: usize = 256;
+/// Longest a chunk keeps deleting: it holds the writer, so ordinary writes wait this long at
+/// most (plus the deletion in progress and the commit).
+const CHUNK_TIME: Duration = Duration::from_millis(2);
+/// Deletions between two looks at the clock.
+const CLOCK_EVERY: usize = 32;
+
+/// What a chunk may still do: rows to delete and time to take.
+struct Budget {
+    rows: usize,
+    until: Instant,
+}
+
+impl Budget {
+    fn new() -> Self {
+        Self {
+            rows: CHUNK_DELETIONS,
+            until: Instant::now() + CHUNK_TIME,
+        }
+    }
+
+    fn spent(&self) -> bool {
+        self.rows == 0 || Instant::now() >= self.until
+    }
+
+    /// Takes (so deletes: every entry taken from `extract` is removed) entries until it ends or
+    /// the budget is spent; returns how many, and whether it stopped early (entries may remain).
+    /// With budget left it deletes at least one entry or reaches the end, so passes progress.
+    fn drain<T, E: Into<redb::Error>>(
+        &mut self,
+        extract: impl Iterator<Item = Result<T, E>>,
+    ) -> Result<(u64, bool), StorageError> {
+        if self.rows == 0 {
+            return Ok((0, true));
+        }
+        let mut deleted = 0;
+        for entry in extract {
+            entry.map_err(storage_error)?;
+            deleted += 1;
+            self.rows -= 1;
+            if deleted % CLOCK_EVERY as u64 == 0 && Instant::now() >= self.until {
+                self.rows = 0;
+            }
+            if self.rows == 0 {
+                return Ok((deleted, true));
+            }
+        }
+        Ok((deleted, false))
+    }
+}
 /// Pause after a failed chunk before the next try.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -82,6 +132,16 @@ impl Cutoffs {
 
     fn level(&self, level: Level) -> Option<i64> {
         self.levels[usize::from(level.code())]
+    }
+
+    /// What both cutoffs delete: a pass resumed after a restart with a longer retention
+    /// deletes no more than the new one allows (`None` deletes nothing).
+    fn narrowed(self, other: Self) -> Self {
+        let both = |a: Option<i64>, b: Option<i64>| Some(a?.min(b?));
+        Self {
+            raw: both(self.raw, other.raw),
+            levels: [0, 1, 2, 3].map(|i| both(self.levels[i], other.levels[i])),
+        }
     }
 }
 
@@ -188,7 +248,10 @@ impl Tables<'_> {
                 .transpose()?
         };
         let mut pass = match stored {
-            Some(pass) => pass,
+            Some(pass) => Pass {
+                cutoffs: pass.cutoffs.narrowed(cutoffs),
+                ..pass
+            },
             None => {
                 if let Some(raw) = cutoffs.raw
                     && self.floor()?.is_none_or(|floor| floor < raw)
@@ -206,12 +269,17 @@ impl Tables<'_> {
             }
         };
         let mut progress = SweepProgress::default();
-        let mut budget = CHUNK_DELETIONS;
+        let mut budget = Budget::new();
         if let Stage::Sensors(after) = &pass.stage {
             let sensors = self.sensors_after(after.as_deref())?;
             let mut done_up_to = after.clone();
             let mut finished = sensors.len() < CHUNK_SENSORS;
-            for sensor in sensors {
+            for (visited, sensor) in sensors.into_iter().enumerate() {
+                // The first sensor is always visited, so every chunk makes progress.
+                if visited > 0 && budget.spent() {
+                    finished = false;
+                    break;
+                }
                 let (readings, rollups, complete) =
                     self.sweep_sensor(&sensor, &pass.cutoffs, &mut budget)?;
                 progress.readings += readings;
@@ -228,7 +296,7 @@ impl Tables<'_> {
                 Stage::Sensors(done_up_to)
             };
         }
-        if pass.stage == Stage::Totals && budget > 0 {
+        if pass.stage == Stage::Totals && !budget.spent() {
             let mut totals = self.txn.open_table(TOTAL_ROLLUPS).map_err(storage_error)?;
             let mut complete = true;
             for level in TOTAL_LEVELS {
@@ -236,14 +304,12 @@ impl Tables<'_> {
                     continue;
                 };
                 let code = level.code();
-                let deleted = totals
+                let extract = totals
                     .extract_from_if((code, i64::MIN)..(code, cut), |_, _| true)
-                    .map_err(storage_error)?
-                    .take(budget)
-                    .count();
-                progress.rollups += deleted as u64;
-                budget -= deleted;
-                if budget == 0 {
+                    .map_err(storage_error)?;
+                let (deleted, early) = budget.drain(extract)?;
+                progress.rollups += deleted;
+                if early {
                     complete = false;
                     break;
                 }
@@ -283,19 +349,17 @@ impl Tables<'_> {
         &mut self,
         sensor: &str,
         cutoffs: &Cutoffs,
-        budget: &mut usize,
+        budget: &mut Budget,
     ) -> Result<(u64, u64, bool), StorageError> {
         let mut readings = 0;
         if let Some(cut) = cutoffs.raw {
-            let deleted = self
+            let extract = self
                 .readings
                 .extract_from_if((sensor, i64::MIN)..(sensor, cut), |_, _| true)
-                .map_err(storage_error)?
-                .take(*budget)
-                .count();
-            readings = deleted as u64;
-            *budget -= deleted;
-            if *budget == 0 {
+                .map_err(storage_error)?;
+            let (deleted, early) = budget.drain(extract)?;
+            readings = deleted;
+            if early {
                 return Ok((readings, 0, false));
             }
         }
@@ -306,14 +370,12 @@ impl Tables<'_> {
                 continue;
             };
             let code = level.code();
-            let deleted = table
+            let extract = table
                 .extract_from_if((sensor, code, i64::MIN)..(sensor, code, cut), |_, _| true)
-                .map_err(storage_error)?
-                .take(*budget)
-                .count();
-            rollups += deleted as u64;
-            *budget -= deleted;
-            if *budget == 0 {
+                .map_err(storage_error)?;
+            let (deleted, early) = budget.drain(extract)?;
+            rollups += deleted;
+            if early {
                 return Ok((readings, rollups, false));
             }
         }
@@ -632,6 +694,47 @@ mod tests {
             assert_eq!(Pass::decode(&pass.encode()), Some(pass));
         }
         assert_eq!(Pass::decode(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn a_resumed_pass_deletes_no_more_than_the_current_retention_allows() {
+        let stored = Cutoffs {
+            raw: Some(100),
+            levels: [Some(5), None, Some(7), Some(9)],
+        };
+        let now = Cutoffs {
+            raw: Some(50),
+            levels: [None, Some(3), Some(8), Some(1)],
+        };
+        assert_eq!(
+            stored.narrowed(now),
+            Cutoffs {
+                raw: Some(50),
+                levels: [None, None, Some(7), Some(1)],
+            }
+        );
+    }
+
+    #[test]
+    fn a_chunk_stops_at_its_row_or_time_budget_and_always_progresses() {
+        let items = || (0..100).map(Ok::<(), redb::StorageError>);
+        let mut rows = Budget {
+            rows: 40,
+            until: Instant::now() + Duration::from_secs(60),
+        };
+        assert_eq!(rows.drain(items()).unwrap(), (40, true));
+        assert!(rows.spent());
+        assert_eq!(rows.drain(items()).unwrap(), (0, true));
+        let mut late = Budget {
+            rows: 1_000,
+            until: Instant::now(),
+        };
+        assert_eq!(late.drain(items()).unwrap(), (CLOCK_EVERY as u64, true));
+        let mut plenty = Budget {
+            rows: 1_000,
+            until: Instant::now() + Duration::from_secs(60),
+        };
+        assert_eq!(plenty.drain(items()).unwrap(), (100, false));
     }
 
     #[test]
