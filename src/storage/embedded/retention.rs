@@ -717,7 +717,7 @@ mod tests {
 
     #[test]
     fn a_chunk_stops_at_its_row_or_time_budget_and_always_progresses() {
-        let items = || (0..100).map(Ok::<(), redb::StorageError>);
+        let items = || (0..100).map(|_| Ok::<(), redb::StorageError>(()));
         let mut rows = Budget {
             rows: 40,
             until: Instant::now() + Duration::from_secs(60),
