@@ -112,6 +112,7 @@ impl Application {
         let line_protocol = routes::write_lp::LineProtocolSettings {
             schema: self.config.line_schema(),
             max_body_bytes: self.config.max_lp_body_bytes,
+            retention: self.config.retention(),
         };
         let routes = routes::all(
             self.storage,
@@ -200,7 +201,12 @@ async fn open_storage(config: &Config, metrics: &Metrics) -> Result<Storage, Sta
         backend: backend_name,
         source,
     })?;
-    Ok(Storage::new(backend, metrics.clone()))
+    Storage::new(backend, metrics.clone())
+        .with_retention(config.retention())
+        .map_err(|source| StartupError::Storage {
+            backend: backend_name,
+            source,
+        })
 }
 
 /// The DynamoDB store's settings, from the configuration.
@@ -213,5 +219,6 @@ pub fn dynamodb_settings(config: &Config) -> DynamoSettings {
             .dynamodb_endpoint_url
             .clone()
             .filter(|url| !url.is_empty()),
+        retention_raw: config.retention_raw,
     }
 }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{TokenDigest, TokenSet, tokens};
 use crate::domain::line_batch::LineSchema;
+use crate::domain::retention::{Period, Retention};
 
 /// A secret from the environment: never shown by `Debug`, serialised or repeated in an error
 /// message.
@@ -124,6 +125,36 @@ pub const VARIABLES: &[Variable] = &[
         name: "DYNAMODB_ENDPOINT_URL",
         default: None,
         meaning: "DynamoDB endpoint for this service only (else AWS_ENDPOINT_URL, else AWS)",
+    },
+    Variable {
+        name: "RETENTION_RAW",
+        default: Some("forever"),
+        meaning: "how long readings are kept (30d, 12h, 90s, or forever); older ones are deleted, and refused with 422",
+    },
+    Variable {
+        name: "RETENTION_SECOND",
+        default: Some("forever"),
+        meaning: "how long the all-sensor one-second rollups are kept (at least RETENTION_RAW)",
+    },
+    Variable {
+        name: "RETENTION_MINUTE",
+        default: Some("forever"),
+        meaning: "how long the one-minute rollups are kept (at least RETENTION_SECOND)",
+    },
+    Variable {
+        name: "RETENTION_HOUR",
+        default: Some("forever"),
+        meaning: "how long the one-hour rollups are kept (at least RETENTION_MINUTE)",
+    },
+    Variable {
+        name: "RETENTION_DAY",
+        default: Some("forever"),
+        meaning: "how long the one-day rollups are kept (at least RETENTION_HOUR)",
+    },
+    Variable {
+        name: "FUTURE_MARGIN",
+        default: Some("5m"),
+        meaning: "readings more than this ahead of the server's clock are refused with 422 (forever: no limit)",
     },
     Variable {
         name: "MAX_BODY_BYTES",
@@ -290,6 +321,12 @@ pub struct Config {
     pub storage: StorageKind,
     #[serde(default)]
     pub table_name: Option<String>,
+    pub retention_raw: Period,
+    pub retention_second: Period,
+    pub retention_minute: Period,
+    pub retention_hour: Period,
+    pub retention_day: Period,
+    pub future_margin: Period,
     pub max_body_bytes: usize,
     pub max_lp_body_bytes: usize,
     pub lp_measurement: String,
@@ -439,7 +476,19 @@ impl Config {
         if self.max_body_memory_bytes < self.max_body_bytes {
             return Err("MAX_BODY_MEMORY_BYTES must be at least MAX_BODY_BYTES".into());
         }
-        Ok(())
+        self.retention().validate()
+    }
+
+    /// How long data is kept and how far ahead a reading may be (`RETENTION_*`, `FUTURE_MARGIN`).
+    pub fn retention(&self) -> Retention {
+        Retention {
+            raw: self.retention_raw,
+            second: self.retention_second,
+            minute: self.retention_minute,
+            hour: self.retention_hour,
+            day: self.retention_day,
+            future_margin: self.future_margin,
+        }
     }
 
     /// Which line protocol lines are readings, and where their sensor and temperature are.
@@ -654,6 +703,29 @@ mod tests {
         assert!(!defaults.http2_cleartext);
         let error = Config::from_vars(vars(&[("IDLE_TIMEOUT_SECONDS", "0")])).unwrap_err();
         assert!(error.starts_with("IDLE_TIMEOUT_SECONDS"), "{error}");
+    }
+
+    #[test]
+    fn retention_settings_are_read_and_checked() {
+        let defaults = Config::from_vars(vars(&[])).unwrap().retention();
+        assert!(!defaults.deletes_anything());
+        assert_eq!(defaults.future_margin, Period::parse("5m").unwrap());
+        let config = Config::from_vars(vars(&[
+            ("RETENTION_RAW", "90s"),
+            ("RETENTION_SECOND", "1d"),
+            ("RETENTION_MINUTE", "90d"),
+            ("FUTURE_MARGIN", "10m"),
+        ]))
+        .unwrap();
+        let retention = config.retention();
+        assert_eq!(retention.raw, Period::seconds(90));
+        assert_eq!(retention.minute, Period::parse("90d").unwrap());
+        assert_eq!(retention.second, Period::parse("1d").unwrap());
+        assert_eq!(retention.hour, Period::FOREVER);
+        let error = Config::from_vars(vars(&[("RETENTION_RAW", "soon")])).unwrap_err();
+        assert!(error.starts_with("RETENTION_RAW"), "{error}");
+        let error = Config::from_vars(vars(&[("RETENTION_HOUR", "1d")])).unwrap_err();
+        assert!(error.starts_with("RETENTION_HOUR=1d"), "{error}");
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct Metrics {
     rate_limited: IntCounterVec,
     connections_closed: IntCounterVec,
     open_connections: IntGauge,
+    retention_deleted_readings: IntCounter,
+    retention_deleted_rollups: IntCounter,
+    retention_last_sweep: Gauge,
 }
 
 /// Every storage operation (the `operation` label), so that
@@ -170,6 +173,20 @@ impl Metrics {
                 "HTTP connections open now.",
             )
             .expect("valid metric"),
+            retention_deleted_readings: IntCounter::new(
+                "telemetry_retention_deleted_readings_total",
+                "Readings deleted by the retention sweep (embedded store).",
+            )
+            .expect("valid metric"),
+            retention_deleted_rollups: IntCounter::new(
+                "telemetry_retention_deleted_rollups_total",
+                "Rollup rows deleted by the retention sweep (embedded store).",
+            )
+            .expect("valid metric"),
+            retention_last_sweep: gauge(
+                "telemetry_retention_last_sweep_timestamp_seconds",
+                "When the retention sweep last finished a pass, in Unix seconds (0: never).",
+            ),
         };
         let collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(metrics.http_requests.clone()),
@@ -189,6 +206,9 @@ impl Metrics {
             Box::new(metrics.rate_limited.clone()),
             Box::new(metrics.connections_closed.clone()),
             Box::new(metrics.open_connections.clone()),
+            Box::new(metrics.retention_deleted_readings.clone()),
+            Box::new(metrics.retention_deleted_rollups.clone()),
+            Box::new(metrics.retention_last_sweep.clone()),
         ];
         for collector in collectors {
             metrics
@@ -350,6 +370,17 @@ impl Metrics {
     }
 
     /// A `PUT /api/temperature` refused before storage (its readings are not counted).
+    /// The retention sweep deleted these many readings and rollup rows.
+    pub fn retention_deleted(&self, readings: u64, rollups: u64) {
+        self.retention_deleted_readings.inc_by(readings);
+        self.retention_deleted_rollups.inc_by(rollups);
+    }
+
+    /// The retention sweep finished a pass at `micros` since the epoch.
+    pub fn retention_swept(&self, micros: i64) {
+        self.retention_last_sweep.set(micros as f64 / 1e6);
+    }
+
     pub fn readings_rejected(&self) {
         self.readings.with_label_values(&["rejected"]).inc();
     }

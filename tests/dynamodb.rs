@@ -391,6 +391,52 @@ async fn restart_keeps_stats_readings_and_identity() {
     app.stop().await;
 }
 
+/// With `RETENTION_RAW`, each reading item carries its TTL: its time plus the period, in Unix
+/// seconds rounded up; without it, no TTL.
+#[tokio::test]
+async fn readings_carry_their_expiry_for_dynamodb_ttl() {
+    let store = dynamodb_store();
+    let mut config = store.config();
+    config.retention_raw = telemetry::domain::retention::Period::parse("30d").unwrap();
+    let app = spawn_app_with(config).await;
+    let now = chrono::Utc::now().timestamp_micros();
+    let at = chrono::DateTime::from_timestamp_micros(now - now.rem_euclid(1_000_000) + 250_000)
+        .unwrap()
+        .to_rfc3339();
+    app.put_ok(&reading("ttl", &at, 1.0)).await;
+    app.stop().await;
+    let app = spawn_app_on(&store).await;
+    app.put_ok(&reading("kept", &time(0), 1.0)).await;
+    app.stop().await;
+    let client = sdk_client().await;
+    let expiry = |sensor: &'static str| {
+        let client = client.clone();
+        let table = store.table.clone();
+        async move {
+            let items = client
+                .query()
+                .table_name(table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(
+                    ":pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S(format!("reading#{sensor}")),
+                )
+                .send()
+                .await
+                .expect("query")
+                .items
+                .unwrap_or_default();
+            assert_eq!(items.len(), 1);
+            items[0]
+                .get("expires_at")
+                .map(|value| value.as_n().expect("a number").parse::<i64>().unwrap())
+        }
+    };
+    let seconds = now.div_euclid(1_000_000);
+    assert_eq!(expiry("ttl").await, Some(seconds + 30 * 86_400 + 1));
+    assert_eq!(expiry("kept").await, None);
+}
+
 async fn sdk_client() -> aws_sdk_dynamodb::Client {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()

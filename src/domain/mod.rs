@@ -6,6 +6,7 @@ pub mod batch;
 pub mod line_batch;
 pub mod line_protocol;
 pub mod reading;
+pub mod retention;
 pub mod rollup;
 pub mod summary;
 pub mod window;

@@ -60,7 +60,7 @@ pub fn all(
             "request"
         );
     });
-    let routes = health::liveness_get(mode)
+    let routes = health::liveness_get(mode, storage.clone())
         .or(health::readiness_get(storage.clone()))
         .unify()
         .or(readings::readings_put(

@@ -5,7 +5,9 @@
 //! valid readings; when some conflict with stored ones (storage then stores nothing), set
 //! those aside and put the rest again. Each round removes at least one reading, and only a
 //! concurrent writer can create a new conflict between rounds, so a few rounds suffice; past
-//! them the request answers 503 (retry), never a partial result it cannot describe.
+//! them the request answers 503 (retry), never a partial result it cannot describe. Readings
+//! the store refuses as expired (older than what retention already deleted) are set aside the
+//! same way.
 
 use std::collections::HashSet;
 
@@ -22,6 +24,8 @@ pub struct PartialOutcome {
     pub stored: usize,
     pub duplicates: usize,
     pub conflicts: Vec<Conflict>,
+    /// Request indexes of readings refused as older than data retention already deleted.
+    pub expired: Vec<usize>,
 }
 
 /// Stores what can be stored of `batch`, counting the outcome in `metrics`.
@@ -38,12 +42,14 @@ pub async fn put_partial(
 
 async fn rounds(storage: &Storage, mut batch: Batch) -> Result<PartialOutcome, StorageError> {
     let mut conflicts = Vec::new();
+    let mut expired = Vec::new();
     for _ in 0..MAX_ROUNDS {
         if batch.readings.is_empty() {
             return Ok(PartialOutcome {
                 stored: 0,
                 duplicates: batch.repeats,
                 conflicts,
+                expired,
             });
         }
         match storage.put_readings(batch.clone()).await? {
@@ -52,12 +58,18 @@ async fn rounds(storage: &Storage, mut batch: Batch) -> Result<PartialOutcome, S
                     stored,
                     duplicates,
                     conflicts,
+                    expired,
                 });
             }
             PutOutcome::Conflict(found) => {
                 let refused: HashSet<usize> = found.iter().map(|c| c.index).collect();
                 batch.readings.retain(|(index, _)| !refused.contains(index));
                 conflicts.extend(found);
+            }
+            PutOutcome::Expired(found) => {
+                let refused: HashSet<usize> = found.iter().copied().collect();
+                batch.readings.retain(|(index, _)| !refused.contains(index));
+                expired.extend(found);
             }
         }
     }

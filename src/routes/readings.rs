@@ -15,7 +15,9 @@ use super::partial_write::{PartialOutcome, put_partial};
 use super::problem::Problem;
 use super::query;
 use super::with_storage;
-use crate::domain::window::{ALL_TIME, Span};
+use crate::domain::retention::Beyond;
+use crate::domain::rollup;
+use crate::domain::window::{ALL_TIME, Span, plan};
 use crate::domain::{BatchError, Checked, MAX_BATCH, Partial, SensorId, Timestamp};
 use crate::metrics::Metrics;
 use crate::storage::{PutOutcome, ReadingsQuery, Storage};
@@ -63,7 +65,9 @@ async fn put_readings(
         .map_err(|detail| Problem::new(StatusCode::BAD_REQUEST, detail))
         .and_then(|partial| {
             body::check_json(content_type.as_deref(), &body)?;
-            let checked = Checked::from_json(&body).map_err(batch_problem)?;
+            let checked = Checked::from_json(&body)
+                .map_err(batch_problem)?
+                .within(&storage.retention().horizons_now());
             Ok((partial, checked))
         });
     let checked = match checked {
@@ -107,9 +111,30 @@ async fn put_readings(
             .with("conflicts", conflicts)
             .into_response()
         }
+        Ok(PutOutcome::Expired(indexes)) => {
+            metrics.readings_rejected();
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("invalid reading(s) at index {indexes:?}; nothing was stored"),
+            )
+            .with("errors", expired_errors(&indexes))
+            .into_response()
+        }
         Err(error) => Problem::from(error).into_response(),
     }
 }
+
+/// The answer for readings the store refused as older than what retention already deleted.
+fn expired_errors(indexes: &[usize]) -> Vec<serde_json::Value> {
+    indexes
+        .iter()
+        .map(|index| json!({"index": index, "errors": [{"field": "time", "detail": EXPIRED}]}))
+        .collect()
+}
+
+/// Why the store refused a reading the horizon check let through (it raced with a deletion).
+pub const EXPIRED: &str = "is older than the retention horizon: readings of that time may \
+                           already be deleted, so they are refused";
 
 /// `accept_partial=true`: 200 with what was stored and every refused reading by index.
 async fn put_partially(partial: Partial, storage: &Storage, metrics: &Metrics) -> Response {
@@ -123,6 +148,7 @@ async fn put_partially(partial: Partial, storage: &Storage, metrics: &Metrics) -
         stored,
         duplicates,
         conflicts: with_stored,
+        expired,
     } = match put_partial(storage, metrics, batch).await {
         Ok(outcome) => outcome,
         Err(error) => return Problem::from(error).into_response(),
@@ -134,6 +160,10 @@ async fn put_partially(partial: Partial, storage: &Storage, metrics: &Metrics) -
             .chain(in_request.into_iter().chain(with_stored).map(
                 |conflict| json!({"index": conflict.index, "status": 409, "conflict": conflict}),
             ))
+            .chain(expired_errors(&expired).into_iter().map(|mut entry| {
+                entry["status"] = json!(422);
+                entry
+            }))
             .collect();
     refused.sort_by_key(|entry| entry["index"].as_u64());
     super::json::reply(&json!({
@@ -213,12 +243,33 @@ async fn get_stats(query: HashMap<String, String>, storage: Storage) -> Response
             from.map_or(ALL_TIME.from, Timestamp::micros),
             to.map_or(ALL_TIME.to, Timestamp::micros),
         );
+        let levels = rollup::levels(sensor.is_some());
+        if let Err(beyond) = storage
+            .retention()
+            .horizons_now()
+            .check_pieces(&plan(window, levels), levels)
+        {
+            return beyond_problem(beyond).into_response();
+        }
         storage.window_stats(sensor.as_ref(), window).await
     };
     match answer {
         Ok(aggregate) => super::json::reply(&aggregate.stats()).into_response(),
         Err(error) => Problem::from(error).into_response(),
     }
+}
+
+/// A window or series that needs data retention has deleted: 422, saying where each kind of
+/// data starts and what bounds would work.
+pub fn beyond_problem(beyond: Beyond) -> Problem {
+    let mut problem = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, beyond.detail).with(
+        "retainedFrom",
+        Timestamp::from_micros(beyond.horizon).map(Timestamp::to_rfc3339),
+    );
+    if let Some(coarser) = beyond.coarser {
+        problem = problem.with("alignTo", coarser.name());
+    }
+    problem
 }
 
 /// `GET /api/readings?sensorID=X[&from=T][&to=T][&limit=N][&cursor=C]`
@@ -241,10 +292,21 @@ struct ReadingView {
 }
 
 async fn get_readings(query: HashMap<String, String>, storage: Storage) -> Response {
-    let parsed = match parse_readings_query(&query) {
+    let mut parsed = match parse_readings_query(&query) {
         Ok(parsed) => parsed,
         Err(problem) => return problem.into_response(),
     };
+    // Readings beyond the retention horizon are never answered, deleted yet or not (the
+    // DynamoDB backend deletes them days late): the page starts at the horizon, and says so.
+    let retained_from = storage
+        .retention()
+        .horizons_now()
+        .raw()
+        .and_then(Timestamp::from_micros)
+        .filter(|horizon| parsed.from.is_none_or(|from| from < *horizon));
+    if let Some(horizon) = retained_from {
+        parsed.from = Some(horizon);
+    }
     match storage.readings(parsed).await {
         Ok(page) => {
             let readings: Vec<ReadingView> = page
@@ -257,7 +319,11 @@ async fn get_readings(query: HashMap<String, String>, storage: Storage) -> Respo
                 })
                 .collect();
             let next = page.next.map(Timestamp::to_sortable);
-            super::json::reply(&json!({"readings": readings, "next": next})).into_response()
+            let mut body = json!({"readings": readings, "next": next});
+            if let Some(horizon) = retained_from {
+                body["retainedFrom"] = json!(horizon.to_rfc3339());
+            }
+            super::json::reply(&body).into_response()
         }
         Err(error) => Problem::from(error).into_response(),
     }

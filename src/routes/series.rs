@@ -102,10 +102,18 @@ async fn get_series(query: HashMap<String, String>, storage: Storage) -> Respons
         Ok(sensor) => sensor,
         Err(problem) => return problem.into_response(),
     };
-    let plan = match parse(&query, rollup::levels(sensor.is_some())) {
+    let levels = rollup::levels(sensor.is_some());
+    let plan = match parse(&query, levels) {
         Ok(plan) => plan,
         Err(problem) => return problem.into_response(),
     };
+    if let Err(beyond) = storage
+        .retention()
+        .horizons_now()
+        .check_pieces(&plan.pieces, levels)
+    {
+        return super::readings::beyond_problem(beyond).into_response();
+    }
     match storage.series(sensor.as_ref(), &plan).await {
         Ok(aggregates) => super::json::reply(&view(&plan, &aggregates)).into_response(),
         Err(error) => Problem::from(error).into_response(),

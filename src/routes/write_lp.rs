@@ -25,6 +25,7 @@ use super::with_storage;
 use crate::domain::line_batch::{
     LineBatchError, LineError, LinePartial, LineSchema, LinesChecked, MAX_LINES, Precision,
 };
+use crate::domain::retention::Retention;
 use crate::domain::{Conflict, Timestamp};
 use crate::metrics::Metrics;
 use crate::storage::{PutOutcome, Storage, StorageError};
@@ -35,6 +36,8 @@ pub struct LineProtocolSettings {
     pub schema: LineSchema,
     /// Largest body, on the wire and after decoding.
     pub max_body_bytes: usize,
+    /// Lines older than its horizon or too far ahead are invalid lines (422).
+    pub retention: Retention,
 }
 
 /// Which InfluxDB API a request came through: it decides parameter names and error bodies.
@@ -155,8 +158,23 @@ async fn write(
             )
             .into_response(dialect)
         }
+        Ok(PutOutcome::Expired(lines)) => {
+            metrics.readings_rejected();
+            WriteError::from(LineBatchError::Invalid(expired_lines(&lines))).into_response(dialect)
+        }
         Err(error) => WriteError::from(error).into_response(dialect),
     }
+}
+
+/// The lines the store refused as older than what retention already deleted.
+fn expired_lines(lines: &[usize]) -> Vec<LineError> {
+    lines
+        .iter()
+        .map(|line| LineError {
+            line: *line,
+            message: format!("timestamp {}", super::readings::EXPIRED),
+        })
+        .collect()
 }
 
 /// The request's parameters and body, checked line by line.
@@ -175,7 +193,8 @@ fn parse(
     .map_err(WriteError::invalid)?;
     let partial = accept_partial(query).map_err(WriteError::invalid)?;
     let body = body.map_err(WriteError::from)?;
-    let checked = LinesChecked::parse(&body, &settings.schema, precision, received)?;
+    let checked = LinesChecked::parse(&body, &settings.schema, precision, received)?
+        .within(&settings.retention.horizons(received.micros()));
     Ok((partial, checked))
 }
 
@@ -195,13 +214,14 @@ async fn write_partially(
     } = partial;
     let lines = batch.readings.len() + batch.repeats + refused.len() + in_request.len();
     metrics.readings_conflicted(in_request.len());
-    let with_stored = match put_partial(storage, metrics, batch).await {
-        Ok(outcome) => outcome.conflicts,
+    let (with_stored, expired) = match put_partial(storage, metrics, batch).await {
+        Ok(outcome) => (outcome.conflicts, expired_lines(&outcome.expired)),
         Err(error) => return WriteError::from(error).into_response(dialect),
     };
     let mut all: Vec<Value> =
         refused
             .iter()
+            .chain(&expired)
             .map(|error| json!({"line": error.line, "message": error.message}))
             .chain(in_request.iter().chain(&with_stored).map(
                 |conflict| json!({"line": conflict.index, "message": conflict_message(conflict)}),

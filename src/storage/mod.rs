@@ -41,6 +41,7 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 
+use crate::domain::retention::Retention;
 use crate::domain::window::{SeriesPlan, Span};
 use crate::domain::{Aggregate, Batch, Conflict, Reading, SensorId, SensorSummary, Timestamp};
 use crate::metrics::Metrics;
@@ -56,6 +57,10 @@ pub enum PutOutcome {
     Stored { stored: usize, duplicates: usize },
     /// Some readings conflict with stored ones; nothing of this request was stored.
     Conflict(Vec<Conflict>),
+    /// Some readings (by request index) are older than data retention has already deleted;
+    /// nothing of this request was stored. Routes refuse such readings before storage sees
+    /// them; this is the writer's own check for a request that raced with a deletion.
+    Expired(Vec<usize>),
 }
 
 /// `GET /api/readings`: one sensor's readings in time order, `from` inclusive, `to` exclusive,
@@ -128,6 +133,9 @@ pub trait Store {
     async fn readings(&self, query: ReadingsQuery) -> Result<ReadingsPage, StorageError>;
     /// Readiness: can storage serve reads and writes right now?
     async fn ping(&self) -> Result<(), StorageError>;
+    /// Liveness: `Unavailable` only for a fault no retry clears (a storage thread has died),
+    /// so that the process is restarted; a full disk or an unreachable DynamoDB is not one.
+    fn alive(&self) -> Result<(), StorageError>;
     /// Stores a `/picus` item under a new id.
     async fn item_put(&self, item: Map<String, Value>) -> Result<ItemId, StorageError>;
     async fn item_get(&self, id: ItemId) -> Result<Option<Map<String, Value>>, StorageError>;
@@ -154,6 +162,9 @@ pub enum Backend {
 pub struct Storage {
     backend: Backend,
     metrics: Metrics,
+    /// How long data is kept: the routes refuse readings beyond its horizons and read only
+    /// what it retains (see [`crate::domain::retention`]).
+    retention: Retention,
 }
 
 /// Calls the same method on whichever backend this is.
@@ -167,8 +178,27 @@ macro_rules! on_backend {
 }
 
 impl Storage {
+    /// Keeps everything (see [`Self::with_retention`]).
     pub fn new(backend: Backend, metrics: Metrics) -> Self {
-        Self { backend, metrics }
+        Self {
+            backend,
+            metrics,
+            retention: Retention::default(),
+        }
+    }
+
+    /// The same storage with a retention: on the embedded store this also starts the
+    /// background sweep that deletes what it no longer keeps.
+    pub fn with_retention(mut self, retention: Retention) -> Result<Self, StorageError> {
+        if let Backend::Embedded(store) = &self.backend {
+            store.start_retention(retention, self.metrics.clone())?;
+        }
+        self.retention = retention;
+        Ok(self)
+    }
+
+    pub fn retention(&self) -> &Retention {
+        &self.retention
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -288,6 +318,11 @@ impl Storage {
             on_backend!(self, store => store.readings(query).await)
         })
         .await
+    }
+
+    /// Liveness: see [`Store::alive`]. Touches no storage.
+    pub fn alive(&self) -> Result<(), StorageError> {
+        on_backend!(self, store => store.alive())
     }
 
     /// Readiness: can storage serve reads and writes right now?

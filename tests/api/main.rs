@@ -15,6 +15,7 @@ mod picus;
 mod promtool;
 mod readings;
 mod restart;
+mod retention;
 mod stats;
 mod upgrade;
 mod windows;

@@ -7,4 +7,5 @@ mod cli;
 mod crash;
 mod disk_full;
 mod recovery;
+mod retention_crash;
 mod server;

@@ -132,6 +132,12 @@ def test_table_settings(module):
     assert checks.check_table_settings(module) == []
 
 
+def test_ttl_attribute_is_the_one_the_code_writes():
+    """check_table_settings requires TTL on expires_at; the DynamoDB backend writes that name."""
+    schema = (ROOT / "src" / "storage" / "dynamodb" / "schema.rs").read_text()
+    assert 'pub const TTL_ATTRIBUTE: &str = "expires_at";' in schema
+
+
 def test_table_key_schema_matches_rust_constants(module):
     pk, sk = checks.rust_key_constants(ROOT / "src")
     problems = checks.check_table_matches_code(module, pk, sk)

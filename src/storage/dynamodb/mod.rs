@@ -102,6 +102,7 @@ use self::schema::{SORT_KEY, TEMPERATURE};
 use self::table::startup;
 use super::group_commit::{GroupCommit, GroupObserver};
 use super::{Cause, StorageError, Store};
+use crate::domain::retention::Period;
 use crate::domain::{Aggregate, Reading};
 
 /// Pending requests beyond which callers wait (back-pressure).
@@ -122,6 +123,8 @@ pub struct DynamoSettings {
     pub timeout: Duration,
     /// `DYNAMODB_ENDPOINT_URL` (a local emulator); `None`: aws-config's choice (`AWS_ENDPOINT_URL`, else AWS).
     pub endpoint_url: Option<String>,
+    /// `RETENTION_RAW`: each reading's TTL (`expires_at`) is its time plus this period.
+    pub retention_raw: Period,
 }
 
 #[derive(Clone)]
@@ -142,6 +145,8 @@ pub(crate) struct Inner {
     /// Per global shard: a min/max the stored shard is known to reach (see the module docs).
     /// A std Mutex: held for a few instructions, never across an `.await`.
     shard_extents: Mutex<Vec<Extent>>,
+    /// `RETENTION_RAW`: how long after its time a reading expires (its `expires_at`).
+    retention_raw: Period,
 }
 
 /// What is known of an aggregate item's min and max: the stored values are at least this
@@ -165,6 +170,13 @@ impl Extent {
 }
 
 impl Inner {
+    /// A reading's `expires_at`: its time plus `RETENTION_RAW`, in Unix seconds rounded up
+    /// (never before the horizon); `None` when readings are kept forever.
+    pub(crate) fn expires_at(&self, time_micros: i64) -> Option<i64> {
+        let period = self.retention_raw.micros()?;
+        Some(time_micros.saturating_add(period).div_euclid(1_000_000) + 1)
+    }
+
     /// Counts one DynamoDB call (see [`DynamoStore::request_count`]).
     fn count(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
@@ -247,6 +259,7 @@ impl DynamoStore {
             requests: AtomicU64::new(0),
             timeout: operation,
             shard_extents: Mutex::new(vec![Extent::default(); schema::AGGREGATE_SHARDS]),
+            retention_raw: settings.retention_raw,
         });
         table::ensure_table(&inner, settings.create_table).await?;
         let store = Self {

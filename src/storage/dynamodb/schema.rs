@@ -9,7 +9,7 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
-//! | reading | `reading#<sensorID>` | time, fixed-width RFC 3339 UTC: `2021-10-04T09:00:00.000000Z` | `t` (N): temperature in integer micro-degrees Celsius |
+//! | reading | `reading#<sensorID>` | time, fixed-width RFC 3339 UTC: `2021-10-04T09:00:00.000000Z` | `t` (N): temperature in integer micro-degrees Celsius; `expires_at` (N): with `RETENTION_RAW` set, the reading's time plus that period in Unix seconds (rounded up), the table's TTL attribute |
 //! | per-sensor aggregate | `aggregate#sensor#<sensorID>` | `aggregate` | `c` (N) count, `s` (N) sum of micro-degrees, `mn`/`mx` (N) min/max micro-degrees |
 //! | global aggregate shard | `aggregate#total` | `shard#NN` (`00`..) | `c`, `s`, `mn`, `mx` as above |
 //! | `/picus` item | `item` | id, zero-padded to 20 digits: `00000000000000000042` | `json` (S): the item's JSON object |
@@ -38,6 +38,8 @@ pub const SORT_KEY: &str = "sk";
 
 /// Reading temperature, integer micro-degrees (`N`).
 pub const TEMPERATURE: &str = "t";
+/// The table's TTL attribute (`N`, Unix seconds): DynamoDB deletes the item some time after.
+pub const TTL_ATTRIBUTE: &str = "expires_at";
 /// Aggregate attributes (`N`): count, sum of micro-degrees, minimum, maximum.
 pub const COUNT: &str = "c";
 pub const SUM: &str = "s";

@@ -26,6 +26,11 @@ impl Store for DynamoStore {
         self.writer.accepting()
     }
 
+    /// Every DynamoDB failure is retried or clears by itself: nothing here needs a restart.
+    fn alive(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
     async fn put_readings(&self, batch: Batch) -> Result<PutOutcome, StorageError> {
         let (reply, answer) = oneshot::channel();
         let queued = Instant::now();

@@ -7,7 +7,9 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
-use super::schema::{self, AGGREGATE_TOTAL_PK, COUNT, MAX, MIN, PARTITION_KEY, SUM, TEMPERATURE};
+use super::schema::{
+    self, AGGREGATE_TOTAL_PK, COUNT, MAX, MIN, PARTITION_KEY, SUM, TEMPERATURE, TTL_ATTRIBUTE,
+};
 use super::writer::{NewReading, key_item, reading_key, sensor_key};
 use super::{Extent, Inner};
 use crate::domain::{Aggregate, SensorId};
@@ -52,6 +54,12 @@ pub(super) fn transaction(
             TEMPERATURE.to_owned(),
             AttributeValue::N(reading.temperature.micros().to_string()),
         );
+        if let Some(expires_at) = inner.expires_at(reading.time.micros()) {
+            item.insert(
+                TTL_ATTRIBUTE.to_owned(),
+                AttributeValue::N(expires_at.to_string()),
+            );
+        }
         let put = Put::builder()
             .table_name(&inner.table)
             .set_item(Some(item))
@@ -167,7 +175,20 @@ mod tests {
             requests: Default::default(),
             timeout: Duration::from_secs(5),
             shard_extents: Default::default(),
+            retention_raw: crate::domain::retention::Period::FOREVER,
         }
+    }
+
+    #[test]
+    fn a_reading_expires_after_its_time_plus_the_raw_retention() {
+        assert_eq!(inner().expires_at(1_633_338_000_000_000), None);
+        let inner = Inner {
+            retention_raw: crate::domain::retention::Period::seconds(60),
+            ..inner()
+        };
+        // Rounded up to the next whole second, never before the horizon.
+        assert_eq!(inner.expires_at(1_633_338_000_000_000), Some(1_633_338_061));
+        assert_eq!(inner.expires_at(1_633_338_000_250_000), Some(1_633_338_061));
     }
 
     #[test]

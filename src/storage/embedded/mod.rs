@@ -67,12 +67,14 @@
 //! - [`health`]: storage faults, the reopen that recovers from them, and the threads' liveness;
 //! - [`verify`]: the offline check of aggregates and rollups against the readings;
 //! - [`rollups`]: the rollup tables behind windows and series, and their one-time build for a
-//!   store written before they existed ([`build`] drives it).
+//!   store written before they existed ([`build`] drives it);
+//! - [`retention`]: the background sweep that deletes expired readings and rollup rows.
 
 mod build;
 mod health;
 mod record;
 mod recovery;
+mod retention;
 mod rollups;
 mod tables;
 #[cfg(test)]
@@ -104,9 +106,11 @@ use super::{
     Cause, ItemId, ItemsPage, PutOutcome, ReadingsPage, ReadingsQuery, SensorsPage, StorageError,
     Store, trim_page,
 };
+use crate::domain::retention::Retention;
 use crate::domain::rollup;
 use crate::domain::window::{Piece, SeriesPlan, Span, plan};
 use crate::domain::{Aggregate, Batch, Reading, SensorId, SensorSummary, Temperature, Timestamp};
+use crate::metrics::Metrics;
 
 /// The database file inside `DATA_DIR`.
 pub const FILE_NAME: &str = "telemetry.redb";
@@ -322,6 +326,21 @@ impl EmbeddedStore {
         })
     }
 
+    /// Starts the background sweep that deletes what `retention` no longer keeps (nothing when
+    /// it keeps everything). See [`retention`].
+    pub fn start_retention(
+        &self,
+        retention: Retention,
+        metrics: Metrics,
+    ) -> Result<(), StorageError> {
+        retention::start(
+            Arc::downgrade(&self.writer),
+            self.building.clone(),
+            retention,
+            metrics,
+        )
+    }
+
     async fn write<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, StorageError>>) -> QueuedWrite,
@@ -447,6 +466,10 @@ impl Store for EmbeddedStore {
     /// Ready when the writer and the syncer are alive, no storage fault is pending and a read
     /// transaction works. While a fault is pending, the check goes through the writer, which
     /// tries to reopen the store (at most once a second): a drained instance recovers too.
+    fn alive(&self) -> Result<(), StorageError> {
+        self.health.threads_alive()
+    }
+
     async fn ping(&self) -> Result<(), StorageError> {
         self.health.threads_alive()?;
         if self.health.is_faulted() {

@@ -10,13 +10,14 @@
 //! - `items`: item id → the item's JSON object as text
 //! - `counters`: `"picus_last_id"` → last item id handed out; `"wal_sequence"` → number of
 //!   the last log record applied (see [`super`]); `"rollups_version"` (see [`super::rollups`])
-//! - the rollup tables: see [`super::rollups`]
+//! - the rollup tables: see [`super::rollups`]; `retention`: see [`super::retention`]
 
 use std::collections::HashMap;
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::record;
+use super::retention;
 use super::rollups::{Coverage, TotalDeltas, decode_summary};
 use super::storage_error;
 use super::writer::{Effect, QueuedWrite};
@@ -128,6 +129,7 @@ impl<'t> Tables<'t> {
                 }
                 // A begun write transaction is all a readiness probe needs.
                 QueuedWrite::Probe { .. } => Effect::Probe,
+                QueuedWrite::Sweep { cutoffs, .. } => Effect::Sweep(self.sweep_chunk(*cutoffs)?),
             };
             effects.push(effect);
         }
@@ -248,6 +250,9 @@ impl<'t> Tables<'t> {
         touched: &mut HashMap<String, Touched>,
         ops: &mut Vec<u8>,
     ) -> Result<PutOutcome, StorageError> {
+        if let Some(refused) = retention::refusal(self.expired_in(batch)?) {
+            return Ok(refused);
+        }
         // Insert first, look at what was there after: one B-tree descent per reading instead of
         // a lookup and then an insert. A conflict puts the stored value back, and any conflict
         // undoes the request's fresh inserts (all or nothing; keys are unique within a batch).

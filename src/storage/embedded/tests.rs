@@ -488,6 +488,9 @@ mod faults {
             "{refused:?}"
         );
         assert!(refused.to_string().contains("stopped"), "{refused}");
+        // Not a passing fault: liveness fails too, so the orchestrator restarts the process.
+        let dead = store.alive().expect_err("not alive after the panic");
+        assert!(dead.to_string().contains("stopped"), "{dead}");
         let error = store
             .put_readings(Batch::parse(&reading("a", 3, 3_000)).unwrap())
             .await

@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 
 use super::health::{Health, RECOVERY_RETRY, ROOM_NEEDED, check_room, panic_message};
 use super::recovery;
+use super::retention::{Cutoffs, SweepProgress, changes_derived_rows};
 use super::rollups::{BuildProgress, Coverage};
 use super::tables::{COUNTERS, Tables, Touched, WAL_SEQUENCE};
 use super::wal::Log;
@@ -154,6 +155,11 @@ pub(super) enum QueuedWrite {
     Probe {
         reply: oneshot::Sender<Result<(), StorageError>>,
     },
+    /// The next chunk of the retention sweep (see [`super::retention`]).
+    Sweep {
+        cutoffs: Cutoffs,
+        reply: oneshot::Sender<Result<SweepProgress, StorageError>>,
+    },
 }
 
 /// What one write did inside a group's transaction, before it is acknowledged.
@@ -163,6 +169,7 @@ pub(super) enum Effect {
     ItemDelete(bool),
     BuildRollups(BuildProgress),
     Probe,
+    Sweep(SweepProgress),
 }
 
 impl QueuedWrite {
@@ -184,6 +191,9 @@ impl QueuedWrite {
             (Self::Probe { reply }, Ok(Effect::Probe)) => {
                 let _ = reply.send(Ok(()));
             }
+            (Self::Sweep { reply, .. }, Ok(Effect::Sweep(progress))) => {
+                let _ = reply.send(Ok(progress));
+            }
             (write, result) => {
                 let error = match result {
                     Err(error) => error,
@@ -195,6 +205,7 @@ impl QueuedWrite {
                     Self::ItemDelete { reply, .. } => drop(reply.send(Err(error))),
                     Self::BuildRollups { reply } => drop(reply.send(Err(error))),
                     Self::Probe { reply } => drop(reply.send(Err(error))),
+                    Self::Sweep { reply, .. } => drop(reply.send(Err(error))),
                 }
             }
         }
@@ -457,9 +468,7 @@ impl Writer {
                 coverage,
             )
         };
-        let built = group
-            .iter()
-            .any(|w| matches!(w, QueuedWrite::BuildRollups { .. }));
+        let built = group.iter().any(changes_derived_rows);
         if self.ops.is_empty() && !checkpoint && !built {
             // Duplicates, conflicts, deletes of nothing: nothing to log or commit. The answer
             // still waits for the log to be durable up to here (a duplicate of a reading whose
@@ -468,7 +477,7 @@ impl Writer {
             return Ok((effects, self.appended));
         }
         let mark = self.log.written();
-        // A build slice alone changes only derived rows: nothing to log (a record must carry
+        // A build slice or sweep chunk alone changes only derived rows: nothing to log (a record must carry
         // the next sequence number, and only records with changes take one).
         if !checkpoint && !self.ops.is_empty() {
             let bytes = self.log.write(sequence, &self.ops).map_err(log_error)?;
