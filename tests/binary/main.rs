@@ -1,8 +1,9 @@
 //! Black-box tests of the real binary: crash safety, signals, `--help`, start-up errors, the
-//! container health probe, and what clients see on the wire.
+//! container health probe, what clients see on the wire, and memory per request.
 
 mod access;
 mod answers;
 mod cli;
 mod crash;
+mod memory;
 mod server;
