@@ -74,11 +74,13 @@ where
         if request.method() == Method::HEAD {
             *request.method_mut() = Method::GET;
         }
-        let allow = allowed_methods(request.uri().path());
+        // Cheap (shared bytes); the path is looked up only for a 405.
+        let uri = request.uri().clone();
         let mut inner = self.inner.clone();
         let metrics = self.metrics.clone();
         Box::pin(async move {
             let response = inner.call(request).await?;
+            let allow = || allowed_methods(uri.path());
             let response = finish(response, &flags, &metrics, allow);
             // The body's bytes are given back once the handler is done with them.
             drop(hold);
@@ -94,7 +96,7 @@ fn finish(
     response: Response,
     flags: &Flags,
     metrics: &Metrics,
-    allow: Option<&'static str>,
+    allow: impl FnOnce() -> Option<&'static str>,
 ) -> Response {
     let mut response = if flags.timed_out.load(Ordering::Relaxed) {
         metrics.connection_closed("body_timeout");
@@ -125,7 +127,7 @@ fn finish(
     }
     headers.remove(header::SERVER);
     if status == StatusCode::METHOD_NOT_ALLOWED
-        && let Some(allow) = allow
+        && let Some(allow) = allow()
     {
         headers.insert(header::ALLOW, HeaderValue::from_static(allow));
     }
@@ -148,11 +150,11 @@ mod tests {
     #[test]
     fn every_answer_gets_the_security_headers_and_keeps_its_own_cache_control() {
         let metrics = Metrics::new();
-        let plain = finish("Ok".into_response(), &Flags::default(), &metrics, None);
+        let plain = finish("Ok".into_response(), &Flags::default(), &metrics, || None);
         assert_eq!(plain.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
         assert_eq!(plain.headers()[header::CACHE_CONTROL], "no-store");
         let cached = warp::reply::with_header("doc", header::CACHE_CONTROL, "max-age=60");
-        let cached = finish(cached.into_response(), &Flags::default(), &metrics, None);
+        let cached = finish(cached.into_response(), &Flags::default(), &metrics, || None);
         assert_eq!(cached.headers()[header::CACHE_CONTROL], "max-age=60");
     }
 
@@ -161,12 +163,12 @@ mod tests {
         let metrics = Metrics::new();
         let flags = Flags::default();
         flags.timed_out.store(true, Ordering::Relaxed);
-        let response = finish("Ok".into_response(), &flags, &metrics, None);
+        let response = finish("Ok".into_response(), &flags, &metrics, || None);
         assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
         assert_eq!(response.headers()[header::CONNECTION], "close");
         let flags = Flags::default();
         flags.over_budget.store(true, Ordering::Relaxed);
-        let response = finish("Ok".into_response(), &flags, &metrics, None);
+        let response = finish("Ok".into_response(), &flags, &metrics, || None);
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
     }
@@ -175,19 +177,13 @@ mod tests {
     fn a_405_names_the_allowed_methods() {
         let metrics = Metrics::new();
         let refused = warp::reply::with_status("no", StatusCode::METHOD_NOT_ALLOWED);
-        let response = finish(
-            refused.into_response(),
-            &Flags::default(),
-            &metrics,
-            Some("PUT"),
-        );
+        let response = finish(refused.into_response(), &Flags::default(), &metrics, || {
+            Some("PUT")
+        });
         assert_eq!(response.headers()[header::ALLOW], "PUT");
-        let fine = finish(
-            "Ok".into_response(),
-            &Flags::default(),
-            &metrics,
-            Some("PUT"),
-        );
+        let fine = finish("Ok".into_response(), &Flags::default(), &metrics, || {
+            Some("PUT")
+        });
         assert!(!fine.headers().contains_key(header::ALLOW));
     }
 }
