@@ -120,6 +120,7 @@ impl Application {
             self.access,
             self.config.max_body_bytes,
             line_protocol,
+            self.config.picus_list_max_bytes,
         );
         server::serve(self.listener, routes, limits, self.metrics, shutdown, grace).await;
     }

@@ -287,6 +287,11 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "the most bytes of an unread request body read and discarded so",
     },
     Variable {
+        name: "PICUS_LIST_MAX_BYTES",
+        default: Some("1048576"),
+        meaning: "item text in one /picus/list page at most (past its first item); the Link header continues",
+    },
+    Variable {
         name: "HTTP2_CLEARTEXT",
         default: Some("false"),
         meaning: "also serve HTTP/2 without TLS (prior knowledge), 32 streams a connection",
@@ -367,6 +372,7 @@ pub struct Config {
     pub linger_seconds: u64,
     pub linger_bytes: usize,
     pub http2_cleartext: bool,
+    pub picus_list_max_bytes: usize,
     /// The tokens of `API_TOKENS` and `API_TOKENS_FILE`, as digests (filled by `from_vars`).
     #[serde(skip)]
     pub tokens: TokenSet,
@@ -468,6 +474,7 @@ impl Config {
             ("IDLE_TIMEOUT_SECONDS", self.idle_timeout_seconds),
             ("BODY_READ_TIMEOUT_SECONDS", self.body_read_timeout_seconds),
             ("MAX_HEADERS", self.max_headers as u64),
+            ("PICUS_LIST_MAX_BYTES", self.picus_list_max_bytes as u64),
         ] {
             if value == 0 {
                 return Err(format!("{name} must be greater than 0"));

@@ -276,7 +276,7 @@ impl Metrics {
             _ => "5xx",
         };
         self.http_requests
-            .with_label_values(&[route, method.as_str(), class])
+            .with_label_values(&[route, method_label(method), class])
             .inc();
         self.http_duration
             .with_label_values(&[route])
@@ -425,6 +425,21 @@ fn rejection_reason(status: StatusCode) -> &'static str {
     }
 }
 
+/// The method label: the methods the routes answer, `other` for every other, so that made-up
+/// methods cannot grow the label set.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
 /// The route template of a request path, so that labels stay bounded.
 pub fn route_template(path: &str) -> &'static str {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -467,6 +482,15 @@ mod tests {
         );
         assert_eq!(route_template("/"), "/");
         assert_eq!(route_template("/wp-admin/x.php"), "other");
+    }
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        assert_eq!(method_label(&Method::TRACE), "other");
+        let made_up = Method::from_bytes(b"X0000001").unwrap();
+        assert_eq!(method_label(&made_up), "other");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! A compressed body is inflated into at most `limit + 1` bytes: a small gzip bomb costs at
 //! most `limit` bytes of memory and one bounded read before its 413.
 
+use std::convert::Infallible;
 use std::io::Read;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -228,6 +229,23 @@ pub fn check_json(content_type: Option<&str>, body: &[u8]) -> Result<(), Problem
         ));
     }
     Ok(())
+}
+
+/// A request's `Content-Type` label, or the 400 for a label that is not text.
+pub type ContentType = Result<Option<String>, Problem>;
+
+/// The `Content-Type` label. A label that is not visible ASCII text is handed to the handler as
+/// a 400 rather than rejected: a rejection here would lose to another route's 405.
+pub fn content_type() -> impl Filter<Extract = (ContentType,), Error = Infallible> + Clone {
+    warp::header::optional::<String>("content-type")
+        .map(Ok)
+        .or(warp::any().map(|| {
+            Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "the Content-Type header is not valid text",
+            ))
+        }))
+        .unify()
 }
 
 /// Parses a JSON body under the content-type rule above.

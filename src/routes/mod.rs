@@ -2,6 +2,7 @@
 //! `/// METHOD /path` doc line; handlers answer a `Response` themselves (problems included),
 //! and [`problem::recover`] turns whatever warp rejects into a problem body.
 
+pub mod allow;
 pub mod auth;
 pub mod body;
 pub mod dashboard;
@@ -44,6 +45,7 @@ pub fn all(
     access: Arc<Access>,
     max_body_bytes: usize,
     line_protocol: LineProtocolSettings,
+    picus_list_max_bytes: usize,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let line_protocol = Arc::new(line_protocol);
     let mode = access.mode();
@@ -95,7 +97,7 @@ pub fn all(
         .unify()
         .or(picus::item_get(storage.clone()))
         .unify()
-        .or(picus::item_list(storage.clone()))
+        .or(picus::item_list(storage.clone(), picus_list_max_bytes))
         .unify()
         .or(picus::item_delete(storage.clone()))
         .unify()

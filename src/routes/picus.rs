@@ -2,16 +2,24 @@
 //!
 //! Ids are the decimal strings of a counter starting at 1. A key that is not such a string
 //! (`abc`, `01`, `-1`) can name no item, so it is a 404 like any unknown key.
+//!
+//! An item is stored as the JSON text it was posted as (checked to be one JSON object, outer
+//! whitespace dropped), and answered as that text: never parsed into values and serialised
+//! again, so its numbers keep every digit and a list costs no more memory than its text. A
+//! list page stops at `limit` items or at `PICUS_LIST_MAX_BYTES` of item text, whichever comes
+//! first (see [`crate::storage::ItemPageBuilder`]).
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use warp::http::{StatusCode, header};
 use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
-use super::body;
+use super::body::{self, ContentType};
 use super::problem::Problem;
 use super::query;
 use super::with_storage;
@@ -20,19 +28,27 @@ use crate::storage::{ItemId, Storage};
 /// Largest accepted item body.
 pub const MAX_ITEM_BYTES: usize = 64 * 1024;
 
+/// One item of an answer, its text spliced in as stored.
+#[derive(Serialize)]
+struct ItemView<'a> {
+    id: String,
+    item: &'a RawValue,
+}
+
 /// POST /picus/put
 pub fn item_put(storage: Storage) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("picus" / "put")
         .and(warp::post())
-        .and(warp::header::optional::<String>("content-type"))
+        .and(body::content_type())
         .and(body::limited(MAX_ITEM_BYTES))
         .and(with_storage(storage))
         .then(put_item)
 }
 
-async fn put_item(content_type: Option<String>, body: Bytes, storage: Storage) -> Response {
-    let item = match body::parse_json(content_type.as_deref(), &body) {
-        Ok(Value::Object(item)) => item,
+async fn put_item(content_type: ContentType, body: Bytes, storage: Storage) -> Response {
+    let checked = content_type.and_then(|label| body::parse_json(label.as_deref(), &body));
+    match checked {
+        Ok(Value::Object(_)) => {}
         Ok(_) => {
             return Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -41,8 +57,12 @@ async fn put_item(content_type: Option<String>, body: Bytes, storage: Storage) -
             .into_response();
         }
         Err(problem) => return problem.into_response(),
+    }
+    // Valid JSON is UTF-8, and outside its strings whitespace is ASCII.
+    let Ok(text) = std::str::from_utf8(body.trim_ascii()) else {
+        return Problem::new(StatusCode::BAD_REQUEST, "the body is not UTF-8").into_response();
     };
-    match storage.item_put(item).await {
+    match storage.item_put(text.to_owned()).await {
         Ok(id) => {
             let reply = super::json::reply(&json!({"id": id.to_string()}));
             let reply = warp::reply::with_status(reply, StatusCode::CREATED);
@@ -66,24 +86,33 @@ async fn get_item(key: String, storage: Storage) -> Response {
         return not_found(&key);
     };
     match storage.item_get(id).await {
-        Ok(Some(item)) => super::json::reply(&json!({"id": key, "item": item})).into_response(),
+        Ok(Some(item)) => super::json::reply(&ItemView {
+            id: key,
+            item: &item,
+        })
+        .into_response(),
         Ok(None) => not_found(&key),
         Err(error) => Problem::from(error).into_response(),
     }
 }
 
-/// `GET /picus/list[?limit=N][&cursor=C]`
+/// `GET /picus/list[?limit=N][&cursor=C]`, pages of at most `max_bytes` of item text.
 pub fn item_list(
     storage: Storage,
+    max_bytes: usize,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("picus" / "list")
         .and(warp::get())
         .and(warp::query::<HashMap<String, String>>())
         .and(with_storage(storage))
-        .then(list_items)
+        .then(move |query, storage| list_items(query, storage, max_bytes))
 }
 
-async fn list_items(query: HashMap<String, String>, storage: Storage) -> Response {
+async fn list_items(
+    query: HashMap<String, String>,
+    storage: Storage,
+    max_bytes: usize,
+) -> Response {
     let limit = match query::limit(&query) {
         Ok(limit) => limit,
         Err(problem) => return problem.into_response(),
@@ -99,12 +128,15 @@ async fn list_items(query: HashMap<String, String>, storage: Storage) -> Respons
             .into_response();
         }
     };
-    match storage.item_list(after, limit).await {
+    match storage.item_list(after, limit, max_bytes).await {
         Ok(page) => {
-            let items: Vec<Value> = page
+            let items: Vec<ItemView<'_>> = page
                 .items
-                .into_iter()
-                .map(|(id, item)| json!({"id": id.to_string(), "item": item}))
+                .iter()
+                .map(|(id, item)| ItemView {
+                    id: id.to_string(),
+                    item,
+                })
                 .collect();
             let mut response = super::json::reply(&items).into_response();
             if let Some(next) = page.next {

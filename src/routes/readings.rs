@@ -31,7 +31,7 @@ pub fn readings_put(
     warp::path!("api" / "temperature")
         .and(warp::put())
         .and(warp::query::<HashMap<String, String>>())
-        .and(warp::header::optional::<String>("content-type"))
+        .and(body::content_type())
         .and(body::limited(max_body_bytes))
         .and(with_storage(storage))
         .and(warp::any().map(move || metrics.clone()))
@@ -51,7 +51,7 @@ pub fn accept_partial(query: &HashMap<String, String>) -> Result<bool, String> {
 
 async fn put_readings(
     query: HashMap<String, String>,
-    content_type: Option<String>,
+    content_type: body::ContentType,
     body: Bytes,
     storage: Storage,
     metrics: Metrics,
@@ -64,7 +64,7 @@ async fn put_readings(
     let checked = accept_partial(&query)
         .map_err(|detail| Problem::new(StatusCode::BAD_REQUEST, detail))
         .and_then(|partial| {
-            body::check_json(content_type.as_deref(), &body)?;
+            body::check_json(content_type?.as_deref(), &body)?;
             let checked = Checked::from_json(&body)
                 .map_err(batch_problem)?
                 .within(&storage.retention().horizons_now());

@@ -1,6 +1,10 @@
 //! The service hyper calls for each request: it wraps the body in its limits, tells the
 //! connection a request is in flight, hands the request to the warp routes with the peer's
-//! address, and finishes every answer with the security headers.
+//! address, and finishes every answer with the security headers (and a `405` with `Allow`).
+//!
+//! `HEAD` is served as `GET` (RFC 9110 section 9.3.2): the routes see a `GET`, and hyper, which
+//! knows the request was `HEAD`, sends the answer's headers without its body. So every `GET`
+//! route answers `HEAD` with the same status and headers.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -13,13 +17,14 @@ use std::time::Duration;
 use http_body::Body as _;
 use hyper::body::Incoming;
 use tower_service::Service;
-use warp::http::{HeaderValue, Request, StatusCode, header};
+use warp::http::{HeaderValue, Method, Request, StatusCode, header};
 use warp::reply::{Reply, Response};
 
 use super::PeerAddr;
 use super::body::{BodyBudget, Flags, GuardedBody, Hold};
 use super::connection::Activity;
 use crate::metrics::Metrics;
+use crate::routes::allow::allowed_methods;
 use crate::routes::problem::{Problem, RETRY_AFTER_SECONDS};
 
 /// One connection's request service.
@@ -66,11 +71,17 @@ where
         let mut request =
             request.map(|body| GuardedBody::new(body, deadline, body_hold, body_flags, activity));
         request.extensions_mut().insert(PeerAddr(self.peer));
+        if request.method() == Method::HEAD {
+            *request.method_mut() = Method::GET;
+        }
+        // Cheap (shared bytes); the path is looked up only for a 405.
+        let uri = request.uri().clone();
         let mut inner = self.inner.clone();
         let metrics = self.metrics.clone();
         Box::pin(async move {
             let response = inner.call(request).await?;
-            let response = finish(response, &flags, &metrics);
+            let allow = || allowed_methods(uri.path());
+            let response = finish(response, &flags, &metrics, allow);
             // The body's bytes are given back once the handler is done with them.
             drop(hold);
             drop(answered);
@@ -79,8 +90,14 @@ where
     }
 }
 
-/// The answer for a body cut off by a limit, then the headers every answer carries.
-fn finish(response: Response, flags: &Flags, metrics: &Metrics) -> Response {
+/// The answer for a body cut off by a limit, then the headers every answer carries, and
+/// `Allow` (the resource's methods) on a `405`.
+fn finish(
+    response: Response,
+    flags: &Flags,
+    metrics: &Metrics,
+    allow: impl FnOnce() -> Option<&'static str>,
+) -> Response {
     let mut response = if flags.timed_out.load(Ordering::Relaxed) {
         metrics.connection_closed("body_timeout");
         closing(Problem::new(
@@ -99,6 +116,7 @@ fn finish(response: Response, flags: &Flags, metrics: &Metrics) -> Response {
     } else {
         response
     };
+    let status = response.status();
     let headers = response.headers_mut();
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -108,6 +126,11 @@ fn finish(response: Response, flags: &Flags, metrics: &Metrics) -> Response {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     headers.remove(header::SERVER);
+    if status == StatusCode::METHOD_NOT_ALLOWED
+        && let Some(allow) = allow()
+    {
+        headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
     response
 }
 
@@ -127,11 +150,11 @@ mod tests {
     #[test]
     fn every_answer_gets_the_security_headers_and_keeps_its_own_cache_control() {
         let metrics = Metrics::new();
-        let plain = finish("Ok".into_response(), &Flags::default(), &metrics);
+        let plain = finish("Ok".into_response(), &Flags::default(), &metrics, || None);
         assert_eq!(plain.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
         assert_eq!(plain.headers()[header::CACHE_CONTROL], "no-store");
         let cached = warp::reply::with_header("doc", header::CACHE_CONTROL, "max-age=60");
-        let cached = finish(cached.into_response(), &Flags::default(), &metrics);
+        let cached = finish(cached.into_response(), &Flags::default(), &metrics, || None);
         assert_eq!(cached.headers()[header::CACHE_CONTROL], "max-age=60");
     }
 
@@ -140,13 +163,27 @@ mod tests {
         let metrics = Metrics::new();
         let flags = Flags::default();
         flags.timed_out.store(true, Ordering::Relaxed);
-        let response = finish("Ok".into_response(), &flags, &metrics);
+        let response = finish("Ok".into_response(), &flags, &metrics, || None);
         assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
         assert_eq!(response.headers()[header::CONNECTION], "close");
         let flags = Flags::default();
         flags.over_budget.store(true, Ordering::Relaxed);
-        let response = finish("Ok".into_response(), &flags, &metrics);
+        let response = finish("Ok".into_response(), &flags, &metrics, || None);
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+
+    #[test]
+    fn a_405_names_the_allowed_methods() {
+        let metrics = Metrics::new();
+        let refused = warp::reply::with_status("no", StatusCode::METHOD_NOT_ALLOWED);
+        let response = finish(refused.into_response(), &Flags::default(), &metrics, || {
+            Some("PUT")
+        });
+        assert_eq!(response.headers()[header::ALLOW], "PUT");
+        let fine = finish("Ok".into_response(), &Flags::default(), &metrics, || {
+            Some("PUT")
+        });
+        assert!(!fine.headers().contains_key(header::ALLOW));
     }
 }

@@ -26,6 +26,7 @@
 //! # Files
 //! - this file: the contract, the [`Storage`] handle the routes use (every call timed and its
 //!   failures counted), and the page-trimming both backends share;
+//! - `item_page.rs`: the `/picus` list page, bounded by count and bytes, both backends fill;
 //! - `error.rs`: [`StorageError`], two classes (`Unavailable` → 503, `Internal` → 500), each
 //!   with a [`Cause`] that keeps the error behind it as its `source`;
 //! - [`group_commit`]: the writer queue both backends use;
@@ -35,11 +36,10 @@ pub mod dynamodb;
 pub mod embedded;
 mod error;
 pub mod group_commit;
+mod item_page;
 
 use std::future::Future;
 use std::time::Instant;
-
-use serde_json::{Map, Value};
 
 use crate::domain::retention::Retention;
 use crate::domain::window::{SeriesPlan, Span};
@@ -49,6 +49,7 @@ use crate::metrics::Metrics;
 pub use dynamodb::{DynamoSettings, DynamoStore};
 pub use embedded::EmbeddedStore;
 pub use error::{Cause, StorageError, chain};
+pub use item_page::{ItemPageBuilder, ItemText, item_text};
 
 /// What a `PUT` of readings did.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,10 +93,10 @@ pub struct SensorsPage {
 /// A `/picus` item id: a decimal counter starting at 1.
 pub type ItemId = u64;
 
-/// One page of `/picus/list`.
-#[derive(Debug, Clone, PartialEq)]
+/// One page of `/picus/list`, filled by an [`ItemPageBuilder`].
+#[derive(Debug)]
 pub struct ItemsPage {
-    pub items: Vec<(ItemId, Map<String, Value>)>,
+    pub items: Vec<(ItemId, ItemText)>,
     pub next: Option<ItemId>,
 }
 
@@ -136,14 +137,17 @@ pub trait Store {
     /// Liveness: `Unavailable` only for a fault no retry clears (a storage thread has died),
     /// so that the process is restarted; a full disk or an unreachable DynamoDB is not one.
     fn alive(&self) -> Result<(), StorageError>;
-    /// Stores a `/picus` item under a new id.
-    async fn item_put(&self, item: Map<String, Value>) -> Result<ItemId, StorageError>;
-    async fn item_get(&self, id: ItemId) -> Result<Option<Map<String, Value>>, StorageError>;
-    /// One page of items in id order, starting after `after`.
+    /// Stores a `/picus` item (the text of one JSON object, kept as it is) under a new id.
+    async fn item_put(&self, item: String) -> Result<ItemId, StorageError>;
+    /// An item's text as stored.
+    async fn item_get(&self, id: ItemId) -> Result<Option<ItemText>, StorageError>;
+    /// One page of items in id order, starting after `after`: at most `limit` items and, past
+    /// its first, at most `max_bytes` of item text (see [`ItemPageBuilder`]).
     async fn item_list(
         &self,
         after: Option<ItemId>,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<ItemsPage, StorageError>;
     /// Deletes an item; `false` when it did not exist.
     async fn item_delete(&self, id: ItemId) -> Result<bool, StorageError>;
@@ -333,14 +337,14 @@ impl Storage {
         .await
     }
 
-    pub async fn item_put(&self, item: Map<String, Value>) -> Result<ItemId, StorageError> {
+    pub async fn item_put(&self, item: String) -> Result<ItemId, StorageError> {
         self.observed("item_put", async {
             on_backend!(self, store => store.item_put(item).await)
         })
         .await
     }
 
-    pub async fn item_get(&self, id: ItemId) -> Result<Option<Map<String, Value>>, StorageError> {
+    pub async fn item_get(&self, id: ItemId) -> Result<Option<ItemText>, StorageError> {
         self.observed("item_get", async {
             on_backend!(self, store => store.item_get(id).await)
         })
@@ -351,9 +355,10 @@ impl Storage {
         &self,
         after: Option<ItemId>,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<ItemsPage, StorageError> {
         self.observed("item_list", async {
-            on_backend!(self, store => store.item_list(after, limit).await)
+            on_backend!(self, store => store.item_list(after, limit, max_bytes).await)
         })
         .await
     }

@@ -8,6 +8,7 @@ mod encoding;
 mod errors;
 mod health;
 mod helpers;
+mod http;
 mod limits;
 mod line_protocol;
 mod numbers;

@@ -196,3 +196,61 @@ async fn concurrent_puts_get_unique_ids() {
     // DynamoDB promises unique and increasing ids, not gapless ones: an `ADD` whose answer
     // was lost to a timeout is retried by the SDK and leaves a gap.
 }
+
+#[tokio::test]
+async fn list_pages_stop_at_a_byte_budget_and_items_come_back_as_stored() {
+    let store = crate::helpers::TestStore::new();
+    let mut config = store.config();
+    config.picus_list_max_bytes = 100 * 1024;
+    let app = crate::helpers::spawn_app_with(config).await;
+    // 12 items of about 40 KiB: at most two fit the 100 KiB budget, whatever the limit.
+    let numbers = vec!["1e-400"; 5_000].join(",");
+    for n in 0..12 {
+        let item = format!("{{\"n\": {n}, \"exact\": 999999999.99999999, \"v\": [{numbers}]}}");
+        let response = post(&app, &item, "application/json").await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let mut seen = Vec::new();
+    let mut path = "/picus/list?limit=1000".to_owned();
+    for _ in 0..20 {
+        let response = app.get(&path).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let link = response
+            .headers()
+            .get("link")
+            .map(|l| l.to_str().unwrap().to_owned());
+        let body = response.text().await.unwrap();
+        assert!(body.len() < 100 * 1024, "a page is {} bytes", body.len());
+        // The stored text, not a re-serialised float: `1e-400` stays `1e-400`, not `0.0`.
+        assert!(body.contains("\"exact\": 999999999.99999999, \"v\": [1e-400,"));
+        let page: Vec<Value> = serde_json::from_str(&body).unwrap();
+        assert!(!page.is_empty());
+        seen.extend(page.iter().map(|i| i["item"]["n"].as_i64().unwrap()));
+        match link {
+            Some(link) => path = link[1..link.find('>').unwrap()].to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (0..12).collect::<Vec<_>>());
+    let one = app.get("/picus/get/3").await.text().await.unwrap();
+    assert!(one.starts_with("{\"id\":\"3\",\"item\":{\"n\": 2, \"exact\": 999999999.99999999,"));
+}
+
+#[tokio::test]
+async fn an_item_larger_than_the_byte_budget_is_listed_alone() {
+    let store = crate::helpers::TestStore::new();
+    let mut config = store.config();
+    config.picus_list_max_bytes = 1;
+    let app = crate::helpers::spawn_app_with(config).await;
+    for n in 0..3 {
+        let response = post(&app, &json!({"n": n}).to_string(), "application/json").await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let first = app.get("/picus/list").await;
+    assert_eq!(
+        first.headers()["link"],
+        "</picus/list?limit=100&cursor=1>; rel=\"next\""
+    );
+    let page: Value = first.json().await.unwrap();
+    assert_eq!(page, json!([{"id": "1", "item": {"n": 0}}]));
+}

@@ -1,15 +1,14 @@
-//! Attribute mapping: DynamoDB items to and from the domain's aggregates, readings, times and
-//! `/picus` items (the item shapes are in [`super::schema`]).
+//! Attribute mapping: DynamoDB items to and from the domain's aggregates, readings and times
+//! (the item shapes are in [`super::schema`]; `/picus` items keep their JSON text as stored).
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
 
-use super::schema::{COUNT, ITEM_JSON, MAX, MIN, PARTITION_KEY, SORT_KEY, SUM, TEMPERATURE};
+use super::schema::{COUNT, MAX, MIN, PARTITION_KEY, SORT_KEY, SUM, TEMPERATURE};
 use crate::domain::{Aggregate, Temperature, Timestamp};
-use crate::storage::{ItemId, StorageError};
+use crate::storage::StorageError;
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
@@ -81,13 +80,6 @@ pub(crate) fn string_of<'a>(item: &'a Item, name: &str) -> Result<&'a str, Stora
         _ => Err(StorageError::Internal(
             format!("attribute {name} missing").into(),
         )),
-    }
-}
-
-pub(crate) fn parse_item(id: ItemId, item: &Item) -> Result<Map<String, Value>, StorageError> {
-    match serde_json::from_str(string_of(item, ITEM_JSON)?) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(StorageError::Internal(format!("corrupt item {id}").into())),
     }
 }
 

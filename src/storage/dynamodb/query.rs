@@ -31,34 +31,50 @@ pub(super) async fn query(
     let mut found = Vec::with_capacity(wanted.unwrap_or(0).min(1_024));
     let mut start: Option<Item> = None;
     loop {
-        let remaining = wanted.map(|w| i32::try_from(w - found.len()).unwrap_or(i32::MAX));
-        let mut request = inner
-            .client
-            .query()
-            .table_name(&inner.table)
-            .expression_attribute_names("#pk", PARTITION_KEY)
-            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-            .consistent_read(true)
-            .set_limit(remaining)
-            .set_exclusive_start_key(start.take());
-        request = match &between {
-            Some((lower, upper)) => request
-                .key_condition_expression("#pk = :pk AND #sk BETWEEN :lower AND :upper")
-                .expression_attribute_names("#sk", SORT_KEY)
-                .expression_attribute_values(":lower", AttributeValue::S(lower.clone()))
-                .expression_attribute_values(":upper", AttributeValue::S(upper.clone())),
-            None => request.key_condition_expression("#pk = :pk"),
-        };
-        inner.count();
-        let output = request.send().await.map_err(|e| sdk_error("Query", e))?;
-        found.extend(output.items().iter().cloned());
-        match output.last_evaluated_key() {
-            Some(key) if !key.is_empty() && wanted.is_none_or(|w| found.len() < w) => {
-                start = Some(key.clone())
-            }
+        let remaining = wanted.map(|w| w - found.len());
+        let (items, last) =
+            query_page(inner, &pk, between.as_ref(), remaining, start.take()).await?;
+        found.extend(items);
+        match last {
+            Some(key) if wanted.is_none_or(|w| found.len() < w) => start = Some(key),
             _ => return Ok(found),
         }
     }
+}
+
+/// One page of [`query`] (DynamoDB answers at most 1 MB a page), at most `limit` items,
+/// starting after `start`: the items, and the key to continue after when more may follow.
+pub(super) async fn query_page(
+    inner: &Inner,
+    pk: &str,
+    between: Option<&(String, String)>,
+    limit: Option<usize>,
+    start: Option<Item>,
+) -> Result<(Vec<Item>, Option<Item>), StorageError> {
+    let mut request = inner
+        .client
+        .query()
+        .table_name(&inner.table)
+        .expression_attribute_names("#pk", PARTITION_KEY)
+        .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+        .consistent_read(true)
+        .set_limit(limit.map(|l| i32::try_from(l).unwrap_or(i32::MAX)))
+        .set_exclusive_start_key(start);
+    request = match between {
+        Some((lower, upper)) => request
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :lower AND :upper")
+            .expression_attribute_names("#sk", SORT_KEY)
+            .expression_attribute_values(":lower", AttributeValue::S(lower.clone()))
+            .expression_attribute_values(":upper", AttributeValue::S(upper.clone())),
+        None => request.key_condition_expression("#pk = :pk"),
+    };
+    inner.count();
+    let mut output = request.send().await.map_err(|e| sdk_error("Query", e))?;
+    let last = output
+        .last_evaluated_key
+        .take()
+        .filter(|key| !key.is_empty());
+    Ok((output.items.take().unwrap_or_default(), last))
 }
 
 /// Strongly consistent `BatchGetItem` of every key (100 a call, a few calls at once), retrying

@@ -5,11 +5,10 @@
 use std::time::Instant;
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
 use super::attributes::{
-    aggregate_of, key, number, parse_item, string_of, temperature_of, timestamp_of_sort_key,
+    aggregate_of, key, number, string_of, temperature_of, timestamp_of_sort_key,
 };
 use super::schema::{
     self, AGGREGATE_TOTAL_PK, COUNTER_PK, COUNTER_VALUE, ITEM_JSON, ITEM_PK, PICUS_COUNTER_SK,
@@ -18,7 +17,8 @@ use super::schema::{
 use super::{DynamoStore, query, sdk_error, writer};
 use crate::domain::{Aggregate, Batch, Reading, SensorId, Timestamp};
 use crate::storage::{
-    ItemId, ItemsPage, PutOutcome, ReadingsPage, ReadingsQuery, StorageError, Store, trim_page,
+    ItemId, ItemPageBuilder, ItemText, ItemsPage, PutOutcome, ReadingsPage, ReadingsQuery,
+    StorageError, Store, item_text, trim_page,
 };
 
 impl Store for DynamoStore {
@@ -169,7 +169,7 @@ impl Store for DynamoStore {
 
     /// A new id from the counter item (`ADD n :1`, atomic across instances), then the item
     /// under it. Two calls, not one transaction: a failure between them only skips an id.
-    async fn item_put(&self, item: Map<String, Value>) -> Result<ItemId, StorageError> {
+    async fn item_put(&self, item: String) -> Result<ItemId, StorageError> {
         let inner = &self.inner;
         inner.count();
         let output = inner
@@ -191,10 +191,7 @@ impl Store for DynamoStore {
             .and_then(|n| u64::try_from(n).ok())
             .ok_or_else(|| StorageError::Internal("the id counter returned no value".into()))?;
         let mut stored = key(ITEM_PK, schema::item_sk(id));
-        stored.insert(
-            ITEM_JSON.into(),
-            AttributeValue::S(Value::Object(item).to_string()),
-        );
+        stored.insert(ITEM_JSON.into(), AttributeValue::S(item));
         inner.count();
         inner
             .client
@@ -207,7 +204,7 @@ impl Store for DynamoStore {
         Ok(id)
     }
 
-    async fn item_get(&self, id: ItemId) -> Result<Option<Map<String, Value>>, StorageError> {
+    async fn item_get(&self, id: ItemId) -> Result<Option<ItemText>, StorageError> {
         let inner = &self.inner;
         inner.count();
         let output = inner
@@ -219,47 +216,51 @@ impl Store for DynamoStore {
             .send()
             .await
             .map_err(|e| sdk_error("GetItem", e))?;
-        output.item().map(|item| parse_item(id, item)).transpose()
+        output
+            .item()
+            .map(|item| item_text(id, string_of(item, ITEM_JSON)?))
+            .transpose()
     }
 
+    /// One `Query` page (at most 1 MB) at a time, offered to the page builder until it is full:
+    /// memory stays about `max_bytes` plus one `Query` page, whatever `limit` is.
     async fn item_list(
         &self,
         after: Option<ItemId>,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<ItemsPage, StorageError> {
-        let empty = ItemsPage {
-            items: Vec::new(),
-            next: None,
-        };
-        if limit == 0 {
-            return Ok(empty);
-        }
+        let mut page = ItemPageBuilder::new(limit, max_bytes);
         let lower = match after {
             Some(after) => match after.checked_add(1) {
                 Some(next) => schema::item_sk(next),
-                None => return Ok(empty),
+                None => return Ok(page.finish()),
             },
             None => schema::item_sk(0),
         };
-        let wanted = limit.saturating_add(1);
-        let mut items = Vec::with_capacity(wanted.min(1_024));
         // Item sort keys are digits: "~" sorts after all of them.
-        // Boxed for the same reason as in `readings`.
-        let found = query::query(
-            &self.inner,
-            ITEM_PK.into(),
-            Some((lower, "~".into())),
-            Some(wanted),
-        );
-        for item in Box::pin(found).await? {
-            let sk = string_of(&item, SORT_KEY)?;
-            let id: ItemId = sk
-                .parse()
-                .map_err(|_| StorageError::Internal(format!("corrupt item id {sk:?}").into()))?;
-            items.push((id, parse_item(id, &item)?));
+        let between = (lower, "~".to_owned());
+        let mut start = None;
+        loop {
+            let wanted = limit.saturating_add(1).saturating_sub(page.len());
+            // Boxed for the same reason as in `readings`.
+            let found =
+                query::query_page(&self.inner, ITEM_PK, Some(&between), Some(wanted), start);
+            let (items, last) = Box::pin(found).await?;
+            for item in &items {
+                let sk = string_of(item, SORT_KEY)?;
+                let id: ItemId = sk.parse().map_err(|_| {
+                    StorageError::Internal(format!("corrupt item id {sk:?}").into())
+                })?;
+                if !page.offer(id, string_of(item, ITEM_JSON)?)? {
+                    return Ok(page.finish());
+                }
+            }
+            match last {
+                Some(key) => start = Some(key),
+                None => return Ok(page.finish()),
+            }
         }
-        let (items, next) = trim_page(items, limit, |(id, _)| *id);
-        Ok(ItemsPage { items, next })
     }
 
     /// Deletes an item; `false` when it did not exist.

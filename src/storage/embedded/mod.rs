@@ -92,7 +92,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redb::{Database, ReadableDatabase, ReadableTable};
-use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
 use self::health::Health;
@@ -103,8 +102,8 @@ use self::wal::Log;
 use self::writer::{CHECKPOINT_EVERY, QueuedWrite, WriterHandle};
 use super::group_commit::GroupObserver;
 use super::{
-    Cause, ItemId, ItemsPage, PutOutcome, ReadingsPage, ReadingsQuery, SensorsPage, StorageError,
-    Store, trim_page,
+    Cause, ItemId, ItemPageBuilder, ItemText, ItemsPage, PutOutcome, ReadingsPage, ReadingsQuery,
+    SensorsPage, StorageError, Store, item_text, trim_page,
 };
 use crate::domain::retention::Retention;
 use crate::domain::rollup;
@@ -483,18 +482,17 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn item_put(&self, item: Map<String, Value>) -> Result<ItemId, StorageError> {
-        let json = Value::Object(item).to_string();
-        self.write(|reply| QueuedWrite::ItemPut { json, reply })
+    async fn item_put(&self, item: String) -> Result<ItemId, StorageError> {
+        self.write(|reply| QueuedWrite::ItemPut { json: item, reply })
             .await
     }
 
-    async fn item_get(&self, id: ItemId) -> Result<Option<Map<String, Value>>, StorageError> {
+    async fn item_get(&self, id: ItemId) -> Result<Option<ItemText>, StorageError> {
         self.read(move |txn| {
             let table = txn.open_table(ITEMS).map_err(storage_error)?;
             match table.get(id).map_err(storage_error)? {
                 None => Ok(None),
-                Some(json) => parse_item(id, json.value()).map(Some),
+                Some(json) => item_text(id, json.value()).map(Some),
             }
         })
         .await
@@ -504,18 +502,21 @@ impl Store for EmbeddedStore {
         &self,
         after: Option<ItemId>,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<ItemsPage, StorageError> {
         self.read(move |txn| {
             let table = txn.open_table(ITEMS).map_err(storage_error)?;
-            let start = after.map_or(0, |a| a.saturating_add(1));
-            let wanted = limit.saturating_add(1);
-            let mut items = Vec::with_capacity(wanted.min(1_024));
-            for entry in table.range(start..).map_err(storage_error)?.take(wanted) {
+            let Some(start) = after.map_or(Some(0), |a| a.checked_add(1)) else {
+                return Ok(ItemPageBuilder::new(limit, max_bytes).finish());
+            };
+            let mut page = ItemPageBuilder::new(limit, max_bytes);
+            for entry in table.range(start..).map_err(storage_error)? {
                 let (id, json) = entry.map_err(storage_error)?;
-                items.push((id.value(), parse_item(id.value(), json.value())?));
+                if !page.offer(id.value(), json.value())? {
+                    break;
+                }
             }
-            let (items, next) = trim_page(items, limit, |(id, _)| *id);
-            Ok(ItemsPage { items, next })
+            Ok(page.finish())
         })
         .await
     }
@@ -523,13 +524,6 @@ impl Store for EmbeddedStore {
     async fn item_delete(&self, id: ItemId) -> Result<bool, StorageError> {
         self.write(|reply| QueuedWrite::ItemDelete { id, reply })
             .await
-    }
-}
-
-fn parse_item(id: ItemId, json: &str) -> Result<Map<String, Value>, StorageError> {
-    match serde_json::from_str(json) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(StorageError::Internal(format!("corrupt item {id}").into())),
     }
 }
 

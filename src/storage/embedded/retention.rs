@@ -518,7 +518,8 @@ mod tests {
     const NEVER: Duration = Duration::from_secs(3_600);
 
     fn open(dir: &Path) -> EmbeddedStore {
-        EmbeddedStore::open_with(dir, 1 << 20, unobserved(), NEVER).expect("the store opens")
+        EmbeddedStore::open_with(dir, 1 << 20, unobserved(), NEVER, Default::default())
+            .expect("the store opens")
     }
 
     fn reading(sensor: &str, micros: i64, milli: i64) -> Value {
