@@ -11,7 +11,7 @@ use crate::server::{Server, start_with};
 
 /// Readings expire 10 s after their time.
 const RETENTION: &str = "10s";
-const EXPIRING_SENSORS: usize = 40;
+const EXPIRING_SENSORS: usize = 20;
 const PER_SENSOR: usize = 1_000;
 const STAYING_SENSORS: usize = 4;
 const MINUTE: i64 = 60_000_000;
@@ -75,11 +75,13 @@ async fn a_kill_during_a_sweep_loses_nothing_that_stays_and_keeps_aggregates_exa
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    // Readings that expire a second after they are sent, and readings a minute or two ahead
-    // (inside FUTURE_MARGIN) that stay.
+    // Readings that expire together, within a millisecond of `start` + 10 s (whatever the
+    // time the PUTs take, up to 9 s), and readings a minute or two ahead (inside
+    // FUTURE_MARGIN) that stay.
+    let start = now_micros() - 1_000_000;
+    let all_expired_at = start + PER_SENSOR as i64 + 10_000_000;
     let mut all: Vec<(i64, i64)> = Vec::new();
     for sensor in 0..EXPIRING_SENSORS {
-        let start = now_micros() - 9_000_000;
         let batch: Vec<(i64, i64)> = (0..PER_SENSOR)
             .map(|i| (start + i as i64, milli(sensor, i)))
             .collect();
@@ -107,7 +109,7 @@ async fn a_kill_during_a_sweep_loses_nothing_that_stays_and_keeps_aggregates_exa
         put(&client, &server, &Value::Array(body)).await;
         staying.extend(batch);
     }
-    // Kill as soon as the sweep has deleted something (40 chunks or so remain to do).
+    // Kill as soon as the sweep has deleted something (20 chunks or so remain to do).
     let mut deleted = 0.0;
     for _ in 0..30_000 {
         deleted = metric(
@@ -132,6 +134,11 @@ async fn a_kill_during_a_sweep_loses_nothing_that_stays_and_keeps_aggregates_exa
 
     let server = start_with(dir.path(), &env);
     let base = server.base.clone();
+    // The kill followed the first deletion, so the horizon had passed `start`; a millisecond
+    // more and it has passed every expiring reading.
+    while now_micros() <= all_expired_at {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let check_aggregates = |client: reqwest::Client, base: String, all: Vec<(i64, i64)>| async move {
         let count = all.len() as u64;
         let sum: i64 = all.iter().map(|(_, t)| t * 1000).sum();
