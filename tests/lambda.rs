@@ -211,8 +211,8 @@ impl RuntimeApi {
                 .await
                 .unwrap_or_else(|_| panic!("no answer to {id} within {PATIENCE:?}"))
                 .expect("stand-in running");
-            if matches!(what, Posted::InitError(_)) {
-                panic!("the function reported an init error: {what:?}");
+            if let Posted::InitError(error) = &what {
+                panic!("the function reported an init error: {error}");
             }
             if for_id == id {
                 return what;
