@@ -180,7 +180,13 @@ impl RuntimeApi {
                     }
                 }
             });
-        let routes = next.or(response).unify().or(error).unify().or(init_error).unify();
+        let routes = next
+            .or(response)
+            .unify()
+            .or(error)
+            .unify()
+            .or(init_error)
+            .unify();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the stand-in");
@@ -246,6 +252,13 @@ impl Drop for Lambda {
 }
 
 impl Lambda {
+    /// Peak resident memory so far (Linux `VmHWM`), in KiB.
+    fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
     fn output(&self) -> String {
         std::fs::read_to_string(&self.output).unwrap_or_default()
     }
@@ -259,7 +272,10 @@ impl Lambda {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("the function did not exit within {PATIENCE:?}: {}", self.output());
+        panic!(
+            "the function did not exit within {PATIENCE:?}: {}",
+            self.output()
+        );
     }
 }
 
@@ -291,7 +307,10 @@ fn spawn_lambda(runtime: &RuntimeApi, table: &str, extra: &[(&str, Option<&str>)
     let tokens = hashed_tokens();
     let mut vars: Vec<(&str, Option<&str>)> = vec![
         ("AWS_LAMBDA_RUNTIME_API", Some(runtime.address.as_str())),
-        ("AWS_LAMBDA_FUNCTION_NAME", Some("telemetry-test-picus-delete")),
+        (
+            "AWS_LAMBDA_FUNCTION_NAME",
+            Some("telemetry-test-picus-delete"),
+        ),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", Some("256")),
         ("AWS_LAMBDA_FUNCTION_VERSION", Some("$LATEST")),
         ("STORAGE", Some("dynamodb")),
@@ -393,7 +412,9 @@ fn header(answer: &Value, name: &str) -> Option<String> {
     if let Some(value) = answer["headers"][name].as_str() {
         return Some(value.to_owned());
     }
-    answer["multiValueHeaders"][name][0].as_str().map(str::to_owned)
+    answer["multiValueHeaders"][name][0]
+        .as_str()
+        .map(str::to_owned)
 }
 
 fn body(answer: &Value) -> Value {
@@ -408,7 +429,10 @@ fn assert_deleted(answer: &Value) {
         header(answer, "content-type").as_deref(),
         Some("application/json")
     );
-    assert_eq!(body(answer), json!({"message": "Item deleted successfully"}));
+    assert_eq!(
+        body(answer),
+        json!({"message": "Item deleted successfully"})
+    );
 }
 
 fn assert_problem(answer: &Value, status: u16) -> Value {
@@ -438,7 +462,11 @@ async fn alb_and_api_gateway_events_delete_items_stored_by_the_service() {
     // An ALB target-group event: the answer has the ALB's shape (statusDescription).
     let bearer = format!("Bearer {ADMIN}");
     let answer = runtime
-        .invoke(&alb_event("DELETE", &format!("/picus/{first}"), Some(&bearer)))
+        .invoke(&alb_event(
+            "DELETE",
+            &format!("/picus/{first}"),
+            Some(&bearer),
+        ))
         .await;
     assert_deleted(&answer);
     assert_eq!(answer["statusDescription"], json!("200 OK"), "{answer}");
@@ -471,7 +499,11 @@ async fn alb_and_api_gateway_events_delete_items_stored_by_the_service() {
 
     // Deleting again: the item is gone, 404 as the service answers.
     let answer = runtime
-        .invoke(&alb_event("DELETE", &format!("/picus/{first}"), Some(&bearer)))
+        .invoke(&alb_event(
+            "DELETE",
+            &format!("/picus/{first}"),
+            Some(&bearer),
+        ))
         .await;
     let problem = assert_problem(&answer, 404);
     assert_eq!(problem["key"], json!(first));
@@ -490,7 +522,11 @@ async fn unknown_and_malformed_keys_are_404_and_other_routes_405() {
 
     for key in ["987654321", "abc", "01", "0", "-1"] {
         let answer = runtime
-            .invoke(&alb_event("DELETE", &format!("/picus/{key}"), Some(&bearer)))
+            .invoke(&alb_event(
+                "DELETE",
+                &format!("/picus/{key}"),
+                Some(&bearer),
+            ))
             .await;
         let problem = assert_problem(&answer, 404);
         assert_eq!(problem["key"], json!(key), "{answer}");
@@ -505,7 +541,11 @@ async fn unknown_and_malformed_keys_are_404_and_other_routes_405() {
             .invoke(&alb_event(method, &path, Some(&bearer)))
             .await;
         assert_problem(&answer, 405);
-        assert_eq!(header(&answer, "allow").as_deref(), Some("DELETE"), "{answer}");
+        assert_eq!(
+            header(&answer, "allow").as_deref(),
+            Some("DELETE"),
+            "{answer}"
+        );
     }
     assert_eq!(item_status(&service, &kept).await, StatusCode::OK);
     service.stop().await;
@@ -565,7 +605,11 @@ async fn a_missing_wrong_or_read_only_token_deletes_nothing() {
     assert_eq!(item_status(&service, &id).await, StatusCode::OK);
     // The right token still works afterwards.
     let answer = runtime
-        .invoke(&alb_event("DELETE", &path, Some(&format!("Bearer {ADMIN}"))))
+        .invoke(&alb_event(
+            "DELETE",
+            &path,
+            Some(&format!("Bearer {ADMIN}")),
+        ))
         .await;
     assert_deleted(&answer);
     service.stop().await;
@@ -641,6 +685,7 @@ async fn cold_start() {
     let store = dynamodb_store();
     let service = spawn_service(&store).await;
     let mut samples = Vec::new();
+    let mut peaks = Vec::new();
     for _ in 0..7 {
         let id = put_item(&service, &json!({"cold": true})).await;
         let runtime = RuntimeApi::start().await;
@@ -650,18 +695,22 @@ async fn cold_start() {
             Some(&format!("Bearer {ADMIN}")),
         );
         let started = Instant::now();
-        let _lambda = spawn_lambda(&runtime, &store.table, &[]);
+        let lambda = spawn_lambda(&runtime, &store.table, &[]);
         let answer = runtime.invoke(&event).await;
         samples.push(started.elapsed());
         assert_deleted(&answer);
+        peaks.extend(lambda.peak_rss_kib());
     }
     samples.sort();
+    peaks.sort_unstable();
     println!(
-        "cold start to first answer over {} runs: median {:?}, min {:?}, max {:?} ({})",
+        "cold start to first answer over {} runs: median {:?}, min {:?}, max {:?}; peak RSS \
+         after the first answer: median {} KiB ({})",
         samples.len(),
         samples[samples.len() / 2],
         samples[0],
         samples[samples.len() - 1],
+        peaks.get(peaks.len() / 2).copied().unwrap_or(0),
         binary().display()
     );
     service.stop().await;

@@ -58,15 +58,19 @@ impl Function {
     /// is one line naming what to fix.
     pub async fn build(config: &Config) -> Result<Self, String> {
         if config.storage != StorageKind::Dynamodb {
-            return Err("STORAGE=dynamodb is required: the function deletes items from the \
+            return Err(
+                "STORAGE=dynamodb is required: the function deletes items from the \
                         service's DynamoDB table"
-                .into());
+                    .into(),
+            );
         }
         if config.tokens.is_empty() {
-            return Err("API_TOKENS (or API_TOKENS_FILE) must hold an admin token: the load \
+            return Err(
+                "API_TOKENS (or API_TOKENS_FILE) must hold an admin token: the load \
                         balancer sends DELETE /picus/* straight to this function, which never \
                         runs open"
-                .into());
+                    .into(),
+            );
         }
         let metrics = Metrics::new();
         let access = Arc::new(Access::new(access_settings(config)?, metrics.clone()));

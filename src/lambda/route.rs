@@ -51,7 +51,14 @@ mod tests {
         assert_eq!(route(&delete, "/picus/7"), Route::Delete("7".into()));
         // Malformed keys still reach the handler, which answers 404 as the service does.
         assert_eq!(route(&delete, "/picus/abc"), Route::Delete("abc".into()));
-        for path in ["/picus", "/picus/", "/picus/get/7", "/api/stats", "/", "/picus/7/x"] {
+        for path in [
+            "/picus",
+            "/picus/",
+            "/picus/get/7",
+            "/api/stats",
+            "/",
+            "/picus/7/x",
+        ] {
             assert_eq!(route(&delete, path), Route::NotServed, "{path}");
         }
         for method in [Method::GET, Method::POST, Method::PUT, Method::HEAD] {
@@ -65,6 +72,9 @@ mod tests {
         assert_eq!(without_stage("/picus/7", Some("$default")), "/picus/7");
         assert_eq!(without_stage("/prod/picus/7", Some("prod")), "/picus/7");
         assert_eq!(without_stage("/picus/7", Some("prod")), "/picus/7");
-        assert_eq!(without_stage("/production/picus/7", Some("prod")), "/production/picus/7");
+        assert_eq!(
+            without_stage("/production/picus/7", Some("prod")),
+            "/production/picus/7"
+        );
     }
 }
