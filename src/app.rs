@@ -128,7 +128,7 @@ impl Application {
 
 /// The access policy's settings. Rate limits apply per token by default once tokens are
 /// configured; in open mode, per client address, only when a rate is set.
-fn access_settings(config: &Config) -> Result<auth::Settings, String> {
+pub fn access_settings(config: &Config) -> Result<auth::Settings, String> {
     let with_tokens = !config.tokens.is_empty();
     let rate = |per_second: Option<u32>, burst: Option<u32>, default: u32| {
         let per_second = per_second.or(with_tokens.then_some(default))?;

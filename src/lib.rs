@@ -18,9 +18,12 @@
 //!   settings from the configuration;
 //! - [`data_dir`]: the embedded store's directory, created and locked to one process;
 //! - [`healthcheck`]: the container's health probe (`telemetry healthcheck`);
-//! - [`logging`]: `tracing` set-up, plain text or JSON lines.
+//! - [`logging`]: `tracing` set-up, plain text or JSON lines;
+//! - `lambda` (cargo feature `lambda`): `DELETE /picus/{key}` as an AWS Lambda function, on
+//!   the same access policy, handler and storage code.
 //!
-//! `main.rs` only reads the configuration, sets up logging and runs [`app::Application`].
+//! `main.rs` only reads the configuration, sets up logging and runs [`app::Application`];
+//! `bin/telemetry-lambda.rs` does the same for the Lambda function.
 
 pub mod app;
 pub mod auth;
@@ -29,6 +32,8 @@ pub mod config;
 pub mod data_dir;
 pub mod domain;
 pub mod healthcheck;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod logging;
 pub mod metrics;
 pub mod routes;

@@ -161,7 +161,8 @@ pub fn item_delete(
         .then(delete_item)
 }
 
-async fn delete_item(key: String, storage: Storage) -> Response {
+/// The handler of `DELETE /picus/{key}`, shared with `telemetry-lambda`.
+pub async fn delete_item(key: String, storage: Storage) -> Response {
     let Some(id) = parse_key(&key) else {
         return not_found(&key);
     };

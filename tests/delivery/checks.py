@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -702,6 +703,58 @@ def buildspec_container_name(buildspec: dict) -> str | None:
         return str(name)
     m = re.search(r'"name"\s*:\s*"([\w-]+)"', text)
     return m.group(1) if m else None
+
+
+def buildspec_cargo_builds(buildspec: dict) -> list[tuple[list[str], list[str]]]:
+    """(binaries, features) of every `cargo build` in the buildspec, including those inside a
+    `docker run ... bash -c '...'` (any path ending in `cargo`)."""
+    builds = []
+    for _, cmd in buildspec_commands(buildspec):
+        tokens = [t.strip("\"'") for t in cmd.split() if t != "\\"]
+        for i, token in enumerate(tokens[:-1]):
+            if not (token.endswith("cargo") and tokens[i + 1] == "build"):
+                continue
+            bins, features = [], []
+            j = i + 2
+            while j < len(tokens) and tokens[j].startswith("-"):
+                option = tokens[j]
+                if option in ("--bin", "--features", "-F", "--target-dir", "--target", "--profile",
+                              "-p", "--package") and j + 1 < len(tokens):
+                    value = tokens[j + 1]
+                    if option == "--bin":
+                        bins.append(value)
+                    elif option in ("--features", "-F"):
+                        features += [f for f in re.split(r"[ ,]", value) if f]
+                    j += 2
+                else:
+                    if option.startswith("--features="):
+                        features += [f for f in re.split(r"[ ,]", option.split("=", 1)[1]) if f]
+                    j += 1
+            builds.append((bins, features))
+    return builds
+
+
+def check_buildspec_cargo(buildspec: dict, cargo_toml: str) -> list[str]:
+    """The buildspec builds binaries and features Cargo.toml declares, each binary with its
+    required features, and the Lambda's binary among them."""
+    cargo = tomllib.loads(cargo_toml)
+    declared = set(cargo.get("features") or {})
+    binaries = {b["name"]: set(b.get("required-features") or []) for b in cargo.get("bin") or []}
+    binaries.setdefault(cargo["package"]["name"], set())  # src/main.rs
+    problems = []
+    builds = buildspec_cargo_builds(buildspec)
+    for bins, features in builds:
+        for feature in features:
+            if feature not in declared:
+                problems.append(f"buildspec builds with feature {feature!r}, which Cargo.toml does not declare")
+        for name in bins:
+            if name not in binaries:
+                problems.append(f"buildspec builds --bin {name!r}, which Cargo.toml does not declare")
+            elif missing := binaries[name] - set(features):
+                problems.append(f"buildspec builds --bin {name!r} without its required features {sorted(missing)}")
+    if not any("telemetry-lambda" in bins for bins, _ in builds):
+        problems.append("buildspec does not build the telemetry-lambda binary (BUILD_LAMBDA)")
+    return problems
 
 
 def check_buildspec(buildspec: dict, readme: str | None) -> list[str]:

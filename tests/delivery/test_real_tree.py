@@ -165,6 +165,12 @@ def test_buildspec(buildspec, readme):
     assert problems == [], "\n".join(problems)
 
 
+def test_buildspec_builds_what_cargo_declares(buildspec):
+    builds = checks.buildspec_cargo_builds(buildspec)
+    assert (["telemetry-lambda"], ["lambda"]) in builds, builds
+    assert checks.check_buildspec_cargo(buildspec, (ROOT / "Cargo.toml").read_text()) == []
+
+
 def test_buildspec_structure_without_readme(buildspec):
     # Everything but the README comparison, so a missing README does not hide other breakage.
     problems = [p for p in checks.check_buildspec(buildspec, "```\nscripts/test.sh\n```\n")]

@@ -343,6 +343,36 @@ def _without(buildspec: dict, phase: str, predicate) -> dict:
     return bad
 
 
+def _cargo_edited(buildspec: dict, old: str, new: str) -> dict:
+    bad = copy.deepcopy(buildspec)
+    edited = False
+    for phase in bad["phases"].values():
+        commands = phase.get("commands") or []
+        for i, command in enumerate(commands):
+            if old in str(command):
+                commands[i] = str(command).replace(old, new)
+                edited = True
+    assert edited, f"{old!r} no longer in buildspec.yml: update this negative test"
+    return bad
+
+
+CARGO_TOML = (Path(__file__).resolve().parents[2] / "Cargo.toml").read_text()
+
+
+def test_buildspec_lambda_binary_unknown_to_cargo(buildspec):
+    bad = _cargo_edited(buildspec, "--bin telemetry-lambda", "--bin telemetry-lambd")
+    problems = checks.check_buildspec_cargo(bad, CARGO_TOML)
+    assert _has(problems, "--bin 'telemetry-lambd', which Cargo.toml does not declare")
+    assert _has(problems, "does not build the telemetry-lambda binary")
+
+
+def test_buildspec_lambda_without_its_feature(buildspec):
+    bad = _cargo_edited(buildspec, "--features lambda", "")
+    assert _has(checks.check_buildspec_cargo(bad, CARGO_TOML), "without its required features ['lambda']")
+    bad = _cargo_edited(buildspec, "--features lambda", "--features lambda-http")
+    assert _has(checks.check_buildspec_cargo(bad, CARGO_TOML), "feature 'lambda-http', which Cargo.toml does not declare")
+
+
 def test_buildspec_test_command_missing(buildspec):
     bad = _without(buildspec, "pre_build", lambda c: c == "scripts/test.sh")
     assert _has(checks.check_buildspec(bad, README_OK), "does not run `scripts/test.sh`")

@@ -62,7 +62,8 @@
 //! Only `GetItem`, `PutItem`, `UpdateItem`, `DeleteItem`, `Query`, `BatchGetItem`,
 //! `DescribeTable` and `TransactWriteItems` (authorised through the per-item actions and
 //! `ConditionCheckItem`) are used at run time; `CreateTable` only with
-//! `DYNAMODB_CREATE_TABLE=true` (local runs).
+//! `DYNAMODB_CREATE_TABLE=true` (local runs). `telemetry-lambda` opens the store with
+//! [`DynamoStore::connect`] and only deletes `/picus` items: it calls `DeleteItem` alone.
 //!
 //! # Files
 //! - this file: the store's settings, its SDK client set-up and the benchmark-only calls;
@@ -223,6 +224,20 @@ impl DynamoStore {
         settings: &DynamoSettings,
         on_group: GroupObserver,
     ) -> Result<Self, StorageError> {
+        let store = Self::connect(settings, on_group).await?;
+        table::ensure_table(&store.inner, settings.create_table).await?;
+        // Learn the shards' min/max once, so the first writes rarely need a retry.
+        store.stats(None).await?;
+        Ok(store)
+    }
+
+    /// Builds the SDK client and starts the writer, **without a single DynamoDB call**: no table
+    /// check, no shard read. For `telemetry-lambda`, whose cold start should be short and whose
+    /// role may only `DeleteItem`; a missing table then shows as the first call's failure (503).
+    pub async fn connect(
+        settings: &DynamoSettings,
+        on_group: GroupObserver,
+    ) -> Result<Self, StorageError> {
         if settings.table.is_empty() {
             return Err(startup("TABLE_NAME is required when STORAGE=dynamodb"));
         }
@@ -261,8 +276,7 @@ impl DynamoStore {
             shard_extents: Mutex::new(vec![Extent::default(); schema::AGGREGATE_SHARDS]),
             retention_raw: settings.retention_raw,
         });
-        table::ensure_table(&inner, settings.create_table).await?;
-        let store = Self {
+        Ok(Self {
             writer: GroupCommit::spawn(
                 writer::Writer::new(inner.clone(), GROUPS_IN_FLIGHT),
                 WRITE_QUEUE,
@@ -270,10 +284,7 @@ impl DynamoStore {
                 on_group,
             ),
             inner,
-        };
-        // Learn the shards' min/max once, so the first writes rarely need a retry.
-        store.stats(None).await?;
-        Ok(store)
+        })
     }
 
     /// DynamoDB calls made so far by this store (each `send`, not the SDK's retries of it);

@@ -45,8 +45,9 @@ resource "aws_iam_role" "lambda" {
 data "aws_iam_policy_document" "lambda" {
   statement {
     sid = "DeleteItemsOnly"
-    # A conditional DeleteItem (attribute_exists: 404 for an unknown key) is authorised
-    # as dynamodb:DeleteItem alone.
+    # telemetry-lambda's only call: DeleteItem with ReturnValues=ALL_OLD (no old item: 404),
+    # authorised as dynamodb:DeleteItem alone. Opening the store makes no call at all (no
+    # DescribeTable, no reads; src/storage/dynamodb/mod.rs, DynamoStore::connect).
     actions   = ["dynamodb:DeleteItem"]
     resources = [aws_dynamodb_table.this.arn]
   }
@@ -101,6 +102,12 @@ resource "aws_lambda_function" "picus_delete" {
 
   reserved_concurrent_executions = var.lambda_reserved_concurrency
 
+  # Tokens: the ALB sends DELETE /picus/* straight here, past the service, so the function
+  # checks an admin token as the service does. It gets digests (lambda_api_tokens,
+  # admin:sha256:<hex>) rather than reading the service's API_TOKENS secret: the role then
+  # needs no secretsmanager or secret-key permission and could not read the read/write
+  # tokens, the cold start makes no extra call, and neither the function's environment nor
+  # the Terraform state holds a usable token (terraform/README.md, "DELETE as a Lambda").
   environment {
     variables = {
       STORAGE      = "dynamodb"
@@ -109,6 +116,8 @@ resource "aws_lambda_function" "picus_delete" {
       RUST_LOG     = var.log_level
       REQUIRE_AUTH = "true"
       API_TOKENS   = var.lambda_api_tokens
+      # Invoked only by the ALB, which appends the client's address to X-Forwarded-For.
+      TRUST_X_FORWARDED_FOR = "true"
     }
   }
 
@@ -123,6 +132,11 @@ resource "aws_lambda_function" "picus_delete" {
     precondition {
       condition     = var.lambda_s3_bucket != null && var.lambda_s3_key != null
       error_message = "lambda_delete_enabled needs lambda_s3_bucket and lambda_s3_key (the first telemetry-lambda zip)."
+    }
+
+    precondition {
+      condition     = length(compact(split(",", var.lambda_api_tokens))) > 0
+      error_message = "lambda_delete_enabled needs lambda_api_tokens (admin:sha256:<hex> of the admin tokens in the API_TOKENS secret): without one the function refuses to start."
     }
   }
 

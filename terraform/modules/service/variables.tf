@@ -289,13 +289,13 @@ variable "p99_latency_threshold_seconds" {
 }
 
 variable "lambda_api_tokens" {
-  description = "API_TOKENS of the DELETE function, hashed entries only (admin:sha256:<64 hex>, comma-separated): DELETE /picus/* needs the admin scope there as on the service. Hashes only, so the Lambda's environment and the Terraform state never hold a usable token."
+  description = "API_TOKENS of the DELETE function: the SHA-256 digests of the admin tokens of the API_TOKENS secret (admin:sha256:<64 hex>, comma-separated). DELETE /picus/* needs an admin token there as on the service; digests only, so the Lambda's environment and the Terraform state never hold a usable token. Required when lambda_delete_enabled."
   type        = string
   default     = ""
   sensitive   = true
 
   validation {
-    condition     = alltrue([for e in compact(split(",", var.lambda_api_tokens)) : can(regex("^(read|write|admin):sha256:[0-9a-f]{64}$", trimspace(e)))])
-    error_message = "lambda_api_tokens entries must be scope:sha256:<64 lower-case hex>."
+    condition     = alltrue([for e in compact(split(",", var.lambda_api_tokens)) : can(regex("^admin:sha256:[0-9a-f]{64}$", trimspace(e)))])
+    error_message = "lambda_api_tokens entries must be admin:sha256:<64 lower-case hex> (only admin tokens may delete)."
   }
 }

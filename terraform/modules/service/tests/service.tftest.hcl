@@ -150,6 +150,7 @@ run "longest_allowed_names_fit_aws_limits" {
     lambda_delete_enabled = true
     lambda_s3_bucket      = "artifacts"
     lambda_s3_key         = "lambda/0123456789ab.zip"
+    lambda_api_tokens     = "admin:sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
     metrics_token_enabled = true
   }
 
@@ -323,6 +324,15 @@ run "delete_as_lambda" {
     condition     = aws_lambda_function.picus_delete[0].environment[0].variables.REQUIRE_AUTH == "true"
     error_message = "the function refuses to run without tokens"
   }
+  assert {
+    condition = (aws_lambda_function.picus_delete[0].environment[0].variables.API_TOKENS == "admin:sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" &&
+    aws_lambda_function.picus_delete[0].environment[0].variables.TRUST_X_FORWARDED_FOR == "true")
+    error_message = "the function gets the admin token digests and takes the client address from the ALB's X-Forwarded-For"
+  }
+  assert {
+    condition     = length([for s in data.aws_iam_policy_document.lambda.statement : s if length([for a in s.actions : a if startswith(a, "secretsmanager:")]) > 0]) == 0
+    error_message = "the function reads no secret: it gets token digests, not the API_TOKENS secret"
+  }
 }
 
 run "lambda_tokens_must_be_hashes" {
@@ -333,6 +343,28 @@ run "lambda_tokens_must_be_hashes" {
   }
 
   expect_failures = [var.lambda_api_tokens]
+}
+
+run "lambda_tokens_must_be_admin_tokens" {
+  command = plan
+
+  variables {
+    lambda_api_tokens = "read:sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+  }
+
+  expect_failures = [var.lambda_api_tokens]
+}
+
+run "lambda_needs_an_admin_token" {
+  command = plan
+
+  variables {
+    lambda_delete_enabled = true
+    lambda_s3_bucket      = "artifacts"
+    lambda_s3_key         = "lambda/0123456789ab.zip"
+  }
+
+  expect_failures = [aws_lambda_function.picus_delete]
 }
 
 run "metrics_opened_and_token" {
