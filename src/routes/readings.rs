@@ -56,11 +56,12 @@ async fn put_readings(
     storage: Storage,
     metrics: Metrics,
 ) -> Response {
-    // Shed before parsing: under a flood, a write the queue could not take anyway costs the
-    // read of its body only, not the parse and validation of every reading in it.
-    if let Err(error) = storage.accepting_writes() {
-        return Problem::from(error).into_response();
-    }
+    // Admission before parsing: under a flood, a write the queue could not take anyway, or
+    // one that waited too long for its turn to parse, costs the read of its body only.
+    let slot = match storage.admit_write().await {
+        Ok(slot) => slot,
+        Err(error) => return Problem::from(error).into_response(),
+    };
     let checked = accept_partial(&query)
         .map_err(|detail| Problem::new(StatusCode::BAD_REQUEST, detail))
         .and_then(|partial| {
@@ -71,7 +72,10 @@ async fn put_readings(
             Ok((partial, checked))
         });
     let checked = match checked {
-        Ok((true, checked)) => return put_partially(checked.partial(), &storage, &metrics).await,
+        Ok((true, checked)) => {
+            drop(slot);
+            return put_partially(checked.partial(), &storage, &metrics).await;
+        }
         Ok((false, checked)) => checked,
         Err(problem) => {
             metrics.readings_rejected();
@@ -92,6 +96,7 @@ async fn put_readings(
             return problem.into_response();
         }
     };
+    drop(slot); // parsed: the commit wait is bounded by the write queue
     let received = batch.readings.len() + batch.repeats;
     match storage.put_readings(batch).await {
         Ok(PutOutcome::Stored { stored, duplicates }) => {

@@ -108,10 +108,11 @@ async fn write(
     metrics: Metrics,
     settings: Arc<LineProtocolSettings>,
 ) -> Response {
-    // Shed before parsing (and before decompressing), as the JSON write route does.
-    if let Err(error) = storage.accepting_writes() {
-        return WriteError::from(error).into_response(dialect);
-    }
+    // Admission before parsing, as the JSON write route does.
+    let slot = match storage.admit_write().await {
+        Ok(slot) => slot,
+        Err(error) => return WriteError::from(error).into_response(dialect),
+    };
     let received = Timestamp::from_micros(chrono::Utc::now().timestamp_micros())
         .expect("the clock is within years 1 to 9999");
     let checked = parse(dialect, &query, body, &settings, received);
@@ -125,6 +126,7 @@ async fn write(
     metrics.line_protocol_ignored(checked.ignored);
     let sent = checked.readings.len() + checked.invalid.len() + checked.malformed.len();
     if partial {
+        drop(slot);
         return write_partially(dialect, checked.partial(), &storage, &metrics).await;
     }
     let batch = match checked.all_or_nothing() {
@@ -144,6 +146,7 @@ async fn write(
         return no_content();
     }
     let received_count = batch.readings.len() + batch.repeats;
+    drop(slot); // parsed: the commit wait is bounded by the write queue
     match storage.put_readings(batch).await {
         Ok(PutOutcome::Stored { stored, duplicates }) => {
             metrics.readings_stored(stored, duplicates);

@@ -30,8 +30,10 @@
 //! - `error.rs`: [`StorageError`], two classes (`Unavailable` → 503, `Internal` → 500), each
 //!   with a [`Cause`] that keeps the error behind it as its `source`;
 //! - [`group_commit`]: the writer queue both backends use;
+//! - [`admission`]: parse slots that admit write requests before their bodies are parsed;
 //! - [`embedded`], [`dynamodb`]: the backends.
 
+pub mod admission;
 pub mod dynamodb;
 pub mod embedded;
 mod error;
@@ -46,6 +48,7 @@ use crate::domain::window::{SeriesPlan, Span};
 use crate::domain::{Aggregate, Batch, Conflict, Reading, SensorId, SensorSummary, Timestamp};
 use crate::metrics::Metrics;
 
+use admission::{ParseSlot, WriteAdmission};
 pub use dynamodb::{DynamoSettings, DynamoStore};
 pub use embedded::EmbeddedStore;
 pub use error::{Cause, StorageError, chain};
@@ -169,6 +172,8 @@ pub struct Storage {
     /// How long data is kept: the routes refuse readings beyond its horizons and read only
     /// what it retains (see [`crate::domain::retention`]).
     retention: Retention,
+    /// Parse slots for write requests (see [`admission`]).
+    admission: WriteAdmission,
 }
 
 /// Calls the same method on whichever backend this is.
@@ -188,6 +193,7 @@ impl Storage {
             backend,
             metrics,
             retention: Retention::default(),
+            admission: WriteAdmission::for_this_machine(),
         }
     }
 
@@ -246,11 +252,16 @@ impl Storage {
         .await
     }
 
-    /// `Unavailable` when a write would be shed right now, before any parsing; see
-    /// [`Store::accepting_writes`]. Counted as an unavailable `put_readings`, as the same
-    /// refusal from the queue itself is.
-    pub fn accepting_writes(&self) -> Result<(), StorageError> {
-        let result = on_backend!(self, store => store.accepting_writes());
+    /// Admits a write request before its body is parsed: `Unavailable` at once when the
+    /// write queue would shed it anyway ([`Store::accepting_writes`]), or once it has waited
+    /// [`admission::MAX_ADMISSION_WAIT`] for one of the parse slots; otherwise the slot, to
+    /// hold while parsing (not while committing). Refusals count as an unavailable
+    /// `put_readings`, as the same refusal from the queue itself does.
+    pub async fn admit_write(&self) -> Result<ParseSlot, StorageError> {
+        let result = match on_backend!(self, store => store.accepting_writes()) {
+            Ok(()) => self.admission.admit().await,
+            Err(error) => Err(error),
+        };
         if result.is_err() {
             self.metrics
                 .storage_refused(self.backend_name(), "put_readings", "unavailable");
