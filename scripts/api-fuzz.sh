@@ -13,7 +13,7 @@ if [ ! -x "$VENV/bin/st" ]; then
   "$VENV/bin/pip" install -q "schemathesis==4.32.5"
 fi
 
-cargo build --locked --quiet
+cargo build --locked --features lambda --quiet
 data_dir=$(mktemp -d)
 log=$(mktemp)
 token="fuzz-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"

@@ -10,5 +10,5 @@ if [ ! -x "$VENV/bin/pytest" ]; then
   "$VENV/bin/pip" install -q -r tests/clients/requirements.txt
 fi
 
-cargo build --locked --quiet
+cargo build --locked --features lambda --quiet
 TELEMETRY_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/telemetry" "$VENV/bin/pytest" -q -p no:cacheprovider tests/clients

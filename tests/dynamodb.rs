@@ -3,7 +3,7 @@
 //!
 //! They need a DynamoDB-compatible server at `AWS_ENDPOINT_URL` and
 //! `TELEMETRY_TEST_STORAGE=dynamodb`; `scripts/dynamodb-tests.sh` starts DynamoDB Local and runs
-//! them. The target compiles only with `--features dynamodb-tests`, and without that variable
+//! them. A plain `cargo test` skips the target (`test = false`), and without that variable
 //! every test fails (see `dynamodb_store`): none passes without having run.
 
 #[path = "api/helpers.rs"]
@@ -28,9 +28,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
-/// A fresh table of this test's own. This target is compiled only with
-/// `--features dynamodb-tests`, which `scripts/dynamodb-tests.sh` passes along with a running
-/// DynamoDB Local: without one, these tests fail rather than pass vacuously.
+/// A fresh table of this test's own. A plain `cargo test` skips this target; it runs when named
+/// (`--test dynamodb`), which `scripts/dynamodb-tests.sh` does with a running DynamoDB Local:
+/// without one, these tests fail rather than pass vacuously.
 fn dynamodb_store() -> TestStore {
     let store = TestStore::new();
     assert_eq!(

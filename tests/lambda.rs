@@ -8,8 +8,9 @@
 //! .../runtime/init/error`. Each test feeds events (an ALB target-group event, an API Gateway
 //! HTTP API v2 event, malformed ones) and reads what the function posted back.
 //!
-//! Needs `--features lambda,dynamodb-tests`, `TELEMETRY_TEST_STORAGE=dynamodb` and DynamoDB
-//! Local at `AWS_ENDPOINT_URL`: `scripts/lambda-tests.sh` provides them. The binary is
+//! Needs `--features lambda`, `TELEMETRY_TEST_STORAGE=dynamodb` and DynamoDB
+//! Local at `AWS_ENDPOINT_URL`: `scripts/dynamodb-tests.sh` (or `scripts/lambda-tests.sh` for
+//! this target alone) provides them. The binary is
 //! `TELEMETRY_LAMBDA_BIN` when set (the release build, for the cold-start figure), else the one
 //! cargo built for this test.
 
