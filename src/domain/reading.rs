@@ -279,7 +279,9 @@ impl Timestamp {
     /// the past), second 60 is refused.
     pub fn parse_text(text: &str) -> Result<Self, String> {
         let text = &*truncate_to_micros(text);
-        let parsed = if let Ok(naive) = NaiveDateTime::parse_from_str(text, NAIVE_FORMAT) {
+        let parsed = if let Some(at) = super::fixed_time::parse(text) {
+            at
+        } else if let Ok(naive) = NaiveDateTime::parse_from_str(text, NAIVE_FORMAT) {
             naive.and_utc()
         } else if let Ok(with_offset) = DateTime::parse_from_rfc3339(text) {
             with_offset.with_timezone(&Utc)
