@@ -11,6 +11,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::reading::{Field, FieldError, Reading, SensorId, Timestamp};
+use super::batch_body::Body;
 
 /// Most readings accepted in one request.
 pub const MAX_BATCH: usize = 1_000;
@@ -91,13 +92,13 @@ impl Checked {
     /// A request body: one reading object or an array of them, numbers kept as literal text.
     pub fn from_json(body: &[u8]) -> Result<Self, BatchError> {
         let malformed = |error: serde_json::Error| BatchError::Malformed(error.to_string());
-        let top: &RawValue = serde_json::from_slice(body).map_err(malformed)?;
-        let items: Vec<&RawValue> = match top.get().as_bytes().first() {
-            Some(b'[') => serde_json::from_str(top.get()).map_err(malformed)?,
-            Some(b'{') => vec![top],
-            _ => return Err(BatchError::NotReadings),
-        };
-        Self::check(items.len(), items.into_iter().map(reading_from_raw))
+        match Body::parse(body).map_err(malformed)? {
+            Body::Many { items, count } => {
+                Self::check(count, items.into_iter().map(reading_from_raw))
+            }
+            Body::One(item) => Self::check(1, std::iter::once(reading_from_raw(item))),
+            Body::NotReadings => Err(BatchError::NotReadings),
+        }
     }
 
     /// A value built in code (tests, benchmarks): numbers are read through their shortest

@@ -3,6 +3,7 @@
 
 pub mod aggregate;
 pub mod batch;
+mod batch_body;
 mod fixed_time;
 pub mod line_batch;
 pub mod line_protocol;
