@@ -31,13 +31,12 @@
 //! build is done, readiness and the window, series and sensor routes answer 503; all-time
 //! stats (kept by the previous version already) are answered throughout. Progress is logged.
 
-use std::collections::HashMap;
 use std::ops::Bound;
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition};
 
 use super::storage_error;
-use super::tables::{READINGS, SENSOR_AGGREGATES, Tables, Touched};
+use super::tables::{READINGS, SENSOR_AGGREGATES, Tables, Touched, TouchedSensors};
 use crate::domain::rollup::{Level, SENSOR_LEVELS, TOTAL_LEVELS};
 use crate::domain::window::Piece;
 use crate::domain::{Aggregate, Point, SensorSummary, Temperature, Timestamp};
@@ -87,7 +86,7 @@ pub(super) struct BuildProgress {
 }
 
 /// The group's changes to the rows of `total_rollups` (per-sensor ones live in [`Touched`]).
-pub(super) type TotalDeltas = HashMap<(Level, i64), Aggregate>;
+pub(super) type TotalDeltas = foldhash::HashMap<(Level, i64), Aggregate>;
 
 /// Adds `temperature` at `micros` to the deltas of every level of `levels`.
 pub(super) fn add_to(
@@ -138,10 +137,7 @@ impl<'t> Tables<'t> {
     }
 
     /// Merges the group's deltas into the stored rollup rows.
-    pub(super) fn write_rollups(
-        &mut self,
-        touched: &HashMap<String, Touched>,
-    ) -> Result<(), StorageError> {
+    pub(super) fn write_rollups(&mut self, touched: &TouchedSensors) -> Result<(), StorageError> {
         let mut sensors = self.txn.open_table(SENSOR_ROLLUPS).map_err(storage_error)?;
         for (sensor, entry) in touched {
             for (level, bucket, delta) in &entry.rollups {
@@ -173,7 +169,7 @@ impl<'t> Tables<'t> {
     /// sensor summaries, and moves the cursor (or marks the rollups complete).
     pub(super) fn build_slice(
         &mut self,
-        touched: &mut HashMap<String, Touched>,
+        touched: &mut TouchedSensors,
     ) -> Result<BuildProgress, StorageError> {
         let Coverage::Building(cursor) = self.coverage.clone() else {
             return Ok(BuildProgress {

@@ -12,8 +12,6 @@
 //!   the last log record applied (see [`super`]); `"rollups_version"` (see [`super::rollups`])
 //! - the rollup tables: see [`super::rollups`]; `retention`: see [`super::retention`]
 
-use std::collections::HashMap;
-
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::record;
@@ -39,6 +37,11 @@ pub(super) const LAST_ITEM_ID: &str = "picus_last_id";
 /// `counters` key: sequence number of the last log record applied to redb.
 pub(super) const WAL_SEQUENCE: &str = "wal_sequence";
 
+/// The sensors a group touched, by id (foldhash: hashed once or more per reading).
+pub(super) type TouchedSensors = foldhash::HashMap<String, Touched>;
+/// Sensors' committed summaries, by id.
+pub(super) type SummaryCache = foldhash::HashMap<String, SensorSummary>;
+
 /// A sensor's summary as stored before the group and as the group leaves it, and the group's
 /// changes to its rollup rows.
 pub(super) struct Touched {
@@ -57,7 +60,7 @@ pub(super) struct Tables<'t> {
     pub(super) counters: Option<redb::Table<'t, &'static str, u64>>,
     pub(super) txn: &'t WriteTransaction,
     /// Sensors' committed summaries known to the writer (see `Writer::aggregates`).
-    pub(super) cache: HashMap<String, SensorSummary>,
+    pub(super) cache: SummaryCache,
     /// How far the rollups cover the readings (known to the writer, loaded on open).
     pub(super) coverage: Coverage,
     /// The group's changes to the rollups over all sensors.
@@ -73,9 +76,9 @@ impl<'t> Tables<'t> {
             items: None,
             counters: None,
             txn,
-            cache: HashMap::new(),
+            cache: SummaryCache::default(),
             coverage: Coverage::Complete,
-            total_deltas: TotalDeltas::new(),
+            total_deltas: TotalDeltas::default(),
         })
     }
 
@@ -102,10 +105,10 @@ impl<'t> Tables<'t> {
         &mut self,
         group: &[QueuedWrite],
         ops: &mut Vec<u8>,
-    ) -> Result<(Vec<Effect>, HashMap<String, Touched>), StorageError> {
+    ) -> Result<(Vec<Effect>, TouchedSensors), StorageError> {
         let mut effects = Vec::with_capacity(group.len());
         // Aggregates touched by this group, written back once at the end.
-        let mut touched: HashMap<String, Touched> = HashMap::new();
+        let mut touched = TouchedSensors::default();
         for write in group {
             let effect = match write {
                 QueuedWrite::Readings { batch, .. } => {
@@ -160,7 +163,7 @@ impl<'t> Tables<'t> {
         sensor: &str,
         micros: i64,
         temperature: Temperature,
-        touched: &mut HashMap<String, Touched>,
+        touched: &mut TouchedSensors,
     ) -> Result<(), StorageError> {
         self.readings
             .insert((sensor, micros), temperature.micros())
@@ -174,7 +177,7 @@ impl<'t> Tables<'t> {
         sensor: &str,
         micros: i64,
         temperature: Temperature,
-        touched: &mut HashMap<String, Touched>,
+        touched: &mut TouchedSensors,
     ) -> Result<(), StorageError> {
         let time = Timestamp::from_micros(micros)
             .ok_or_else(|| StorageError::Internal(format!("corrupt time {micros}").into()))?;
@@ -188,7 +191,7 @@ impl<'t> Tables<'t> {
     pub(super) fn touched_entry<'a>(
         &mut self,
         sensor: &str,
-        touched: &'a mut HashMap<String, Touched>,
+        touched: &'a mut TouchedSensors,
     ) -> Result<&'a mut Touched, StorageError> {
         if !touched.contains_key(sensor) {
             let stored = match self.cache.get(sensor) {
@@ -213,7 +216,7 @@ impl<'t> Tables<'t> {
     /// Writes back the touched sensors' summaries, the total they change and the rollups.
     pub(super) fn write_aggregates(
         &mut self,
-        touched: &HashMap<String, Touched>,
+        touched: &TouchedSensors,
     ) -> Result<(), StorageError> {
         if touched.is_empty() {
             return Ok(());
@@ -247,7 +250,7 @@ impl<'t> Tables<'t> {
     pub(super) fn put_batch(
         &mut self,
         batch: &Batch,
-        touched: &mut HashMap<String, Touched>,
+        touched: &mut TouchedSensors,
         ops: &mut Vec<u8>,
     ) -> Result<PutOutcome, StorageError> {
         if let Some(refused) = retention::refusal(self.expired_in(batch)?) {
