@@ -136,8 +136,12 @@ impl<'t> Tables<'t> {
         }
     }
 
-    /// Merges the group's deltas into the stored rollup rows.
-    pub(super) fn write_rollups(&mut self, touched: &TouchedSensors) -> Result<(), StorageError> {
+    /// Merges the group's deltas into the stored rollup rows, `touched` in key order (each
+    /// B-tree walk then starts where the last one ended).
+    pub(super) fn write_rollups(
+        &mut self,
+        touched: &[(&String, &Touched)],
+    ) -> Result<(), StorageError> {
         let mut sensors = self.txn.open_table(SENSOR_ROLLUPS).map_err(storage_error)?;
         for (sensor, entry) in touched {
             for (level, bucket, delta) in &entry.rollups {
@@ -152,7 +156,9 @@ impl<'t> Tables<'t> {
             }
         }
         let mut totals = self.txn.open_table(TOTAL_ROLLUPS).map_err(storage_error)?;
-        for ((level, bucket), delta) in self.total_deltas.drain() {
+        let mut deltas: Vec<_> = self.total_deltas.drain().collect();
+        deltas.sort_unstable_by_key(|((level, bucket), _)| (level.code(), *bucket));
+        for ((level, bucket), delta) in deltas {
             let key = (level.code(), bucket);
             let stored = match totals.get(key).map_err(storage_error)? {
                 Some(bytes) => decode(bytes.value(), "of all sensors")?,

@@ -221,9 +221,12 @@ impl<'t> Tables<'t> {
         if touched.is_empty() {
             return Ok(());
         }
+        // In key order: each B-tree walk starts where the last one ended.
+        let mut sensors: Vec<(&String, &Touched)> = touched.iter().collect();
+        sensors.sort_unstable_by_key(|(sensor, _)| sensor.as_str());
         let mut total = read_aggregate(&self.totals, TOTAL_KEY)?;
         let total_before = total;
-        for (sensor, entry) in touched {
+        for &(sensor, entry) in &sensors {
             let (before, aggregate) = (&entry.before.aggregate, &entry.after.aggregate);
             total = total.merge(&Aggregate {
                 count: aggregate.count - before.count,
@@ -242,7 +245,7 @@ impl<'t> Tables<'t> {
                 .insert(TOTAL_KEY, total.encode().as_slice())
                 .map_err(storage_error)?;
         }
-        self.write_rollups(touched)
+        self.write_rollups(&sensors)
     }
 
     /// Checks a request's readings against stored ones, then inserts the new ones, all or
@@ -259,10 +262,19 @@ impl<'t> Tables<'t> {
         // Insert first, look at what was there after: one B-tree descent per reading instead of
         // a lookup and then an insert. A conflict puts the stored value back, and any conflict
         // undoes the request's fresh inserts (all or nothing; keys are unique within a batch).
+        // In key order (redb's order for `(&str, i64)`): each insert walks to a leaf next to the
+        // last one. Conflicts are reported in request order below.
+        let mut in_key_order: Vec<&(usize, Reading)> = batch.readings.iter().collect();
+        fn key_of<'r>((_, reading): &&'r (usize, Reading)) -> (&'r str, Timestamp) {
+            (reading.sensor_id.as_str(), reading.time)
+        }
+        if !in_key_order.is_sorted_by_key(key_of) {
+            in_key_order.sort_unstable_by(|a, b| key_of(a).cmp(&key_of(b)));
+        }
         let mut fresh = Vec::with_capacity(batch.readings.len());
         let mut conflicts = Vec::new();
         let mut duplicates = batch.repeats;
-        for (index, reading) in &batch.readings {
+        for (index, reading) in in_key_order {
             let key = (reading.sensor_id.as_str(), reading.time.micros());
             let incoming = reading.temperature.micros();
             let previous = self
@@ -285,6 +297,7 @@ impl<'t> Tables<'t> {
             }
         }
         if !conflicts.is_empty() {
+            conflicts.sort_unstable_by_key(|conflict| conflict.index);
             for reading in fresh {
                 let key = (reading.sensor_id.as_str(), reading.time.micros());
                 self.readings.remove(key).map_err(storage_error)?;
