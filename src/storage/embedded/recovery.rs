@@ -140,6 +140,6 @@ impl Tables<'_> {
                 }
             }
         }
-        self.write_aggregates(&touched)
+        self.write_aggregates(&mut touched)
     }
 }

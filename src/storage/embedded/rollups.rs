@@ -140,19 +140,33 @@ impl<'t> Tables<'t> {
     /// B-tree walk then starts where the last one ended).
     pub(super) fn write_rollups(
         &mut self,
-        touched: &[(&String, &Touched)],
+        touched: &mut [(&String, &mut Touched)],
     ) -> Result<(), StorageError> {
         let mut sensors = self.txn.open_table(SENSOR_ROLLUPS).map_err(storage_error)?;
-        for (sensor, entry) in touched {
-            for (level, bucket, delta) in &entry.rollups {
-                let key = (sensor.as_str(), level.code(), *bucket);
-                let stored = match sensors.get(key).map_err(storage_error)? {
-                    Some(bytes) => decode(bytes.value(), sensor)?,
-                    None => Aggregate::default(),
+        for (sensor, entry) in touched.iter_mut() {
+            let Touched { rollups, rows, .. } = &mut **entry;
+            for &(level, bucket, delta) in rollups.iter() {
+                let key = (sensor.as_str(), level.code(), bucket);
+                let slot = SENSOR_LEVELS.iter().position(|l| *l == level);
+                let known = slot
+                    .and_then(|slot| rows[slot])
+                    .filter(|(row, _)| *row == bucket);
+                let stored = match known {
+                    Some((_, aggregate)) => aggregate,
+                    None => match sensors.get(key).map_err(storage_error)? {
+                        Some(bytes) => decode(bytes.value(), sensor)?,
+                        None => Aggregate::default(),
+                    },
                 };
+                let merged = stored.merge(&delta);
                 sensors
-                    .insert(key, stored.merge(delta).encode().as_slice())
+                    .insert(key, merged.encode().as_slice())
                     .map_err(storage_error)?;
+                if let Some(slot) = slot
+                    && rows[slot].is_none_or(|(row, _)| bucket >= row)
+                {
+                    rows[slot] = Some((bucket, merged));
+                }
             }
         }
         let mut totals = self.txn.open_table(TOTAL_ROLLUPS).map_err(storage_error)?;

@@ -19,7 +19,7 @@ use super::retention;
 use super::rollups::{Coverage, TotalDeltas, decode_summary};
 use super::storage_error;
 use super::writer::{Effect, QueuedWrite};
-use crate::domain::rollup::Level;
+use crate::domain::rollup::{Level, SENSOR_LEVELS};
 use crate::domain::{
     Aggregate, Batch, Conflict, Point, Reading, SensorSummary, Temperature, Timestamp,
 };
@@ -39,15 +39,28 @@ pub(super) const WAL_SEQUENCE: &str = "wal_sequence";
 
 /// The sensors a group touched, by id (foldhash: hashed once or more per reading).
 pub(super) type TouchedSensors = foldhash::HashMap<String, Touched>;
-/// Sensors' committed summaries, by id.
-pub(super) type SummaryCache = foldhash::HashMap<String, SensorSummary>;
+/// Sensors' committed summaries and latest rollup rows, by id.
+pub(super) type SummaryCache = foldhash::HashMap<String, Cached>;
 
-/// A sensor's summary as stored before the group and as the group leaves it, and the group's
-/// changes to its rollup rows.
+/// Per level of [`SENSOR_LEVELS`]: the bucket and committed value of a sensor's most recently
+/// written rollup row, when known. In-order readings land in these rows, so merging them needs
+/// no lookup.
+pub(super) type LatestRows = [Option<(i64, Aggregate)>; SENSOR_LEVELS.len()];
+
+/// What the writer knows of a sensor's committed rows (see `Writer::aggregates`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Cached {
+    pub(super) summary: SensorSummary,
+    pub(super) rows: LatestRows,
+}
+
+/// A sensor's summary as stored before the group and as the group leaves it, the group's
+/// changes to its rollup rows, and its latest rows as known (updated as they are written).
 pub(super) struct Touched {
     pub(super) before: SensorSummary,
     pub(super) after: SensorSummary,
     pub(super) rollups: Vec<(Level, i64, Aggregate)>,
+    pub(super) rows: LatestRows,
 }
 
 /// Every table, opened once per write transaction.
@@ -136,7 +149,7 @@ impl<'t> Tables<'t> {
             };
             effects.push(effect);
         }
-        self.write_aggregates(&touched)?;
+        self.write_aggregates(&mut touched)?;
         Ok((effects, touched))
     }
 
@@ -194,19 +207,23 @@ impl<'t> Tables<'t> {
         touched: &'a mut TouchedSensors,
     ) -> Result<&'a mut Touched, StorageError> {
         if !touched.contains_key(sensor) {
-            let stored = match self.cache.get(sensor) {
+            let Cached { summary, rows } = match self.cache.get(sensor) {
                 Some(cached) => *cached,
                 None => match self.sensors.get(sensor).map_err(storage_error)? {
-                    Some(bytes) => decode_summary(bytes.value(), sensor)?,
-                    None => SensorSummary::default(),
+                    Some(bytes) => Cached {
+                        summary: decode_summary(bytes.value(), sensor)?,
+                        rows: LatestRows::default(),
+                    },
+                    None => Cached::default(),
                 },
             };
             touched.insert(
                 sensor.to_owned(),
                 Touched {
-                    before: stored,
-                    after: stored,
+                    before: summary,
+                    after: summary,
                     rollups: Vec::new(),
+                    rows,
                 },
             );
         }
@@ -216,17 +233,17 @@ impl<'t> Tables<'t> {
     /// Writes back the touched sensors' summaries, the total they change and the rollups.
     pub(super) fn write_aggregates(
         &mut self,
-        touched: &TouchedSensors,
+        touched: &mut TouchedSensors,
     ) -> Result<(), StorageError> {
         if touched.is_empty() {
             return Ok(());
         }
         // In key order: each B-tree walk starts where the last one ended.
-        let mut sensors: Vec<(&String, &Touched)> = touched.iter().collect();
+        let mut sensors: Vec<(&String, &mut Touched)> = touched.iter_mut().collect();
         sensors.sort_unstable_by_key(|(sensor, _)| sensor.as_str());
         let mut total = read_aggregate(&self.totals, TOTAL_KEY)?;
         let total_before = total;
-        for &(sensor, entry) in &sensors {
+        for (sensor, entry) in &sensors {
             let (before, aggregate) = (&entry.before.aggregate, &entry.after.aggregate);
             total = total.merge(&Aggregate {
                 count: aggregate.count - before.count,
@@ -245,7 +262,7 @@ impl<'t> Tables<'t> {
                 .insert(TOTAL_KEY, total.encode().as_slice())
                 .map_err(storage_error)?;
         }
-        self.write_rollups(&sensors)
+        self.write_rollups(&mut sensors)
     }
 
     /// Checks a request's readings against stored ones, then inserts the new ones, all or

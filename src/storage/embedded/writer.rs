@@ -18,7 +18,7 @@ use super::health::{Health, RECOVERY_RETRY, ROOM_NEEDED, check_room, panic_messa
 use super::recovery;
 use super::retention::{Cutoffs, SweepProgress, changes_derived_rows};
 use super::rollups::{BuildProgress, Coverage};
-use super::tables::{COUNTERS, SummaryCache, Tables, Touched, WAL_SEQUENCE};
+use super::tables::{COUNTERS, Cached, SummaryCache, Tables, Touched, WAL_SEQUENCE};
 use super::wal::Log;
 use super::{log_error, open_database, storage_error};
 use crate::domain::Batch;
@@ -443,7 +443,15 @@ impl Writer {
         let mut sequence = self.sequence;
         // Taken out of the writer while the transaction may fail: a failed group leaves the
         // cache empty rather than ahead of redb.
-        let cache = std::mem::take(&mut self.aggregates);
+        let mut cache = std::mem::take(&mut self.aggregates);
+        let built = group.iter().any(changes_derived_rows);
+        if built {
+            // A build slice or a sweep rewrites or deletes rollup rows: the rows known from
+            // earlier commits may be stale once it has run, so this group reads them from redb.
+            for cached in cache.values_mut() {
+                cached.rows = Default::default();
+            }
+        }
         let (effects, touched, cache, coverage) = {
             let mut tables = Tables::open(&txn)?;
             tables.cache = cache;
@@ -467,7 +475,6 @@ impl Writer {
                 coverage,
             )
         };
-        let built = group.iter().any(changes_derived_rows);
         if self.ops.is_empty() && !checkpoint && !built {
             // Duplicates, conflicts, deletes of nothing: nothing to log or commit. The answer
             // still waits for the log to be durable up to here (a duplicate of a reading whose
@@ -495,8 +502,14 @@ impl Writer {
         if self.aggregates.len() + touched.len() > AGGREGATE_CACHE {
             self.aggregates.clear();
         }
-        for (sensor, Touched { after, .. }) in touched {
-            self.aggregates.insert(sensor, after);
+        for (sensor, Touched { after, rows, .. }) in touched {
+            self.aggregates.insert(
+                sensor,
+                Cached {
+                    summary: after,
+                    rows,
+                },
+            );
         }
         if checkpoint {
             self.checkpointed();
