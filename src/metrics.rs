@@ -442,8 +442,17 @@ pub fn method_label(method: &Method) -> &'static str {
 
 /// The route template of a request path, so that labels stay bounded.
 pub fn route_template(path: &str) -> &'static str {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match segments.as_slice() {
+    // No route has more than three segments: a fixed array, no allocation per request.
+    let mut segments = [""; 4];
+    let mut count = 0;
+    for segment in path.trim_matches('/').split('/') {
+        if count == segments.len() {
+            return "other";
+        }
+        segments[count] = segment;
+        count += 1;
+    }
+    match &segments[..count] {
         ["api"] => "/api",
         ["api", "ready"] => "/api/ready",
         ["api", "temperature"] => "/api/temperature",
@@ -482,6 +491,8 @@ mod tests {
         );
         assert_eq!(route_template("/"), "/");
         assert_eq!(route_template("/wp-admin/x.php"), "other");
+        assert_eq!(route_template("/api/sensors/1/2/3"), "other");
+        assert_eq!(route_template("//api//"), "/api");
     }
 
     #[test]

@@ -5,11 +5,13 @@
 //! literal text.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::batch_body::Body;
 use super::reading::{Field, FieldError, Reading, SensorId, Timestamp};
 
 /// Most readings accepted in one request.
@@ -91,13 +93,13 @@ impl Checked {
     /// A request body: one reading object or an array of them, numbers kept as literal text.
     pub fn from_json(body: &[u8]) -> Result<Self, BatchError> {
         let malformed = |error: serde_json::Error| BatchError::Malformed(error.to_string());
-        let top: &RawValue = serde_json::from_slice(body).map_err(malformed)?;
-        let items: Vec<&RawValue> = match top.get().as_bytes().first() {
-            Some(b'[') => serde_json::from_str(top.get()).map_err(malformed)?,
-            Some(b'{') => vec![top],
-            _ => return Err(BatchError::NotReadings),
-        };
-        Self::check(items.len(), items.into_iter().map(reading_from_raw))
+        match Body::parse(body).map_err(malformed)? {
+            Body::Many { items, count } => {
+                Self::check(count, items.into_iter().map(reading_from_raw))
+            }
+            Body::One(item) => Self::check(1, std::iter::once(reading_from_raw(item))),
+            Body::NotReadings => Err(BatchError::NotReadings),
+        }
     }
 
     /// A value built in code (tests, benchmarks): numbers are read through their shortest
@@ -192,20 +194,23 @@ impl Batch {
     /// Keeps the first reading of each identity; later exact repeats are counted, later
     /// different values are returned as conflicts.
     pub(crate) fn dedup_keeping_first(all: Vec<(usize, Reading)>) -> (Self, Vec<Conflict>) {
-        let mut first: HashMap<(&SensorId, Timestamp), &Reading> = HashMap::new();
+        // foldhash, not SipHash: one hash per reading is a visible share of a batch's parse,
+        // and a request holds at most MAX_BATCH keys, so flooding one map is bounded anyway.
+        let mut first: foldhash::HashMap<(&SensorId, Timestamp), &Reading> =
+            HashMap::with_capacity_and_hasher(all.len(), Default::default());
         let mut keep = vec![true; all.len()];
         let mut conflicts = Vec::new();
         for (position, (index, reading)) in all.iter().enumerate() {
-            match first.get(&(&reading.sensor_id, reading.time)) {
-                None => {
-                    first.insert((&reading.sensor_id, reading.time), reading);
+            match first.entry((&reading.sensor_id, reading.time)) {
+                Entry::Vacant(vacant) => {
+                    vacant.insert(reading);
                 }
-                Some(earlier) if earlier.temperature == reading.temperature => {
+                Entry::Occupied(earlier) if earlier.get().temperature == reading.temperature => {
                     keep[position] = false;
                 }
-                Some(earlier) => {
+                Entry::Occupied(earlier) => {
                     keep[position] = false;
-                    conflicts.push(Conflict::between(*index, reading, earlier));
+                    conflicts.push(Conflict::between(*index, reading, earlier.get()));
                 }
             }
         }

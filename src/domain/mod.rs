@@ -3,6 +3,8 @@
 
 pub mod aggregate;
 pub mod batch;
+mod batch_body;
+mod fixed_time;
 pub mod line_batch;
 pub mod line_protocol;
 pub mod reading;

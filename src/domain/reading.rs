@@ -51,6 +51,10 @@ impl<'a> Field<'a> {
         };
         let text = raw.get();
         match text.as_bytes().first() {
+            // Valid JSON already: a string without escapes is its text between the quotes.
+            Some(b'"') if !text.contains('\\') => {
+                Self::Text(Cow::Borrowed(&text[1..text.len() - 1]))
+            }
             Some(b'"') => match serde_json::from_str::<Cow<'a, str>>(text) {
                 Ok(unescaped) => Self::Text(unescaped),
                 Err(_) => Self::Other,
@@ -199,37 +203,43 @@ pub fn parse_decimal_micros(text: &str) -> Result<i64, String> {
     {
         return Err(NOT_NUMERIC.into());
     }
-    // value = D × 10^shift micro-units, D the significant digits of int_part ++ frac_part.
-    let significant: Vec<u8> = int_part
-        .bytes()
-        .chain(frac_part.bytes())
-        .skip_while(|b| *b == b'0')
-        .map(|b| b - b'0')
-        .collect();
-    if significant.is_empty() {
+    // value = D × 10^shift micro-units, D the significant digits of int_part ++ frac_part
+    // (read again where needed rather than collected: no allocation per number).
+    let significant = || {
+        int_part
+            .bytes()
+            .chain(frac_part.bytes())
+            .skip_while(|b| *b == b'0')
+            .map(|b| b - b'0')
+    };
+    let len = significant().count() as i64;
+    if len == 0 {
         return Ok(0);
     }
     let frac_len = i64::try_from(frac_part.len()).unwrap_or(i64::MAX);
     let shift = exponent - frac_len + i64::from(TEMPERATURE_SCALE_DIGITS);
-    let len = significant.len() as i64;
     // Digits left of the micro-unit point: D × 10^shift has len + shift of them.
     let whole_len = len + shift;
     if whole_len > MAX_MICRO_DIGITS {
         return Err(OUT_OF_RANGE.into());
     }
-    let (whole, first_dropped) = if shift >= 0 {
-        (&significant[..], 0)
+    let (kept, first_dropped) = if shift >= 0 {
+        (len as usize, 0)
     } else if whole_len <= 0 {
         // Below one micro-unit: rounds up only from exactly 0.5 (first digit 5..9, no gap).
-        let first = if whole_len == 0 { significant[0] } else { 0 };
-        (&significant[..0], first)
+        let first = if whole_len == 0 {
+            significant().next().unwrap_or(0)
+        } else {
+            0
+        };
+        (0, first)
     } else {
         let cut = whole_len as usize;
-        (&significant[..cut], significant[cut])
+        (cut, significant().nth(cut).unwrap_or(0))
     };
-    let mut magnitude = whole
-        .iter()
-        .fold(0_i64, |acc, digit| acc * 10 + i64::from(*digit));
+    let mut magnitude = significant()
+        .take(kept)
+        .fold(0_i64, |acc, digit| acc * 10 + i64::from(digit));
     if shift > 0 {
         magnitude *= 10_i64.pow(shift as u32);
     }
@@ -279,7 +289,9 @@ impl Timestamp {
     /// the past), second 60 is refused.
     pub fn parse_text(text: &str) -> Result<Self, String> {
         let text = &*truncate_to_micros(text);
-        let parsed = if let Ok(naive) = NaiveDateTime::parse_from_str(text, NAIVE_FORMAT) {
+        let parsed = if let Some(at) = super::fixed_time::parse(text) {
+            at
+        } else if let Ok(naive) = NaiveDateTime::parse_from_str(text, NAIVE_FORMAT) {
             naive.and_utc()
         } else if let Ok(with_offset) = DateTime::parse_from_rfc3339(text) {
             with_offset.with_timezone(&Utc)

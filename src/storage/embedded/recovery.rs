@@ -22,14 +22,12 @@
 //! *last* record (a crash during an append that was never acknowledged) is not damage: it is
 //! replayed up to, silently, as before.
 
-use std::collections::HashMap;
-
 use redb::{Database, ReadableTable};
 
 use super::record::{self, Op};
 use super::rollups::Coverage;
 use super::storage_error;
-use super::tables::{Tables, Touched, WAL_SEQUENCE};
+use super::tables::{Tables, TouchedSensors, WAL_SEQUENCE};
 use super::wal::Contents;
 use crate::domain::Temperature;
 use crate::storage::StorageError;
@@ -115,7 +113,7 @@ impl Tables<'_> {
     /// sequence number stored in redb are replayed; idempotent anyway (readings are immutable,
     /// items carry their ids).
     fn replay(&mut self, mut ops: &[u8]) -> Result<(), StorageError> {
-        let mut touched: HashMap<String, Touched> = HashMap::new();
+        let mut touched = TouchedSensors::default();
         while !ops.is_empty() {
             match record::decode(&mut ops)? {
                 Op::Reading {
@@ -142,6 +140,6 @@ impl Tables<'_> {
                 }
             }
         }
-        self.write_aggregates(&touched)
+        self.write_aggregates(&mut touched)
     }
 }

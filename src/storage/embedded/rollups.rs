@@ -31,13 +31,12 @@
 //! build is done, readiness and the window, series and sensor routes answer 503; all-time
 //! stats (kept by the previous version already) are answered throughout. Progress is logged.
 
-use std::collections::HashMap;
 use std::ops::Bound;
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition};
 
 use super::storage_error;
-use super::tables::{READINGS, SENSOR_AGGREGATES, Tables, Touched};
+use super::tables::{READINGS, SENSOR_AGGREGATES, Tables, Touched, TouchedSensors};
 use crate::domain::rollup::{Level, SENSOR_LEVELS, TOTAL_LEVELS};
 use crate::domain::window::Piece;
 use crate::domain::{Aggregate, Point, SensorSummary, Temperature, Timestamp};
@@ -87,7 +86,7 @@ pub(super) struct BuildProgress {
 }
 
 /// The group's changes to the rows of `total_rollups` (per-sensor ones live in [`Touched`]).
-pub(super) type TotalDeltas = HashMap<(Level, i64), Aggregate>;
+pub(super) type TotalDeltas = foldhash::HashMap<(Level, i64), Aggregate>;
 
 /// Adds `temperature` at `micros` to the deltas of every level of `levels`.
 pub(super) fn add_to(
@@ -137,26 +136,43 @@ impl<'t> Tables<'t> {
         }
     }
 
-    /// Merges the group's deltas into the stored rollup rows.
+    /// Merges the group's deltas into the stored rollup rows, `touched` in key order (each
+    /// B-tree walk then starts where the last one ended).
     pub(super) fn write_rollups(
         &mut self,
-        touched: &HashMap<String, Touched>,
+        touched: &mut [(&String, &mut Touched)],
     ) -> Result<(), StorageError> {
         let mut sensors = self.txn.open_table(SENSOR_ROLLUPS).map_err(storage_error)?;
-        for (sensor, entry) in touched {
-            for (level, bucket, delta) in &entry.rollups {
-                let key = (sensor.as_str(), level.code(), *bucket);
-                let stored = match sensors.get(key).map_err(storage_error)? {
-                    Some(bytes) => decode(bytes.value(), sensor)?,
-                    None => Aggregate::default(),
+        for (sensor, entry) in touched.iter_mut() {
+            let Touched { rollups, rows, .. } = &mut **entry;
+            for &(level, bucket, delta) in rollups.iter() {
+                let key = (sensor.as_str(), level.code(), bucket);
+                let slot = SENSOR_LEVELS.iter().position(|l| *l == level);
+                let known = slot
+                    .and_then(|slot| rows[slot])
+                    .filter(|(row, _)| *row == bucket);
+                let stored = match known {
+                    Some((_, aggregate)) => aggregate,
+                    None => match sensors.get(key).map_err(storage_error)? {
+                        Some(bytes) => decode(bytes.value(), sensor)?,
+                        None => Aggregate::default(),
+                    },
                 };
+                let merged = stored.merge(&delta);
                 sensors
-                    .insert(key, stored.merge(delta).encode().as_slice())
+                    .insert(key, merged.encode().as_slice())
                     .map_err(storage_error)?;
+                if let Some(slot) = slot
+                    && rows[slot].is_none_or(|(row, _)| bucket >= row)
+                {
+                    rows[slot] = Some((bucket, merged));
+                }
             }
         }
         let mut totals = self.txn.open_table(TOTAL_ROLLUPS).map_err(storage_error)?;
-        for ((level, bucket), delta) in self.total_deltas.drain() {
+        let mut deltas: Vec<_> = self.total_deltas.drain().collect();
+        deltas.sort_unstable_by_key(|((level, bucket), _)| (level.code(), *bucket));
+        for ((level, bucket), delta) in deltas {
             let key = (level.code(), bucket);
             let stored = match totals.get(key).map_err(storage_error)? {
                 Some(bytes) => decode(bytes.value(), "of all sensors")?,
@@ -173,7 +189,7 @@ impl<'t> Tables<'t> {
     /// sensor summaries, and moves the cursor (or marks the rollups complete).
     pub(super) fn build_slice(
         &mut self,
-        touched: &mut HashMap<String, Touched>,
+        touched: &mut TouchedSensors,
     ) -> Result<BuildProgress, StorageError> {
         let Coverage::Building(cursor) = self.coverage.clone() else {
             return Ok(BuildProgress {

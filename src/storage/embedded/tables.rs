@@ -12,8 +12,6 @@
 //!   the last log record applied (see [`super`]); `"rollups_version"` (see [`super::rollups`])
 //! - the rollup tables: see [`super::rollups`]; `retention`: see [`super::retention`]
 
-use std::collections::HashMap;
-
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::record;
@@ -21,7 +19,7 @@ use super::retention;
 use super::rollups::{Coverage, TotalDeltas, decode_summary};
 use super::storage_error;
 use super::writer::{Effect, QueuedWrite};
-use crate::domain::rollup::Level;
+use crate::domain::rollup::{Level, SENSOR_LEVELS};
 use crate::domain::{
     Aggregate, Batch, Conflict, Point, Reading, SensorSummary, Temperature, Timestamp,
 };
@@ -39,12 +37,30 @@ pub(super) const LAST_ITEM_ID: &str = "picus_last_id";
 /// `counters` key: sequence number of the last log record applied to redb.
 pub(super) const WAL_SEQUENCE: &str = "wal_sequence";
 
-/// A sensor's summary as stored before the group and as the group leaves it, and the group's
-/// changes to its rollup rows.
+/// The sensors a group touched, by id (foldhash: hashed once or more per reading).
+pub(super) type TouchedSensors = foldhash::HashMap<String, Touched>;
+/// Sensors' committed summaries and latest rollup rows, by id.
+pub(super) type SummaryCache = foldhash::HashMap<String, Cached>;
+
+/// Per level of [`SENSOR_LEVELS`]: the bucket and committed value of a sensor's most recently
+/// written rollup row, when known. In-order readings land in these rows, so merging them needs
+/// no lookup.
+pub(super) type LatestRows = [Option<(i64, Aggregate)>; SENSOR_LEVELS.len()];
+
+/// What the writer knows of a sensor's committed rows (see `Writer::aggregates`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Cached {
+    pub(super) summary: SensorSummary,
+    pub(super) rows: LatestRows,
+}
+
+/// A sensor's summary as stored before the group and as the group leaves it, the group's
+/// changes to its rollup rows, and its latest rows as known (updated as they are written).
 pub(super) struct Touched {
     pub(super) before: SensorSummary,
     pub(super) after: SensorSummary,
     pub(super) rollups: Vec<(Level, i64, Aggregate)>,
+    pub(super) rows: LatestRows,
 }
 
 /// Every table, opened once per write transaction.
@@ -57,7 +73,7 @@ pub(super) struct Tables<'t> {
     pub(super) counters: Option<redb::Table<'t, &'static str, u64>>,
     pub(super) txn: &'t WriteTransaction,
     /// Sensors' committed summaries known to the writer (see `Writer::aggregates`).
-    pub(super) cache: HashMap<String, SensorSummary>,
+    pub(super) cache: SummaryCache,
     /// How far the rollups cover the readings (known to the writer, loaded on open).
     pub(super) coverage: Coverage,
     /// The group's changes to the rollups over all sensors.
@@ -73,9 +89,9 @@ impl<'t> Tables<'t> {
             items: None,
             counters: None,
             txn,
-            cache: HashMap::new(),
+            cache: SummaryCache::default(),
             coverage: Coverage::Complete,
-            total_deltas: TotalDeltas::new(),
+            total_deltas: TotalDeltas::default(),
         })
     }
 
@@ -102,10 +118,10 @@ impl<'t> Tables<'t> {
         &mut self,
         group: &[QueuedWrite],
         ops: &mut Vec<u8>,
-    ) -> Result<(Vec<Effect>, HashMap<String, Touched>), StorageError> {
+    ) -> Result<(Vec<Effect>, TouchedSensors), StorageError> {
         let mut effects = Vec::with_capacity(group.len());
         // Aggregates touched by this group, written back once at the end.
-        let mut touched: HashMap<String, Touched> = HashMap::new();
+        let mut touched = TouchedSensors::default();
         for write in group {
             let effect = match write {
                 QueuedWrite::Readings { batch, .. } => {
@@ -133,7 +149,7 @@ impl<'t> Tables<'t> {
             };
             effects.push(effect);
         }
-        self.write_aggregates(&touched)?;
+        self.write_aggregates(&mut touched)?;
         Ok((effects, touched))
     }
 
@@ -160,7 +176,7 @@ impl<'t> Tables<'t> {
         sensor: &str,
         micros: i64,
         temperature: Temperature,
-        touched: &mut HashMap<String, Touched>,
+        touched: &mut TouchedSensors,
     ) -> Result<(), StorageError> {
         self.readings
             .insert((sensor, micros), temperature.micros())
@@ -174,7 +190,7 @@ impl<'t> Tables<'t> {
         sensor: &str,
         micros: i64,
         temperature: Temperature,
-        touched: &mut HashMap<String, Touched>,
+        touched: &mut TouchedSensors,
     ) -> Result<(), StorageError> {
         let time = Timestamp::from_micros(micros)
             .ok_or_else(|| StorageError::Internal(format!("corrupt time {micros}").into()))?;
@@ -188,22 +204,26 @@ impl<'t> Tables<'t> {
     pub(super) fn touched_entry<'a>(
         &mut self,
         sensor: &str,
-        touched: &'a mut HashMap<String, Touched>,
+        touched: &'a mut TouchedSensors,
     ) -> Result<&'a mut Touched, StorageError> {
         if !touched.contains_key(sensor) {
-            let stored = match self.cache.get(sensor) {
+            let Cached { summary, rows } = match self.cache.get(sensor) {
                 Some(cached) => *cached,
                 None => match self.sensors.get(sensor).map_err(storage_error)? {
-                    Some(bytes) => decode_summary(bytes.value(), sensor)?,
-                    None => SensorSummary::default(),
+                    Some(bytes) => Cached {
+                        summary: decode_summary(bytes.value(), sensor)?,
+                        rows: LatestRows::default(),
+                    },
+                    None => Cached::default(),
                 },
             };
             touched.insert(
                 sensor.to_owned(),
                 Touched {
-                    before: stored,
-                    after: stored,
+                    before: summary,
+                    after: summary,
                     rollups: Vec::new(),
+                    rows,
                 },
             );
         }
@@ -213,14 +233,17 @@ impl<'t> Tables<'t> {
     /// Writes back the touched sensors' summaries, the total they change and the rollups.
     pub(super) fn write_aggregates(
         &mut self,
-        touched: &HashMap<String, Touched>,
+        touched: &mut TouchedSensors,
     ) -> Result<(), StorageError> {
         if touched.is_empty() {
             return Ok(());
         }
+        // In key order: each B-tree walk starts where the last one ended.
+        let mut sensors: Vec<(&String, &mut Touched)> = touched.iter_mut().collect();
+        sensors.sort_unstable_by_key(|(sensor, _)| sensor.as_str());
         let mut total = read_aggregate(&self.totals, TOTAL_KEY)?;
         let total_before = total;
-        for (sensor, entry) in touched {
+        for (sensor, entry) in &sensors {
             let (before, aggregate) = (&entry.before.aggregate, &entry.after.aggregate);
             total = total.merge(&Aggregate {
                 count: aggregate.count - before.count,
@@ -239,7 +262,7 @@ impl<'t> Tables<'t> {
                 .insert(TOTAL_KEY, total.encode().as_slice())
                 .map_err(storage_error)?;
         }
-        self.write_rollups(touched)
+        self.write_rollups(&mut sensors)
     }
 
     /// Checks a request's readings against stored ones, then inserts the new ones, all or
@@ -247,7 +270,7 @@ impl<'t> Tables<'t> {
     pub(super) fn put_batch(
         &mut self,
         batch: &Batch,
-        touched: &mut HashMap<String, Touched>,
+        touched: &mut TouchedSensors,
         ops: &mut Vec<u8>,
     ) -> Result<PutOutcome, StorageError> {
         if let Some(refused) = retention::refusal(self.expired_in(batch)?) {
@@ -256,10 +279,19 @@ impl<'t> Tables<'t> {
         // Insert first, look at what was there after: one B-tree descent per reading instead of
         // a lookup and then an insert. A conflict puts the stored value back, and any conflict
         // undoes the request's fresh inserts (all or nothing; keys are unique within a batch).
+        // In key order (redb's order for `(&str, i64)`): each insert walks to a leaf next to the
+        // last one. Conflicts are reported in request order below.
+        let mut in_key_order: Vec<&(usize, Reading)> = batch.readings.iter().collect();
+        fn key_of<'r>((_, reading): &&'r (usize, Reading)) -> (&'r str, Timestamp) {
+            (reading.sensor_id.as_str(), reading.time)
+        }
+        if !in_key_order.is_sorted_by_key(key_of) {
+            in_key_order.sort_unstable_by(|a, b| key_of(a).cmp(&key_of(b)));
+        }
         let mut fresh = Vec::with_capacity(batch.readings.len());
         let mut conflicts = Vec::new();
         let mut duplicates = batch.repeats;
-        for (index, reading) in &batch.readings {
+        for (index, reading) in in_key_order {
             let key = (reading.sensor_id.as_str(), reading.time.micros());
             let incoming = reading.temperature.micros();
             let previous = self
@@ -282,6 +314,7 @@ impl<'t> Tables<'t> {
             }
         }
         if !conflicts.is_empty() {
+            conflicts.sort_unstable_by_key(|conflict| conflict.index);
             for reading in fresh {
                 let key = (reading.sensor_id.as_str(), reading.time.micros());
                 self.readings.remove(key).map_err(storage_error)?;

@@ -5,7 +5,6 @@
 //! storage fault the writer reopens the database and replays the log (see [`super::health`]);
 //! a panic in either thread is caught and leaves the store not ready.
 
-use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,10 +18,10 @@ use super::health::{Health, RECOVERY_RETRY, ROOM_NEEDED, check_room, panic_messa
 use super::recovery;
 use super::retention::{Cutoffs, SweepProgress, changes_derived_rows};
 use super::rollups::{BuildProgress, Coverage};
-use super::tables::{COUNTERS, Tables, Touched, WAL_SEQUENCE};
+use super::tables::{COUNTERS, Cached, SummaryCache, Tables, Touched, WAL_SEQUENCE};
 use super::wal::Log;
 use super::{log_error, open_database, storage_error};
-use crate::domain::{Batch, SensorSummary};
+use crate::domain::Batch;
 use crate::storage::group_commit::{BlockingCommitter, GroupCommit, GroupObserver};
 use crate::storage::{Cause, ItemId, PutOutcome, StorageError};
 
@@ -118,7 +117,7 @@ impl WriterHandle {
             syncer: Some(syncer),
             syncer_thread: Some(syncer_thread),
             failed,
-            aggregates: HashMap::new(),
+            aggregates: SummaryCache::default(),
             coverage,
         };
         let (commit, thread) =
@@ -238,7 +237,7 @@ struct Writer {
     /// The committed aggregates of recently written sensors: the writer is redb's only writer,
     /// so these stay exact and save a lookup per new reading. Cleared when it would exceed
     /// `AGGREGATE_CACHE` entries (a few MiB at most).
-    aggregates: HashMap<String, SensorSummary>,
+    aggregates: SummaryCache,
     /// How far the rollups cover the readings: the writer is the only one to change it.
     coverage: Coverage,
 }
@@ -444,7 +443,15 @@ impl Writer {
         let mut sequence = self.sequence;
         // Taken out of the writer while the transaction may fail: a failed group leaves the
         // cache empty rather than ahead of redb.
-        let cache = std::mem::take(&mut self.aggregates);
+        let mut cache = std::mem::take(&mut self.aggregates);
+        let built = group.iter().any(changes_derived_rows);
+        if built {
+            // A build slice or a sweep rewrites or deletes rollup rows: the rows known from
+            // earlier commits may be stale once it has run, so this group reads them from redb.
+            for cached in cache.values_mut() {
+                cached.rows = Default::default();
+            }
+        }
         let (effects, touched, cache, coverage) = {
             let mut tables = Tables::open(&txn)?;
             tables.cache = cache;
@@ -468,7 +475,6 @@ impl Writer {
                 coverage,
             )
         };
-        let built = group.iter().any(changes_derived_rows);
         if self.ops.is_empty() && !checkpoint && !built {
             // Duplicates, conflicts, deletes of nothing: nothing to log or commit. The answer
             // still waits for the log to be durable up to here (a duplicate of a reading whose
@@ -496,8 +502,14 @@ impl Writer {
         if self.aggregates.len() + touched.len() > AGGREGATE_CACHE {
             self.aggregates.clear();
         }
-        for (sensor, Touched { after, .. }) in touched {
-            self.aggregates.insert(sensor, after);
+        for (sensor, Touched { after, rows, .. }) in touched {
+            self.aggregates.insert(
+                sensor,
+                Cached {
+                    summary: after,
+                    rows,
+                },
+            );
         }
         if checkpoint {
             self.checkpointed();
