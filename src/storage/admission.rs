@@ -84,20 +84,40 @@ mod tests {
         admission.admit().await.expect("the slot is free again");
     }
 
-    /// A write that waits less than the bound gets the slot the one before it frees.
-    #[tokio::test]
+    /// A write that waits less than the bound gets the slot the one before it frees: on a
+    /// current-thread runtime the waiter is seen waiting (not finished) while the slot is
+    /// held, is admitted once it is dropped, and then holds it, so a third write is refused.
+    #[tokio::test(flavor = "current_thread")]
     async fn a_waiting_write_takes_the_slot_freed_within_its_wait() {
         let admission = WriteAdmission::new(1, Duration::from_secs(30));
         let held = admission.admit().await.expect("a free slot");
         let waiting = tokio::spawn({
             let admission = admission.clone();
-            async move { admission.admit().await.map(|_| ()) }
+            async move { admission.admit().await }
         });
-        tokio::task::yield_now().await;
+        // The only other task runs until it waits for the slot.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            !waiting.is_finished(),
+            "the second write waits while the slot is held"
+        );
+        assert_eq!(admission.slots.available_permits(), 0);
         drop(held);
-        waiting
+        let slot = waiting
             .await
             .expect("the task ends")
-            .expect("admitted once the slot was freed");
+            .expect("admitted once the slot was freed, within its wait");
+        let third = WriteAdmission {
+            wait: Duration::from_millis(10),
+            ..admission.clone()
+        };
+        assert!(
+            third.admit().await.is_err(),
+            "the waiter holds the freed slot"
+        );
+        drop(slot);
+        assert_eq!(admission.slots.available_permits(), 1);
     }
 }
