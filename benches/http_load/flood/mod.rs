@@ -142,6 +142,15 @@ pub fn run(options: &Options) {
         ms(&tally.accepted, 0.99),
         tally.accepted.max() as f64 / 1e3
     );
+    let quarter_p99: Vec<f64> = tally
+        .accepted_by_quarter
+        .iter()
+        .map(|h| ms(h, 0.99))
+        .collect();
+    println!(
+        "  accepted p99 by quarter of the schedule: {:.0} / {:.0} / {:.0} / {:.0} ms",
+        quarter_p99[0], quarter_p99[1], quarter_p99[2], quarter_p99[3]
+    );
     println!(
         "  refused {} {:?}, p50 {:.0} ms, p99 {:.0} ms; errors {:?}; unknown {}",
         tally.refused_total(),
@@ -203,6 +212,7 @@ pub fn run(options: &Options) {
             "accepted_p50_ms": ms(&tally.accepted, 0.5),
             "accepted_p99_ms": ms(&tally.accepted, 0.99),
             "accepted_max_ms": tally.accepted.max() as f64 / 1e3,
+            "accepted_p99_ms_by_quarter": quarter_p99,
             "refused": tally.refused_by_status,
             "refused_p99_ms": ms(&tally.refused, 0.99),
             "errors": tally.errors,

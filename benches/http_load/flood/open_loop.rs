@@ -36,6 +36,8 @@ pub struct Schedule {
 pub struct Tally {
     /// Latency of the `200`s, µs from the scheduled send time.
     pub accepted: Histogram<u64>,
+    /// The same, by quarter of the schedule the request was due in (does it grow?).
+    pub accepted_by_quarter: [Histogram<u64>; 4],
     /// Latency of the `503`s and `429`s, the same way.
     pub refused: Histogram<u64>,
     pub refused_by_status: BTreeMap<u16, u64>,
@@ -54,6 +56,7 @@ impl Tally {
     fn new() -> Self {
         Self {
             accepted: histogram(),
+            accepted_by_quarter: [histogram(), histogram(), histogram(), histogram()],
             refused: histogram(),
             refused_by_status: BTreeMap::new(),
             errors: BTreeMap::new(),
@@ -119,11 +122,15 @@ impl Shared {
         }
     }
 
-    fn record(&self, answer: Answer, due: Instant) {
+    /// Classes the answer to a request due at `due`, in `quarter` of the schedule.
+    fn record(&self, answer: Answer, due: Instant, quarter: usize) {
         let micros = u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX);
         let mut tally = self.tally.lock().expect("tally");
         match answer {
-            Answer::Status(200) => tally.accepted.saturating_record(micros.max(1)),
+            Answer::Status(200) => {
+                tally.accepted.saturating_record(micros.max(1));
+                tally.accepted_by_quarter[quarter].saturating_record(micros.max(1));
+            }
             Answer::Status(status @ (503 | 429)) => {
                 tally.refused.saturating_record(micros.max(1));
                 *tally.refused_by_status.entry(status).or_default() += 1;
@@ -152,6 +159,7 @@ pub async fn flood(
     let mut tasks = Vec::with_capacity(schedule.total as usize);
     for i in 0..schedule.total {
         let due = start + interval.mul_f64(i as f64);
+        let quarter = (i * 4 / schedule.total.max(1)) as usize;
         tokio::time::sleep_until(due).await;
         let lag = u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX);
         let shared = shared.clone();
@@ -164,7 +172,7 @@ pub async fn flood(
             let due = due.into_std();
             let _permit = shared.in_flight.acquire().await.expect("never closed");
             let (answer, sender) = shared.answer(make(i)).await;
-            shared.record(answer, due);
+            shared.record(answer, due, quarter);
             if let Some(sender) = sender {
                 shared.idle.lock().expect("pool").push(sender);
             }
