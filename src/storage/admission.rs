@@ -7,9 +7,12 @@
 //! Why the line is short and not only the wait: under a sustained flood a line bounded by time
 //! alone stays full, so every write that gets in has waited almost the whole bound (FIFO), and
 //! every refused one has held its connection and body for that long. A line a few writes per
-//! slot long keeps every slot busy and makes the wait of an admitted write a few parse times. Parsing a 1,000-reading body is CPU work on the request path, before the write
-//! queue's own shedding (see [`super::group_commit`]) can see it: without this bound, a flood
-//! of large batches makes every accepted request wait behind every other one's parse.
+//! slot long keeps every slot busy and bounds the wait of an admitted write by a few parse
+//! times rather than by the timeout.
+//!
+//! Parsing a 1,000-reading body is CPU work on the request path, before the write queue's own
+//! shedding (see [`super::group_commit`]) can see it: without this bound, a flood of large
+//! batches makes every accepted request wait behind every other one's parse.
 //!
 //! The slot is held for the parse only, not while the readings wait for their commit (that
 //! wait has its own bound in the write queue). A refused write was never parsed or queued, so
