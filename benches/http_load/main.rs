@@ -19,8 +19,12 @@
 //! `-- --peers` runs the comparison with InfluxDB and VictoriaMetrics instead ([`peers`];
 //! `scripts/bench-peers.sh` installs them and runs it).
 //!
+//! `-- --flood --seconds 20` runs the open-loop flood at twice the measured write capacity
+//! instead ([`flood`]; issue #13's load-shedding benchmark).
+//!
 //! Usage: `cargo bench --bench http_load [-- --long | --seconds N] [-- FILTER]`.
 //! Environment: `BENCH_SECONDS` (per scenario, default 5; `--long` makes it 30),
+//! `BENCH_SERVER_BIN` (the server binary, default the one cargo builds with the benchmark),
 //! `BENCH_MAX_REQUESTS` (cap per scenario, default 2,000,000), `BENCH_CLIENT_THREADS` (load
 //! generator workers, default 2), `BENCH_SERVER_LOG` (the server's `RUST_LOG`, default keeps the
 //! start-up line and drops the per-request line; `info` measures with per-request logging).
@@ -28,6 +32,7 @@
 //! `EMBEDDED_CACHE_BYTES`). Results: a table on stdout and `target/bench-results/http_load.json`.
 
 mod dynamodb;
+mod flood;
 mod in_process;
 mod load;
 mod measure;
@@ -48,6 +53,10 @@ fn main() {
     let options = Options::parse();
     if options.peers {
         peers::run(&options);
+        return;
+    }
+    if options.flood {
+        flood::run(&options);
         return;
     }
     let started = Instant::now();

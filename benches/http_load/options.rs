@@ -18,6 +18,8 @@ pub struct Options {
     pub filter: Option<String>,
     /// `--peers`: the comparison with InfluxDB and VictoriaMetrics instead of the scenarios.
     pub peers: bool,
+    /// `--flood`: the open-loop flood at twice the capacity instead of the scenarios.
+    pub flood: bool,
 }
 
 impl Options {
@@ -26,11 +28,13 @@ impl Options {
         let mut seconds = env_f64("BENCH_SECONDS").unwrap_or(5.0);
         let mut filter = None;
         let mut peers = false;
+        let mut flood = false;
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--long" => seconds = 30.0,
                 "--peers" => peers = true,
+                "--flood" => flood = true,
                 "--seconds" => {
                     seconds = args
                         .next()
@@ -51,6 +55,7 @@ impl Options {
                 .unwrap_or_else(|_| "warn,telemetry=info,telemetry::http=warn".into()),
             filter,
             peers,
+            flood,
         }
     }
 

@@ -1,7 +1,8 @@
 //! The service under test as a child process, and what can be read about it from outside.
 //!
-//! The server is the release binary (`CARGO_BIN_EXE_telemetry`) on 127.0.0.1 with `PORT=0` and
-//! the given `DATA_DIR`; the port comes from its JSON "listening" log line. A separate process
+//! The server is the release binary (`CARGO_BIN_EXE_telemetry`, or `BENCH_SERVER_BIN` when set:
+//! another build of it, e.g. a release server under a debug load generator) on 127.0.0.1 with
+//! `PORT=0` and the given `DATA_DIR`; the port comes from its JSON "listening" log line. A separate process
 //! keeps the load generator out of the server's peak RSS. Its probes ([`Server::snapshot`],
 //! [`Server::usage_since`]) read `/proc/<pid>/{stat,io,status}` and, on DynamoDB, the server's
 //! request counter and the emulator's CPU: the measurement code never asks which backend runs.
@@ -97,7 +98,7 @@ impl Server {
     pub fn start(backend: &Backend, data_dir: &Path, options: &Options) -> Self {
         let log_path = data_dir.with_extension(format!("server-{}.log", unique()));
         let log = File::create(&log_path).expect("server log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_telemetry"));
+        let mut command = Command::new(server_binary());
         command
             .env("PORT", "0")
             .env("BIND_ADDR", "127.0.0.1")
@@ -312,6 +313,12 @@ pub fn disk_bytes(pid: u32) -> u64 {
                 .and_then(|v| v.trim().parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// The binary under test: `BENCH_SERVER_BIN`, else the one cargo built with this benchmark.
+pub fn server_binary() -> std::path::PathBuf {
+    std::env::var_os("BENCH_SERVER_BIN")
+        .map_or_else(|| env!("CARGO_BIN_EXE_telemetry").into(), Into::into)
 }
 
 fn listening_port(log_path: &Path) -> Option<u16> {

@@ -71,6 +71,8 @@ async fn put_readings(
                 .within(&storage.retention().horizons_now());
             Ok((partial, checked))
         });
+    // Parsed: the body is not needed while the readings wait for their commit.
+    drop(body);
     let checked = match checked {
         Ok((true, checked)) => {
             drop(slot);

@@ -2,7 +2,8 @@
 //! transaction and one durable commit for everything pending.
 //!
 //! Callers `submit` a write and wait for its answer. The writer takes the first pending write,
-//! then every other write already queued (up to `max_batch`), and hands them to the backend as
+//! then every other write already queued (up to `max_batch`; a blocking writer also stops at
+//! [`BlockingCommitter::MAX_GROUP_WEIGHT`], e.g. readings), and hands them to the backend as
 //! one group. Under load many requests share one fsync (embedded) or one round of DynamoDB
 //! transactions, so concurrency raises throughput instead of queueing commits. Each write carries
 //! its own reply channel, and the backend answers it only after the group is durable.
@@ -95,6 +96,16 @@ pub trait BlockingCommitter: Send + 'static {
 
     /// Called once when every sender is gone, after the last group (e.g. a final checkpoint).
     fn finish(&mut self) {}
+
+    /// A group stops taking writes once their [`Self::weight`]s add up to this (so it may pass
+    /// it by one write), besides the writer's `max_batch` writes: bounds a commit's work, and
+    /// the time and memory its writes wait in, by what they carry, not by how many they are.
+    const MAX_GROUP_WEIGHT: usize = usize::MAX;
+
+    /// What one write carries towards [`Self::MAX_GROUP_WEIGHT`] (e.g. its readings).
+    fn weight(_write: &Self::Write) -> usize {
+        1
+    }
 }
 
 /// Called with the number of writes in each group, e.g. to feed a histogram.
@@ -178,10 +189,14 @@ impl<W: Send + 'static> GroupCommit<W> {
                 while let Some((oldest, first)) = receiver.blocking_recv() {
                     writer_pressure.waiting.store(false, Ordering::Relaxed);
                     let mut group = Vec::with_capacity(max_batch.min(64));
+                    let mut weight = C::weight(&first);
                     group.push(first);
-                    while group.len() < max_batch {
+                    while group.len() < max_batch && weight < C::MAX_GROUP_WEIGHT {
                         match receiver.try_recv() {
-                            Ok((_, write)) => group.push(write),
+                            Ok((_, write)) => {
+                                weight = weight.saturating_add(C::weight(&write));
+                                group.push(write);
+                            }
                             Err(_) => break,
                         }
                     }
@@ -426,6 +441,78 @@ mod tests {
             *finished.lock().unwrap(),
             "finish runs once the senders are gone"
         );
+    }
+
+    /// A writer thread whose writes weigh what they say: a group stops growing once it holds
+    /// `MAX_GROUP_WEIGHT`, whatever `max_batch` allows, and no write is lost or answered twice.
+    #[tokio::test]
+    async fn a_group_stops_growing_at_its_weight_bound() {
+        struct Weighed {
+            gate: Option<std::sync::mpsc::Receiver<()>>,
+            groups: Arc<Mutex<Vec<usize>>>,
+        }
+        impl BlockingCommitter for Weighed {
+            type Write = (usize, oneshot::Sender<usize>);
+            const MAX_GROUP_WEIGHT: usize = 10;
+            fn weight(write: &Self::Write) -> usize {
+                write.0
+            }
+            fn commit(&mut self, group: Vec<Self::Write>) {
+                if let Some(gate) = self.gate.take() {
+                    let _ = gate.recv();
+                }
+                let weights: Vec<usize> = group.iter().map(|(weight, _)| *weight).collect();
+                let sequence = {
+                    let mut groups = self.groups.lock().unwrap();
+                    groups.push(weights.iter().sum());
+                    groups.len()
+                };
+                for (_, reply) in group {
+                    let _ = reply.send(sequence);
+                }
+            }
+        }
+        let (hold, release) = std::sync::mpsc::channel();
+        let groups = Arc::new(Mutex::new(Vec::new()));
+        let (writer, thread) = GroupCommit::spawn_thread(
+            Weighed {
+                gate: Some(release),
+                groups: groups.clone(),
+            },
+            "test-weighed-writer",
+            64,
+            64,
+            unobserved(),
+        )
+        .unwrap();
+        // The first group is held at the gate while the rest of the 13 writes (weight 4
+        // each) queue up behind it.
+        let mut answers = Vec::new();
+        for _ in 0..13 {
+            let (reply, answer) = oneshot::channel();
+            writer.submit((4, reply)).await.unwrap();
+            answers.push(answer);
+        }
+        hold.send(()).unwrap();
+        for answer in answers {
+            answer.await.expect("every write is answered");
+        }
+        let sums = groups.lock().unwrap().clone();
+        assert_eq!(
+            sums.iter().sum::<usize>(),
+            13 * 4,
+            "every write committed once"
+        );
+        assert!(
+            sums.iter().all(|sum| *sum <= 12),
+            "a group takes writes until it holds 10, so at most 3 of 4: {sums:?}"
+        );
+        assert!(
+            sums.iter().skip(1).any(|sum| *sum == 12),
+            "queued writes still share groups: {sums:?}"
+        );
+        drop(writer);
+        thread.join().unwrap();
     }
 
     #[tokio::test]
