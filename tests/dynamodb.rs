@@ -667,3 +667,109 @@ async fn naive_baseline(naive: &Arc<DynamoStore>, run_for: Duration, run: u32) -
     }
     (total, started.elapsed().as_secs_f64())
 }
+
+/// Not a correctness test: the write units per reading BENCHMARKS.md quotes ("DynamoDB: write
+/// units per reading"), counted from the requests sent ([`DynamoStore::write_units`]; DynamoDB
+/// Local's `ConsumedCapacity` is not faithful for transactions). Run it with
+/// `scripts/dynamodb-tests.sh write_units -- --ignored --nocapture`. Three loads, each on its own
+/// sensors of one table, straight against the store (no HTTP):
+/// - a 1 Hz fleet: 100 sensors, each sending one reading a second (single-reading writes, the
+///   sensors' phases spread over the second) for `FLEET_SECONDS` (default 30) seconds;
+/// - a gateway: 30 batches, each one reading of each of 100 sensors (one second apart);
+/// - one sensor: 30 batches of 100 consecutive seconds of one sensor.
+#[tokio::test]
+#[ignore = "a measurement, run by hand"]
+async fn write_units_per_reading_of_a_fleet_a_gateway_and_one_sensor() {
+    let store = dynamodb_store();
+    let dynamo = Arc::new(
+        DynamoStore::open(&dynamodb_settings(&store.config()), unobserved())
+            .await
+            .expect("store opens"),
+    );
+    let seconds: u32 = std::env::var("FLEET_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let at = |second: u32| {
+        format!(
+            "2021-10-04T{:02}:{:02}:{:02}Z",
+            second / 3_600 % 24,
+            second / 60 % 60,
+            second % 60
+        )
+    };
+    let put = |dynamo: Arc<DynamoStore>, body: Value| async move {
+        let outcome = dynamo.put_readings(Batch::parse(&body).unwrap()).await;
+        assert!(
+            matches!(outcome, Ok(PutOutcome::Stored { duplicates: 0, .. })),
+            "{outcome:?}"
+        );
+    };
+    let measure = |name: &str, before: (u64, u64), readings: u64, dynamo: &DynamoStore| {
+        let units = dynamo.write_units() - before.0;
+        let requests = dynamo.request_count() - before.1;
+        eprintln!(
+            "{name}: {units} write units for {readings} readings = {:.3} WU/reading \
+             ({:.3} DynamoDB requests/reading)",
+            units as f64 / readings as f64,
+            requests as f64 / readings as f64
+        );
+    };
+
+    let before = (dynamo.write_units(), dynamo.request_count());
+    let started = Instant::now();
+    let mut sensors = Vec::new();
+    for sensor in 0..100u32 {
+        let dynamo = dynamo.clone();
+        sensors.push(tokio::spawn(async move {
+            let phase = Duration::from_millis(u64::from(sensor) * 10);
+            for second in 0..seconds {
+                let due = started + Duration::from_secs(u64::from(second)) + phase;
+                tokio::time::sleep_until(due.into()).await;
+                let body = reading(&format!("f{sensor}"), &at(second), f64::from(second) / 4.0);
+                put(dynamo.clone(), body).await;
+            }
+        }));
+    }
+    for sensor in sensors {
+        sensor.await.expect("sensor task");
+    }
+    measure(
+        "1 Hz fleet (100 sensors, single-reading writes)",
+        before,
+        u64::from(100 * seconds),
+        &dynamo,
+    );
+
+    let before = (dynamo.write_units(), dynamo.request_count());
+    for second in 0..30u32 {
+        let body = Value::Array(
+            (0..100u32)
+                .map(|s| reading(&format!("g{s}"), &at(second), f64::from(s) / 8.0))
+                .collect(),
+        );
+        put(dynamo.clone(), body).await;
+    }
+    measure(
+        "gateway batch (100 sensors, one reading each)",
+        before,
+        3_000,
+        &dynamo,
+    );
+
+    let before = (dynamo.write_units(), dynamo.request_count());
+    for batch in 0..30u32 {
+        let body = Value::Array(
+            (0..100u32)
+                .map(|i| reading("one", &at(batch * 100 + i), f64::from(i) / 8.0))
+                .collect(),
+        );
+        put(dynamo.clone(), body).await;
+    }
+    measure(
+        "one-sensor batch (100 consecutive seconds)",
+        before,
+        3_000,
+        &dynamo,
+    );
+}

@@ -145,6 +145,7 @@ async fn attempt_chunk(
         Err(error) => return Attempt::Failed(error),
     };
     inner.count();
+    inner.bill(2 * items.len() as u64);
     let result = inner
         .client
         .transact_write_items()

@@ -140,6 +140,8 @@ pub(crate) struct Inner {
     table: String,
     /// DynamoDB calls made by this store (not counting the SDK's own retries of one call).
     requests: AtomicU64,
+    /// Write units of the writes this store sent (see [`DynamoStore::write_units`]).
+    write_units: AtomicU64,
     /// `DYNAMODB_TIMEOUT_MS`: also bounds how long a write waits in the queue and how long its
     /// group keeps retrying, so no request waits much beyond a few timeouts.
     timeout: Duration,
@@ -181,6 +183,11 @@ impl Inner {
     /// Counts one DynamoDB call (see [`DynamoStore::request_count`]).
     fn count(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts the write units of a write sent (see [`DynamoStore::write_units`]).
+    fn bill(&self, units: u64) {
+        self.write_units.fetch_add(units, Ordering::Relaxed);
     }
 }
 
@@ -272,6 +279,7 @@ impl DynamoStore {
             client: Client::from_conf(builder.build()),
             table,
             requests: AtomicU64::new(0),
+            write_units: AtomicU64::new(0),
             timeout: operation,
             shard_extents: Mutex::new(vec![Extent::default(); schema::AGGREGATE_SHARDS]),
             retention_raw: settings.retention_raw,
@@ -293,6 +301,16 @@ impl DynamoStore {
         self.inner.requests.load(Ordering::Relaxed)
     }
 
+    /// Write units of the writes sent so far, counted from the requests as AWS bills them
+    /// (DynamoDB Local's `ConsumedCapacity` is not faithful for transactions): 2 per KB of
+    /// each `TransactWriteItems` action, 1 per KB of a `PutItem`/`UpdateItem`/`DeleteItem`,
+    /// every item this service writes rounded up to 1 KB (each is well below it). A cancelled
+    /// transaction is counted like a committed one (AWS bills it too); the SDK's own retries
+    /// of one call are not. Only the reading path and the baseline are counted (`/picus` is not).
+    pub fn write_units(&self) -> u64 {
+        self.inner.write_units.load(Ordering::Relaxed)
+    }
+
     /// **Benchmark baseline only**: one unconditional `PutItem` per reading, no duplicate or
     /// conflict check and no aggregate update — what a naive port would do. Never used by the
     /// service; the benchmark compares it with [`Self::put_readings`].
@@ -306,6 +324,7 @@ impl DynamoStore {
             AttributeValue::N(reading.temperature.micros().to_string()),
         );
         self.inner.count();
+        self.inner.bill(1);
         self.inner
             .client
             .put_item()

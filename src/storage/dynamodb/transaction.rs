@@ -173,6 +173,7 @@ mod tests {
             client: aws_sdk_dynamodb::Client::from_conf(config),
             table: "t".into(),
             requests: Default::default(),
+            write_units: Default::default(),
             timeout: Duration::from_secs(5),
             shard_extents: Default::default(),
             retention_raw: crate::domain::retention::Period::FOREVER,
