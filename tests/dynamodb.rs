@@ -731,9 +731,13 @@ async fn naive_baseline(naive: &Arc<DynamoStore>, run_for: Duration, run: u32) -
 /// `scripts/dynamodb-tests.sh write_units -- --ignored --nocapture`. Three loads, each on its own
 /// sensors of one table, straight against the store (no HTTP):
 /// - a 1 Hz fleet: 100 sensors, each sending one reading a second (single-reading writes, the
-///   sensors' phases spread over the second) for `FLEET_SECONDS` (default 30) seconds;
-/// - a gateway: 30 batches, each one reading of each of 100 sensors (one second apart);
+///   sensors' phases spread over the second) for `FLEET_SECONDS` (default 60) seconds;
+/// - a gateway: 60 batches, each one reading of each of 100 sensors (one second apart);
 /// - one sensor: 30 batches of 100 consecutive seconds of one sensor.
+///
+/// Readings start at 09:00:30, so each minute of them crosses one minute's end (the rollup
+/// writes are not understated). Printed: write units per reading, the part of them that
+/// rollup and sensor-registry actions are, and the part spent on cancelled transactions.
 #[tokio::test]
 #[ignore = "a measurement, run by hand"]
 async fn write_units_per_reading_of_a_fleet_a_gateway_and_one_sensor() {
@@ -746,8 +750,10 @@ async fn write_units_per_reading_of_a_fleet_a_gateway_and_one_sensor() {
     let seconds: u32 = std::env::var("FLEET_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
+        .unwrap_or(60);
+    // From 09:00:30, so that every minute of readings crosses a minute's end.
     let at = |second: u32| {
+        let second = second + 9 * 3_600 + 30;
         format!(
             "2021-10-04T{:02}:{:02}:{:02}Z",
             second / 3_600 % 24,
@@ -762,18 +768,31 @@ async fn write_units_per_reading_of_a_fleet_a_gateway_and_one_sensor() {
             "{outcome:?}"
         );
     };
-    let measure = |name: &str, before: (u64, u64), readings: u64, dynamo: &DynamoStore| {
-        let units = dynamo.write_units() - before.0;
-        let requests = dynamo.request_count() - before.1;
+    let counters = |dynamo: &DynamoStore| {
+        let (rollups, cancelled) = dynamo.write_unit_breakdown();
+        [
+            dynamo.write_units(),
+            dynamo.request_count(),
+            rollups,
+            cancelled,
+        ]
+    };
+    let measure = |name: &str, before: [u64; 4], readings: u64, dynamo: &DynamoStore| {
+        let now = counters(dynamo);
+        let per = |i: usize| (now[i] - before[i]) as f64 / readings as f64;
         eprintln!(
-            "{name}: {units} write units for {readings} readings = {:.3} WU/reading \
-             ({:.3} DynamoDB requests/reading)",
-            units as f64 / readings as f64,
-            requests as f64 / readings as f64
+            "{name}: {} write units for {readings} readings = {:.3} WU/reading \
+             (rollup and registry actions {:.3}, cancelled transactions {:.3}; \
+             {:.3} DynamoDB requests/reading)",
+            now[0] - before[0],
+            per(0),
+            per(2),
+            per(3),
+            per(1)
         );
     };
 
-    let before = (dynamo.write_units(), dynamo.request_count());
+    let before = counters(&dynamo);
     let started = Instant::now();
     let mut sensors = Vec::new();
     for sensor in 0..100u32 {
@@ -798,8 +817,8 @@ async fn write_units_per_reading_of_a_fleet_a_gateway_and_one_sensor() {
         &dynamo,
     );
 
-    let before = (dynamo.write_units(), dynamo.request_count());
-    for second in 0..30u32 {
+    let before = counters(&dynamo);
+    for second in 0..60u32 {
         let body = Value::Array(
             (0..100u32)
                 .map(|s| reading(&format!("g{s}"), &at(second), f64::from(s) / 8.0))
@@ -810,11 +829,11 @@ async fn write_units_per_reading_of_a_fleet_a_gateway_and_one_sensor() {
     measure(
         "gateway batch (100 sensors, one reading each)",
         before,
-        3_000,
+        6_000,
         &dynamo,
     );
 
-    let before = (dynamo.write_units(), dynamo.request_count());
+    let before = counters(&dynamo);
     for batch in 0..30u32 {
         let body = Value::Array(
             (0..100u32)

@@ -5,13 +5,16 @@ use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::CancellationReason;
 
+use super::attributes::aggregate_of;
 use super::cancellation::read_reasons;
 use super::partials::ItemState;
+use super::query::batch_get;
 use super::shards;
 use super::transaction::{Action, Knowledge, MAX_ACTIONS, RollupKey, Transaction, transaction};
 use super::writer::NewReading;
@@ -126,6 +129,13 @@ async fn commit_part(
                     let last = chunk.pop().expect("more than one reading");
                     rest.insert(0, last);
                 }
+                Ok(built) if !built.unknown_late.is_empty() => {
+                    // Late readings: read their rollup items' min/max first (a read is far
+                    // cheaper than a cancelled transaction).
+                    if let Err(error) = learn_rollups(inner, built.unknown_late, rollups).await {
+                        return Err((chunk, error));
+                    }
+                }
                 Ok(built) => break built,
                 Err(error) => return Err((chunk, error)),
             }
@@ -170,6 +180,23 @@ async fn commit_part(
     Err((chunk, error))
 }
 
+/// Reads rollup items (consistently) and remembers their min/max (an absent item: none).
+async fn learn_rollups(
+    inner: &Arc<Inner>,
+    keys: Vec<RollupKey>,
+    rollups: &mut HashMap<RollupKey, Extent>,
+) -> Result<(), StorageError> {
+    let found = batch_get(inner, keys.clone()).await?;
+    for key in keys {
+        let stored = aggregate_of(found.get(&key))?;
+        rollups
+            .entry(key)
+            .or_default()
+            .learn(stored.min_micros, stored.max_micros);
+    }
+    Ok(())
+}
+
 /// One `TransactWriteItems`; on success the sensors' and the shard's states are the ones it
 /// wrote.
 async fn attempt_chunk(
@@ -183,9 +210,18 @@ async fn attempt_chunk(
         actions,
         sensors,
         shard: shard_state,
+        unknown_late: _,
     } = built;
     inner.count();
-    inner.bill(2 * items.len() as u64);
+    let units = 2 * items.len() as u64;
+    inner.bill(units);
+    let rollup_actions = actions
+        .iter()
+        .filter(|a| matches!(a, Action::Rollup(_) | Action::Registry))
+        .count();
+    inner
+        .rollup_units
+        .fetch_add(2 * rollup_actions as u64, Ordering::Relaxed);
     let result = inner
         .client
         .transact_write_items()
@@ -200,6 +236,7 @@ async fn attempt_chunk(
         }
         Err(error) => match error.as_service_error() {
             Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                inner.cancelled_units.fetch_add(units, Ordering::Relaxed);
                 Attempt::Cancelled(actions, cancelled.cancellation_reasons().to_vec())
             }
             _ => Attempt::Failed(sdk_error("TransactWriteItems", error)),

@@ -148,6 +148,9 @@ pub(crate) struct Inner {
     requests: AtomicU64,
     /// Write units of the writes this store sent (see [`DynamoStore::write_units`]).
     write_units: AtomicU64,
+    /// Of those: rollup and registry actions, and transactions that were cancelled.
+    rollup_units: AtomicU64,
+    cancelled_units: AtomicU64,
     /// `DYNAMODB_TIMEOUT_MS`: also bounds how long a write waits in the queue and how long its
     /// group keeps retrying, so no request waits much beyond a few timeouts.
     timeout: Duration,
@@ -311,6 +314,8 @@ impl DynamoStore {
             table,
             requests: AtomicU64::new(0),
             write_units: AtomicU64::new(0),
+            rollup_units: AtomicU64::new(0),
+            cancelled_units: AtomicU64::new(0),
             timeout: operation,
             shards: Mutex::new(shards::Shards::default()),
             retention_raw: settings.retention_raw,
@@ -342,6 +347,15 @@ impl DynamoStore {
     /// of one call are not. Only the reading path and the baseline are counted (`/picus` is not).
     pub fn write_units(&self) -> u64 {
         self.inner.write_units.load(Ordering::Relaxed)
+    }
+
+    /// Of [`Self::write_units`]: `(rollup and sensor-registry actions, cancelled
+    /// transactions)` — what rollups add directly, and what contention wasted.
+    pub fn write_unit_breakdown(&self) -> (u64, u64) {
+        (
+            self.inner.rollup_units.load(Ordering::Relaxed),
+            self.inner.cancelled_units.load(Ordering::Relaxed),
+        )
     }
 
     /// **Benchmark baseline only**: one unconditional `PutItem` per reading, no duplicate or

@@ -21,6 +21,11 @@ use crate::storage::StorageError;
 pub(crate) struct Shards {
     known: Vec<Option<ItemState>>,
     leased: Vec<bool>,
+    /// This instance's first choice (random per instance): leases take the first free shard
+    /// from here on, so a lightly loaded instance keeps writing one shard (each shard's
+    /// buckets then close about once per bucket, not once per visit), and instances start
+    /// from different shards.
+    preferred: usize,
 }
 
 impl Default for Shards {
@@ -28,6 +33,7 @@ impl Default for Shards {
         Self {
             known: vec![None; schema::AGGREGATE_SHARDS],
             leased: vec![false; schema::AGGREGATE_SHARDS],
+            preferred: random_below(schema::AGGREGATE_SHARDS),
         }
     }
 }
@@ -69,18 +75,15 @@ fn random_below(n: usize) -> usize {
     usize::try_from(random % (n.max(1) as u64)).unwrap_or(0)
 }
 
-/// Leases a random free shard (any random one when all are held: the version condition still
-/// keeps it exact, at the price of a retry).
+/// Leases the first free shard from this instance's preferred one (a random one when all are
+/// held: the version condition still keeps it exact, at the price of a retry).
 pub(crate) fn lease(inner: &Arc<Inner>) -> Lease {
     let mut shards = inner.shards.lock().unwrap_or_else(|e| e.into_inner());
-    let free: Vec<usize> = (0..shards.leased.len())
-        .filter(|&i| !shards.leased[i])
-        .collect();
-    let shard = if free.is_empty() {
-        random_below(shards.leased.len())
-    } else {
-        free[random_below(free.len())]
-    };
+    let count = shards.leased.len();
+    let shard = (0..count)
+        .map(|i| (shards.preferred + i) % count)
+        .find(|&i| !shards.leased[i])
+        .unwrap_or_else(|| random_below(count));
     shards.leased[shard] = true;
     Lease {
         inner: inner.clone(),

@@ -43,6 +43,10 @@ pub(super) struct Transaction {
     pub actions: Vec<Action>,
     pub sensors: BTreeMap<SensorId, ItemState>,
     pub shard: ItemState,
+    /// Rollup items of late readings (their bucket is not the one the item leaves, so the
+    /// rollup item may exist) whose min/max is not known: read them first, or a guard that
+    /// fails would cancel the whole transaction.
+    pub unknown_late: Vec<RollupKey>,
 }
 
 /// What the chunk's writer knows of the items it writes.
@@ -90,6 +94,7 @@ pub(super) fn transaction(
             .push((reading.time.micros(), reading.temperature.micros()));
     }
     let mut sensors = BTreeMap::new();
+    let mut unknown_late = Vec::new();
     let mut all = Vec::with_capacity(chunk.len());
     for (sensor, points) in &points {
         all.extend_from_slice(points);
@@ -113,14 +118,12 @@ pub(super) fn transaction(
                 schema::bucket_sk(bucket),
             )
         };
-        push_deltas(
-            inner,
-            &deltas,
-            keys,
-            known.rollups,
-            &mut items,
-            &mut actions,
-        )?;
+        let out = Out {
+            items: &mut items,
+            actions: &mut actions,
+            unknown_late: &mut unknown_late,
+        };
+        push_deltas(inner, &state, &deltas, keys, known.rollups, out)?;
         sensors.insert(sensor.clone(), next);
     }
     let (shard, state) = known.shard;
@@ -134,19 +137,18 @@ pub(super) fn transaction(
             schema::total_rollup_sk(bucket, shard),
         )
     };
-    push_deltas(
-        inner,
-        &deltas,
-        keys,
-        known.rollups,
-        &mut items,
-        &mut actions,
-    )?;
+    let out = Out {
+        items: &mut items,
+        actions: &mut actions,
+        unknown_late: &mut unknown_late,
+    };
+    push_deltas(inner, state, &deltas, keys, known.rollups, out)?;
     Ok(Transaction {
         items,
         actions,
         sensors,
         shard: next,
+        unknown_late,
     })
 }
 
@@ -182,27 +184,37 @@ fn state_put(
         .build())
 }
 
-/// One `ADD` per rollup delta (see [`aggregate_update`]), each with its level's expiry.
+/// Where [`push_deltas`] puts what it builds.
+struct Out<'a> {
+    items: &'a mut Vec<TransactWriteItem>,
+    actions: &'a mut Vec<Action>,
+    unknown_late: &'a mut Vec<RollupKey>,
+}
+
+/// One `ADD` per rollup delta (see [`aggregate_update`]), each with its level's expiry. The
+/// delta of the bucket an item leaves creates its rollup item (no one else writes it: see
+/// `windows.rs`), so its guards always pass; other deltas are late readings' and may meet a
+/// stored min/max, which must be known (else they are listed in `unknown_late`).
 fn push_deltas(
     inner: &Inner,
+    before: &ItemState,
     deltas: &Deltas,
     keys: impl Fn(Level, i64) -> RollupKey,
     known: &HashMap<RollupKey, Extent>,
-    items: &mut Vec<TransactWriteItem>,
-    actions: &mut Vec<Action>,
+    out: Out<'_>,
 ) -> Result<(), StorageError> {
     for (&(level, bucket), delta) in deltas {
         let key = keys(level, bucket);
-        let extent = known.get(&key).copied().unwrap_or_default();
+        let extent = known.get(&key).copied();
+        let closing = before.partial(level).map(|p| p.bucket) == Some(bucket);
+        if extent.is_none() && !closing {
+            out.unknown_late.push(key.clone());
+        }
         let expires = inner.rollup_expires_at(level, bucket);
-        items.push(aggregate_update(
-            inner,
-            key.clone(),
-            delta,
-            extent,
-            expires,
-        )?);
-        actions.push(Action::Rollup(key));
+        let extent = extent.unwrap_or_default();
+        let update = aggregate_update(inner, key.clone(), delta, extent, expires)?;
+        out.items.push(update);
+        out.actions.push(Action::Rollup(key));
     }
     Ok(())
 }
@@ -288,6 +300,8 @@ mod tests {
             table: "t".into(),
             requests: Default::default(),
             write_units: Default::default(),
+            rollup_units: Default::default(),
+            cancelled_units: Default::default(),
             timeout: Duration::from_secs(5),
             shards: Default::default(),
             retention_raw: crate::domain::retention::Period::FOREVER,
