@@ -534,6 +534,86 @@ async fn a_table_with_the_wrong_key_schema_stops_start_up() {
     assert!(error.contains("\"pk\""), "{error}");
 }
 
+/// A table as the previous version left it (a reading, its sensor's aggregate and a shard, no
+/// version, partials, registry or rollup marker): the service starts, all-time stats and
+/// readings answer as before, new readings are stored and counted, and the four window routes
+/// answer a 501 problem that says why (their readings are in no rollup).
+#[tokio::test]
+async fn a_table_of_the_previous_version_serves_all_time_stats_and_refuses_windows() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let store = dynamodb_store();
+    spawn_app_on(&store).await.stop().await; // creates the table (and its marker)
+    let client = sdk_client().await;
+    let n = |v: &str| AttributeValue::N(v.into());
+    let s = |v: &str| AttributeValue::S(v.into());
+    client
+        .delete_item()
+        .table_name(&store.table)
+        .key("pk", s("meta"))
+        .key("sk", s("rollups"))
+        .send()
+        .await
+        .expect("marker deleted");
+    let items = [
+        vec![
+            ("pk", s("reading#old")),
+            ("sk", s("2021-10-04T09:00:00.000000Z")),
+            ("t", n("5000000")),
+        ],
+        vec![
+            ("pk", s("aggregate#sensor#old")),
+            ("sk", s("aggregate")),
+            ("c", n("1")),
+            ("s", n("5000000")),
+            ("mn", n("5000000")),
+            ("mx", n("5000000")),
+        ],
+        vec![
+            ("pk", s("aggregate#total")),
+            ("sk", s("shard#03")),
+            ("c", n("1")),
+            ("s", n("5000000")),
+            ("mn", n("5000000")),
+            ("mx", n("5000000")),
+        ],
+    ];
+    for item in items {
+        let mut put = client.put_item().table_name(&store.table);
+        for (name, value) in item {
+            put = put.item(name, value);
+        }
+        put.send().await.expect("previous-version item written");
+    }
+    let app = spawn_app_on(&store).await;
+    assert_eq!(app.stats(None).await["Count"], 1);
+    app.put_ok(&reading("old", "2021-10-04 09:00:01", 7.0))
+        .await;
+    app.put_ok(&reading("new", "2021-10-04 09:00:01", 9.0))
+        .await;
+    let stats = app.stats(Some("old")).await;
+    assert_eq!(
+        (stats["Count"].clone(), stats["Average"].clone()),
+        (json!(2), json!(6.0))
+    );
+    assert_eq!(app.stats(None).await["Count"], 3);
+    assert_eq!(app.series("old").await.len(), 2, "readings as stored");
+    for path in [
+        "/api/stats?from=2021-10-04%2000:00:00",
+        "/api/series?from=2021-10-04%2000:00:00&to=2021-10-05%2000:00:00&step=1h",
+        "/api/sensors",
+        "/api/sensors/old",
+    ] {
+        let body = helpers::assert_problem(app.get(path).await, StatusCode::NOT_IMPLEMENTED).await;
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("previous version"),
+            "{path}: {body}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_missing_table_stops_start_up_unless_creation_is_allowed() {
     let store = dynamodb_store();
@@ -550,7 +630,12 @@ async fn a_missing_table_stops_start_up_unless_creation_is_allowed() {
 #[tokio::test]
 async fn a_thousand_readings_cost_a_few_dozen_requests_and_the_naive_baseline_works() {
     let store = dynamodb_store();
-    let dynamo = DynamoStore::open(&dynamodb_settings(&store.config()), unobserved())
+    // The request count is the point here, not latency: one 1,000-reading put of 100-action
+    // transactions took 7.5–10 s through DynamoDB Local on the loaded 2-core machine, past
+    // the default 5-s operation timeout.
+    let mut config = store.config();
+    config.dynamodb_timeout_ms = 60_000;
+    let dynamo = DynamoStore::open(&dynamodb_settings(&config), unobserved())
         .await
         .expect("store opens");
     let body = Value::Array(
@@ -569,8 +654,12 @@ async fn a_thousand_readings_cost_a_few_dozen_requests_and_the_naive_baseline_wo
         }
     );
     let used = dynamo.request_count() - before;
-    // 11 BatchGetItem (1,000 readings + 10 aggregates) + 11 transactions of ≤ 98 readings.
-    assert!(used <= 30, "{used} DynamoDB requests for 1,000 readings");
+    // 11 BatchGetItem (1,000 readings + 10 aggregates), about 20 transactions (each sensor's
+    // readings span 17 minutes, so a chunk carries a minute-rollup delta per minute for its
+    // sensors and its shard, and is split when that passes 100 actions), up to 8 shard reads
+    // (their first use) and a rollup pre-read for each part of a sensor committed after its
+    // later readings (late for that sensor's item): 52 when measured.
+    assert!(used <= 60, "{used} DynamoDB requests for 1,000 readings");
     eprintln!("requests per reading: {:.4}", used as f64 / 1_000.0);
     // A retry of the whole batch is all duplicates and costs only the pre-check.
     let before = dynamo.request_count();

@@ -140,7 +140,7 @@ async fn commit_part(
                 Err(error) => return Err((chunk, error)),
             }
         };
-        let (actions, reasons) = match attempt_chunk(inner, built, shard, report).await {
+        let (actions, reasons) = match attempt_chunk(inner, built, shard, report, rollups).await {
             Attempt::Committed => {
                 report.stored.extend(chunk.iter().map(|p| p.request));
                 return Ok(());
@@ -204,6 +204,7 @@ async fn attempt_chunk(
     built: Transaction,
     shard: usize,
     report: &mut ChunkReport,
+    rollups: &mut HashMap<RollupKey, Extent>,
 ) -> Attempt {
     let Transaction {
         items,
@@ -211,6 +212,7 @@ async fn attempt_chunk(
         sensors,
         shard: shard_state,
         unknown_late: _,
+        rollup_extents,
     } = built;
     inner.count();
     let units = 2 * items.len() as u64;
@@ -230,6 +232,12 @@ async fn attempt_chunk(
         .await;
     match result {
         Ok(_) => {
+            for (key, written) in rollup_extents {
+                rollups
+                    .entry(key)
+                    .or_default()
+                    .learn(written.min, written.max);
+            }
             report.sensors.extend(sensors);
             shards::learn(inner, shard, shard_state);
             Attempt::Committed

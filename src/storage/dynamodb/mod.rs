@@ -260,7 +260,7 @@ impl DynamoStore {
             tracing::warn!(
                 table = store.inner.table,
                 "the DynamoDB table was written by a version that kept no rollups: windows, \
-                 series and sensor summaries answer 503 on it (see storage/dynamodb/windows.rs)"
+                 series and sensor summaries answer 501 on it (see storage/dynamodb/windows.rs)"
             );
         }
         store

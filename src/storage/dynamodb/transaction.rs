@@ -47,6 +47,8 @@ pub(super) struct Transaction {
     /// rollup item may exist) whose min/max is not known: read them first, or a guard that
     /// fails would cancel the whole transaction.
     pub unknown_late: Vec<RollupKey>,
+    /// Each rollup delta's key and min/max: once committed, the stored item reaches them.
+    pub rollup_extents: Vec<(RollupKey, Extent)>,
 }
 
 /// What the chunk's writer knows of the items it writes.
@@ -95,6 +97,7 @@ pub(super) fn transaction(
     }
     let mut sensors = BTreeMap::new();
     let mut unknown_late = Vec::new();
+    let mut rollup_extents = Vec::new();
     let mut all = Vec::with_capacity(chunk.len());
     for (sensor, points) in &points {
         all.extend_from_slice(points);
@@ -122,6 +125,7 @@ pub(super) fn transaction(
             items: &mut items,
             actions: &mut actions,
             unknown_late: &mut unknown_late,
+            extents: &mut rollup_extents,
         };
         push_deltas(inner, &state, &deltas, keys, known.rollups, out)?;
         sensors.insert(sensor.clone(), next);
@@ -141,6 +145,7 @@ pub(super) fn transaction(
         items: &mut items,
         actions: &mut actions,
         unknown_late: &mut unknown_late,
+        extents: &mut rollup_extents,
     };
     push_deltas(inner, state, &deltas, keys, known.rollups, out)?;
     Ok(Transaction {
@@ -149,6 +154,7 @@ pub(super) fn transaction(
         sensors,
         shard: next,
         unknown_late,
+        rollup_extents,
     })
 }
 
@@ -189,12 +195,15 @@ struct Out<'a> {
     items: &'a mut Vec<TransactWriteItem>,
     actions: &'a mut Vec<Action>,
     unknown_late: &'a mut Vec<RollupKey>,
+    extents: &'a mut Vec<(RollupKey, Extent)>,
 }
 
-/// One `ADD` per rollup delta (see [`aggregate_update`]), each with its level's expiry. The
-/// delta of the bucket an item leaves creates its rollup item (no one else writes it: see
-/// `windows.rs`), so its guards always pass; other deltas are late readings' and may meet a
-/// stored min/max, which must be known (else they are listed in `unknown_late`).
+/// One `ADD` per rollup delta (see [`aggregate_update`]), each with its level's expiry. A
+/// rollup item is written only by its own item's transactions, for buckets before that item's
+/// current one (see `windows.rs`): the delta of the bucket the item leaves, or of a bucket
+/// after it, creates the rollup item, so its guards always pass; a delta of an earlier bucket
+/// (a late reading) may meet a stored min/max, which must be known (else it is listed in
+/// `unknown_late`).
 fn push_deltas(
     inner: &Inner,
     before: &ItemState,
@@ -206,14 +215,22 @@ fn push_deltas(
     for (&(level, bucket), delta) in deltas {
         let key = keys(level, bucket);
         let extent = known.get(&key).copied();
-        let closing = before.partial(level).map(|p| p.bucket) == Some(bucket);
-        if extent.is_none() && !closing {
+        // Only a bucket before the item's current one can have a rollup item already.
+        let may_exist = before.partial(level).is_some_and(|p| bucket < p.bucket);
+        if extent.is_none() && may_exist {
             out.unknown_late.push(key.clone());
         }
         let expires = inner.rollup_expires_at(level, bucket);
         let extent = extent.unwrap_or_default();
         let update = aggregate_update(inner, key.clone(), delta, extent, expires)?;
         out.items.push(update);
+        out.extents.push((
+            key.clone(),
+            Extent {
+                min: delta.min_micros,
+                max: delta.max_micros,
+            },
+        ));
         out.actions.push(Action::Rollup(key));
     }
     Ok(())

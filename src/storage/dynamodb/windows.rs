@@ -89,7 +89,7 @@
 //! Their readings are in no rollup. At start-up, a table with the marker item `meta`/`rollups`
 //! is complete; a table without any shard item holds no reading (every reading transaction
 //! writes a shard), so it gets the marker; any other table predates rollups: the four routes
-//! answer 503 saying so, while writes (which start keeping partials from then on) and all-time
+//! answer 501 saying so (not 503: retrying would not help), while writes (which start keeping partials from then on) and all-time
 //! stats work. **Not implemented yet:** the resumable build that would fold such a table's
 //! readings into rollups and then set the marker.
 
@@ -176,9 +176,10 @@ impl DynamoStore {
         {
             return Ok(());
         }
-        Err(StorageError::Unavailable(
-            "this DynamoDB table was written by a version that kept no rollups: windows, series \
-             and sensor summaries are not available on it (all-time stats are)"
+        Err(StorageError::Unsupported(
+            "this DynamoDB table was written by a previous version, which kept no rollups: \
+             windows, series and sensor summaries are not available on it (all-time stats and \
+             readings are)"
                 .into(),
         ))
     }
