@@ -89,9 +89,10 @@
 //! Their readings are in no rollup. At start-up, a table with the marker item `meta`/`rollups`
 //! is complete; a table without any shard item holds no reading (every reading transaction
 //! writes a shard), so it gets the marker; any other table predates rollups: the four routes
-//! answer 501 saying so (not 503: retrying would not help), while writes (which start keeping partials from then on) and all-time
-//! stats work. **Not implemented yet:** the resumable build that would fold such a table's
-//! readings into rollups and then set the marker.
+//! answer 501 saying so (not 503: retrying would not help), while writes (which start keeping
+//! partials from then on), readings and all-time stats work (tested in `tests/dynamodb.rs`).
+//! **Not implemented yet:** the resumable build that would fold such a table's readings into
+//! rollups and then set the marker.
 
 use super::attributes::{
     Item, aggregate_of, key, string_of, temperature_of, timestamp_of_sort_key,
