@@ -221,5 +221,6 @@ pub fn dynamodb_settings(config: &Config) -> DynamoSettings {
             .clone()
             .filter(|url| !url.is_empty()),
         retention_raw: config.retention_raw,
+        retention: config.retention(),
     }
 }

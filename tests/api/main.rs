@@ -19,4 +19,5 @@ mod restart;
 mod retention;
 mod stats;
 mod upgrade;
+mod window_checks;
 mod windows;

@@ -13,7 +13,7 @@ use serde_json::json;
 use telemetry::config::StorageKind;
 
 use crate::helpers::{TestStore, spawn_app_on};
-use crate::windows::{Rng, check_windows, stored, write_random_readings};
+use crate::window_checks::{Rng, check_windows, stored, write_random_readings};
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

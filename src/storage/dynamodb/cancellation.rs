@@ -8,12 +8,14 @@ use std::collections::{HashMap, HashSet};
 use aws_sdk_dynamodb::types::CancellationReason;
 
 use super::attributes::{Item, aggregate_of, temperature_of};
-use super::chunk::{ChunkReport, learn_shard};
+use super::chunk::ChunkReport;
+use super::partials::ItemState;
 use super::schema::{self, AGGREGATE_TOTAL_PK};
-use super::transaction::Action;
+use super::shards;
+use super::transaction::{Action, RollupKey};
 use super::writer::{NewReading, key_item, reading_key, sensor_key};
 use super::{Extent, Inner, sdk_error};
-use crate::domain::{Conflict, Reading, SensorId};
+use crate::domain::{Conflict, Reading};
 use crate::storage::StorageError;
 
 /// What a cancelled transaction's reasons say about the chunk's next attempt.
@@ -27,15 +29,16 @@ pub(super) struct Retry {
     pub conflicted: HashSet<usize>,
 }
 
-/// Reads each action's cancellation reason into `report` (duplicates, conflicts) and
-/// `extents` (aggregates' min/max learnt); an unexpected reason is an error for the chunk.
+/// Reads each action's cancellation reason into `report` (duplicates, conflicts, sensor
+/// states learnt), the shard cache and `rollups` (rollup items' min/max learnt); an
+/// unexpected reason is an error for the chunk.
 pub(super) async fn read_reasons(
     inner: &Inner,
     chunk: &[NewReading],
     actions: &[Action],
     reasons: &[CancellationReason],
     report: &mut ChunkReport,
-    extents: &mut HashMap<SensorId, Extent>,
+    rollups: &mut HashMap<RollupKey, Extent>,
 ) -> Result<Retry, StorageError> {
     let mut retry = Retry::default();
     for (action, reason) in actions.iter().zip(reasons) {
@@ -73,21 +76,23 @@ pub(super) async fn read_reasons(
                 retry.drop_positions.insert(*position);
             }
             ("ConditionalCheckFailed", Action::Sensor(sensor)) => {
-                if let Ok(Some(item)) = old_item(inner, reason, sensor_key(sensor)).await
-                    && let Ok(stored) = aggregate_of(Some(&item))
-                {
-                    extents
-                        .entry(sensor.clone())
-                        .or_default()
-                        .learn(stored.min_micros, stored.max_micros);
-                }
+                let item = old_item(inner, reason, sensor_key(sensor)).await?;
+                let state = ItemState::from_item(item.as_ref())?;
+                report.sensors.insert(sensor.clone(), state);
             }
             ("ConditionalCheckFailed", Action::Shard(shard)) => {
                 let key = (AGGREGATE_TOTAL_PK.to_owned(), schema::shard_sk(*shard));
-                if let Ok(Some(item)) = old_item(inner, reason, key).await
+                let item = old_item(inner, reason, key).await?;
+                shards::learn(inner, *shard, ItemState::from_item(item.as_ref())?);
+            }
+            ("ConditionalCheckFailed", Action::Rollup(key)) => {
+                if let Some(item) = old_item(inner, reason, key.clone()).await?
                     && let Ok(stored) = aggregate_of(Some(&item))
                 {
-                    learn_shard(inner, *shard, stored.min_micros, stored.max_micros);
+                    rollups
+                        .entry(key.clone())
+                        .or_default()
+                        .learn(stored.min_micros, stored.max_micros);
                 }
             }
             (

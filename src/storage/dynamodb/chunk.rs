@@ -4,14 +4,19 @@
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::CancellationReason;
 
+use super::attributes::aggregate_of;
 use super::cancellation::read_reasons;
-use super::schema;
-use super::transaction::{Action, Transaction, transaction};
+use super::partials::ItemState;
+use super::query::batch_get;
+use super::shards;
+use super::transaction::{Action, Knowledge, MAX_ACTIONS, RollupKey, Transaction, transaction};
 use super::writer::NewReading;
 use super::{Extent, Inner, sdk_error};
 use crate::domain::{Conflict, SensorId};
@@ -27,35 +32,16 @@ pub(super) struct ChunkReport {
     pub duplicates: Vec<usize>,
     pub conflicts: Vec<(usize, Conflict)>,
     pub error: Option<(Vec<usize>, StorageError)>,
-    pub extents: HashMap<SensorId, Extent>,
-}
-
-impl ChunkReport {
-    /// The report as it ends: `error`, when given, for every request still in `chunk`, and the
-    /// sensors' extents as the chunk left them.
-    fn finish(
-        mut self,
-        chunk: &[NewReading],
-        error: Option<StorageError>,
-        extents: HashMap<SensorId, Extent>,
-    ) -> Self {
-        if let Some(error) = error {
-            self.error = Some((chunk.iter().map(|p| p.request).collect(), error));
-        }
-        self.extents = extents;
-        self
-    }
-}
-
-fn random_below(n: usize) -> usize {
-    let random = RandomState::new().hash_one(Instant::now());
-    usize::try_from(random % (n.max(1) as u64)).unwrap_or(0)
+    /// The sensors' item states as the chunk left them (known to be stored or stale-safe:
+    /// a stale state only costs a cancelled attempt).
+    pub sensors: HashMap<SensorId, ItemState>,
 }
 
 /// Backoff before retrying a cancelled transaction: exponential from 5 ms, capped, jittered.
 pub(super) fn backoff(attempt: u32) -> Duration {
     let base = 5u64 << attempt.min(6);
-    Duration::from_millis(base.min(250) + random_below(10) as u64)
+    let jitter = RandomState::new().hash_one(Instant::now()) % 10;
+    Duration::from_millis(base.min(250) + jitter)
 }
 
 /// What one attempt at a chunk's transaction came to.
@@ -65,40 +51,106 @@ enum Attempt {
     Failed(StorageError),
 }
 
-/// Commits one chunk (its readings sorted by sensor), retrying cancelled transactions without
-/// the readings found stored meanwhile, until it commits, fails, runs out of attempts or (for
-/// retries) passes `deadline`.
+/// Commits one chunk (its readings sorted by sensor) on a leased shard: readings that would
+/// push its transaction over [`MAX_ACTIONS`] (rollup deltas of late readings, closing
+/// buckets) are split off into a next transaction; a cancelled transaction is retried without
+/// the readings found stored meanwhile and with the states learnt, until it commits, fails,
+/// runs out of attempts or (for retries) passes `deadline`.
 pub(super) async fn run_chunk(
-    inner: &Inner,
-    mut chunk: Vec<NewReading>,
-    mut extents: HashMap<SensorId, Extent>,
+    inner: &Arc<Inner>,
+    chunk: Vec<NewReading>,
+    sensors: HashMap<SensorId, ItemState>,
     deadline: Instant,
 ) -> ChunkReport {
-    let mut report = ChunkReport::default();
+    let lease = shards::lease(inner);
+    let mut report = ChunkReport {
+        sensors,
+        ..ChunkReport::default()
+    };
+    let mut rollups: HashMap<RollupKey, Extent> = HashMap::new();
+    let mut rest = chunk;
+    while !rest.is_empty() {
+        let chunk = std::mem::take(&mut rest);
+        let committed = commit_part(
+            inner,
+            chunk,
+            &mut rest,
+            &mut report,
+            &mut rollups,
+            lease.shard,
+            deadline,
+        )
+        .await;
+        if let Err((left, error)) = committed {
+            let mut numbers: Vec<usize> = left.iter().chain(&rest).map(|p| p.request).collect();
+            numbers.sort_unstable();
+            numbers.dedup();
+            report.error = Some((numbers, error));
+            return report;
+        }
+    }
+    report
+}
+
+/// Commits `chunk`, or what of it fits one transaction (the rest is prepended to `rest`).
+/// `Err`: the readings of the chunk not committed, and why.
+async fn commit_part(
+    inner: &Arc<Inner>,
+    mut chunk: Vec<NewReading>,
+    rest: &mut Vec<NewReading>,
+    report: &mut ChunkReport,
+    rollups: &mut HashMap<RollupKey, Extent>,
+    shard: usize,
+    deadline: Instant,
+) -> Result<(), (Vec<NewReading>, StorageError)> {
     for attempt in 0..MAX_TRANSACTION_ATTEMPTS {
         if chunk.is_empty() {
-            return report.finish(&chunk, None, extents);
+            return Ok(());
         }
         // First attempts always run (each is bounded by the SDK timeouts, and a big healthy
         // group may take a while); retries stop at the deadline.
         if attempt > 0 && Instant::now() > deadline {
             let error =
                 StorageError::Unavailable("DynamoDB writes took longer than the timeout".into());
-            return report.finish(&chunk, Some(error), extents);
+            return Err((chunk, error));
         }
-        let (actions, reasons) = match attempt_chunk(inner, &chunk, &mut extents).await {
+        let shard_state = match shards::known(inner, shard).await {
+            Ok(state) => state,
+            Err(error) => return Err((chunk, error)),
+        };
+        let built = loop {
+            let known = Knowledge {
+                sensors: &report.sensors,
+                shard: (shard, &shard_state),
+                rollups,
+            };
+            match transaction(inner, &chunk, &known) {
+                Ok(built) if built.items.len() > MAX_ACTIONS && chunk.len() > 1 => {
+                    let last = chunk.pop().expect("more than one reading");
+                    rest.insert(0, last);
+                }
+                Ok(built) if !built.unknown_late.is_empty() => {
+                    // Late readings: read their rollup items' min/max first (a read is far
+                    // cheaper than a cancelled transaction).
+                    if let Err(error) = learn_rollups(inner, built.unknown_late, rollups).await {
+                        return Err((chunk, error));
+                    }
+                }
+                Ok(built) => break built,
+                Err(error) => return Err((chunk, error)),
+            }
+        };
+        let (actions, reasons) = match attempt_chunk(inner, built, shard, report, rollups).await {
             Attempt::Committed => {
                 report.stored.extend(chunk.iter().map(|p| p.request));
-                return report.finish(&chunk, None, extents);
+                return Ok(());
             }
-            Attempt::Failed(error) => return report.finish(&chunk, Some(error), extents),
+            Attempt::Failed(error) => return Err((chunk, error)),
             Attempt::Cancelled(actions, reasons) => (actions, reasons),
         };
-        let retry = match read_reasons(inner, &chunk, &actions, &reasons, &mut report, &mut extents)
-            .await
-        {
+        let retry = match read_reasons(inner, &chunk, &actions, &reasons, report, rollups).await {
             Ok(retry) => retry,
-            Err(error) => return report.finish(&chunk, Some(error), extents),
+            Err(error) => return Err((chunk, error)),
         };
         chunk = chunk
             .into_iter()
@@ -108,6 +160,7 @@ pub(super) async fn run_chunk(
             })
             .map(|(_, p)| p)
             .collect();
+        rest.retain(|p| !retry.conflicted.contains(&p.request));
         if retry.back_off {
             tracing::warn!(
                 attempt,
@@ -124,27 +177,53 @@ pub(super) async fn run_chunk(
         )
         .into(),
     );
-    report.finish(&chunk, Some(error), extents)
+    Err((chunk, error))
 }
 
-/// One `TransactWriteItems` of the chunk against a random global shard; on success the
-/// sensors' and the shard's extents learn what it stored.
+/// Reads rollup items (consistently) and remembers their min/max (an absent item: none).
+async fn learn_rollups(
+    inner: &Arc<Inner>,
+    keys: Vec<RollupKey>,
+    rollups: &mut HashMap<RollupKey, Extent>,
+) -> Result<(), StorageError> {
+    let found = batch_get(inner, keys.clone()).await?;
+    for key in keys {
+        let stored = aggregate_of(found.get(&key))?;
+        rollups
+            .entry(key)
+            .or_default()
+            .learn(stored.min_micros, stored.max_micros);
+    }
+    Ok(())
+}
+
+/// One `TransactWriteItems`; on success the sensors' and the shard's states are the ones it
+/// wrote.
 async fn attempt_chunk(
     inner: &Inner,
-    chunk: &[NewReading],
-    extents: &mut HashMap<SensorId, Extent>,
+    built: Transaction,
+    shard: usize,
+    report: &mut ChunkReport,
+    rollups: &mut HashMap<RollupKey, Extent>,
 ) -> Attempt {
-    let shard = random_below(schema::AGGREGATE_SHARDS);
     let Transaction {
         items,
         actions,
-        deltas,
-        total,
-    } = match transaction(inner, chunk, extents, shard) {
-        Ok(built) => built,
-        Err(error) => return Attempt::Failed(error),
-    };
+        sensors,
+        shard: shard_state,
+        unknown_late: _,
+        rollup_extents,
+    } = built;
     inner.count();
+    let units = 2 * items.len() as u64;
+    inner.bill(units);
+    let rollup_actions = actions
+        .iter()
+        .filter(|a| matches!(a, Action::Rollup(_) | Action::Registry))
+        .count();
+    inner
+        .rollup_units
+        .fetch_add(2 * rollup_actions as u64, Ordering::Relaxed);
     let result = inner
         .client
         .transact_write_items()
@@ -153,30 +232,22 @@ async fn attempt_chunk(
         .await;
     match result {
         Ok(_) => {
-            for (sensor, delta) in &deltas {
-                extents
-                    .entry(sensor.clone())
+            for (key, written) in rollup_extents {
+                rollups
+                    .entry(key)
                     .or_default()
-                    .learn(delta.min_micros, delta.max_micros);
+                    .learn(written.min, written.max);
             }
-            learn_shard(inner, shard, total.min_micros, total.max_micros);
+            report.sensors.extend(sensors);
+            shards::learn(inner, shard, shard_state);
             Attempt::Committed
         }
         Err(error) => match error.as_service_error() {
             Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                inner.cancelled_units.fetch_add(units, Ordering::Relaxed);
                 Attempt::Cancelled(actions, cancelled.cancellation_reasons().to_vec())
             }
             _ => Attempt::Failed(sdk_error("TransactWriteItems", error)),
         },
-    }
-}
-
-pub(super) fn learn_shard(inner: &Inner, shard: usize, min: Option<i64>, max: Option<i64>) {
-    let mut known = inner
-        .shard_extents
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some(extent) = known.get_mut(shard) {
-        extent.learn(min, max);
     }
 }

@@ -78,15 +78,17 @@
 mod attributes;
 mod cancellation;
 mod chunk;
+mod partials;
 mod query;
 pub mod schema;
+mod shards;
 mod store;
 mod table;
 mod transaction;
 mod windows;
 mod writer;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -103,8 +105,9 @@ use self::schema::{SORT_KEY, TEMPERATURE};
 use self::table::startup;
 use super::group_commit::{GroupCommit, GroupObserver};
 use super::{Cause, StorageError, Store};
-use crate::domain::retention::Period;
-use crate::domain::{Aggregate, Reading};
+use crate::domain::Reading;
+use crate::domain::retention::{Period, Retention};
+use crate::domain::rollup::Level;
 
 /// Pending requests beyond which callers wait (back-pressure).
 const WRITE_QUEUE: usize = 4_096;
@@ -126,6 +129,9 @@ pub struct DynamoSettings {
     pub endpoint_url: Option<String>,
     /// `RETENTION_RAW`: each reading's TTL (`expires_at`) is its time plus this period.
     pub retention_raw: Period,
+    /// The rollup levels' retention: each rollup item's TTL is its bucket's end plus its
+    /// level's period (`RETENTION_MINUTE`, `RETENTION_HOUR`, `RETENTION_DAY`).
+    pub retention: Retention,
 }
 
 #[derive(Clone)]
@@ -140,14 +146,24 @@ pub(crate) struct Inner {
     table: String,
     /// DynamoDB calls made by this store (not counting the SDK's own retries of one call).
     requests: AtomicU64,
+    /// Write units of the writes this store sent (see [`DynamoStore::write_units`]).
+    write_units: AtomicU64,
+    /// Of those: rollup and registry actions, and transactions that were cancelled.
+    rollup_units: AtomicU64,
+    cancelled_units: AtomicU64,
     /// `DYNAMODB_TIMEOUT_MS`: also bounds how long a write waits in the queue and how long its
     /// group keeps retrying, so no request waits much beyond a few timeouts.
     timeout: Duration,
-    /// Per global shard: a min/max the stored shard is known to reach (see the module docs).
-    /// A std Mutex: held for a few instructions, never across an `.await`.
-    shard_extents: Mutex<Vec<Extent>>,
+    /// The global shards this instance knows and leases (see [`shards`]). A std Mutex: held
+    /// for a few instructions, never across an `.await`.
+    shards: Mutex<shards::Shards>,
     /// `RETENTION_RAW`: how long after its time a reading expires (its `expires_at`).
     retention_raw: Period,
+    /// `RETENTION_MINUTE`/`HOUR`/`DAY`: how long after its end a rollup item expires.
+    retention: Retention,
+    /// Whether every stored reading is counted in the rollups (see `windows.rs`, "Tables
+    /// written by the previous version").
+    rollups_complete: AtomicBool,
 }
 
 /// What is known of an aggregate item's min and max: the stored values are at least this
@@ -178,9 +194,22 @@ impl Inner {
         Some(time_micros.saturating_add(period).div_euclid(1_000_000) + 1)
     }
 
+    /// A rollup item's `expires_at`: its bucket's end plus the level's retention, in Unix
+    /// seconds rounded up; `None` when the level is kept forever.
+    pub(crate) fn rollup_expires_at(&self, level: Level, bucket: i64) -> Option<i64> {
+        let period = self.retention.level(level).micros()?;
+        let end = bucket.saturating_add(level.micros());
+        Some(end.saturating_add(period).div_euclid(1_000_000) + 1)
+    }
+
     /// Counts one DynamoDB call (see [`DynamoStore::request_count`]).
     fn count(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts the write units of a write sent (see [`DynamoStore::write_units`]).
+    fn bill(&self, units: u64) {
+        self.write_units.fetch_add(units, Ordering::Relaxed);
     }
 }
 
@@ -226,6 +255,18 @@ impl DynamoStore {
     ) -> Result<Self, StorageError> {
         let store = Self::connect(settings, on_group).await?;
         table::ensure_table(&store.inner, settings.create_table).await?;
+        let complete = windows::check_rollups(&store.inner).await?;
+        if !complete {
+            tracing::warn!(
+                table = store.inner.table,
+                "the DynamoDB table was written by a version that kept no rollups: windows, \
+                 series and sensor summaries answer 501 on it (see storage/dynamodb/windows.rs)"
+            );
+        }
+        store
+            .inner
+            .rollups_complete
+            .store(complete, Ordering::Relaxed);
         // Learn the shards' min/max once, so the first writes rarely need a retry.
         store.stats(None).await?;
         Ok(store)
@@ -272,9 +313,14 @@ impl DynamoStore {
             client: Client::from_conf(builder.build()),
             table,
             requests: AtomicU64::new(0),
+            write_units: AtomicU64::new(0),
+            rollup_units: AtomicU64::new(0),
+            cancelled_units: AtomicU64::new(0),
             timeout: operation,
-            shard_extents: Mutex::new(vec![Extent::default(); schema::AGGREGATE_SHARDS]),
+            shards: Mutex::new(shards::Shards::default()),
             retention_raw: settings.retention_raw,
+            retention: settings.retention,
+            rollups_complete: AtomicBool::new(false),
         });
         Ok(Self {
             writer: GroupCommit::spawn(
@@ -293,6 +339,25 @@ impl DynamoStore {
         self.inner.requests.load(Ordering::Relaxed)
     }
 
+    /// Write units of the writes sent so far, counted from the requests as AWS bills them
+    /// (DynamoDB Local's `ConsumedCapacity` is not faithful for transactions): 2 per KB of
+    /// each `TransactWriteItems` action, 1 per KB of a `PutItem`/`UpdateItem`/`DeleteItem`,
+    /// every item this service writes rounded up to 1 KB (each is well below it). A cancelled
+    /// transaction is counted like a committed one (AWS bills it too); the SDK's own retries
+    /// of one call are not. Only the reading path and the baseline are counted (`/picus` is not).
+    pub fn write_units(&self) -> u64 {
+        self.inner.write_units.load(Ordering::Relaxed)
+    }
+
+    /// Of [`Self::write_units`]: `(rollup and sensor-registry actions, cancelled
+    /// transactions)` — what rollups add directly, and what contention wasted.
+    pub fn write_unit_breakdown(&self) -> (u64, u64) {
+        (
+            self.inner.rollup_units.load(Ordering::Relaxed),
+            self.inner.cancelled_units.load(Ordering::Relaxed),
+        )
+    }
+
     /// **Benchmark baseline only**: one unconditional `PutItem` per reading, no duplicate or
     /// conflict check and no aggregate update — what a naive port would do. Never used by the
     /// service; the benchmark compares it with [`Self::put_readings`].
@@ -306,6 +371,7 @@ impl DynamoStore {
             AttributeValue::N(reading.temperature.micros().to_string()),
         );
         self.inner.count();
+        self.inner.bill(1);
         self.inner
             .client
             .put_item()
@@ -317,22 +383,20 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Remembers a shard's stored min/max (reads are a free refresh of the writer's cache).
-    fn learn_shard(&self, item: &Item, shard: &Aggregate) {
+    /// Remembers a shard's stored state (reads are a free refresh of the writer's cache).
+    fn learn_shard(&self, item: &Item) -> Result<(), StorageError> {
         let index = string_of(item, SORT_KEY)
             .ok()
             .and_then(|sk| sk.strip_prefix("shard#"))
             .and_then(|n| n.parse::<usize>().ok());
         if let Some(index) = index {
-            let mut extents = self
-                .inner
-                .shard_extents
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if let Some(extent) = extents.get_mut(index) {
-                extent.learn(shard.min_micros, shard.max_micros);
-            }
+            shards::learn(
+                &self.inner,
+                index,
+                partials::ItemState::from_item(Some(item))?,
+            );
         }
+        Ok(())
     }
 }
 

@@ -31,6 +31,9 @@
 //! - `/picus` items share the partition `item`, so listing is a `Query` in id order (never a
 //!   `Scan`). It is a small store: that partition's write ceiling is its limit.
 
+use crate::domain::Timestamp;
+use crate::domain::rollup::Level;
+
 /// The partition key attribute (type `S`).
 pub const PARTITION_KEY: &str = "pk";
 /// The sort key attribute (type `S`).
@@ -45,6 +48,13 @@ pub const COUNT: &str = "c";
 pub const SUM: &str = "s";
 pub const MIN: &str = "mn";
 pub const MAX: &str = "mx";
+/// Aggregate items' version (`N`), bumped by every write; writes are conditioned on it.
+pub const VERSION: &str = "v";
+/// Per-sensor aggregate: earliest reading time, latest reading's time and temperature (`N`, µs
+/// and µ°C).
+pub const FIRST: &str = "f";
+pub const LATEST_TIME: &str = "lt";
+pub const LATEST_TEMPERATURE: &str = "lv";
 /// `/picus` item body (`S`, a JSON object).
 pub const ITEM_JSON: &str = "json";
 /// Counter value (`N`).
@@ -58,6 +68,11 @@ pub const SENSOR_AGGREGATE_SK: &str = "aggregate";
 pub const ITEM_PK: &str = "item";
 pub const COUNTER_PK: &str = "counter";
 pub const PICUS_COUNTER_SK: &str = "picus";
+/// The sensor registry's partition: one item per sensor, `sk` its id.
+pub const REGISTRY_PK: &str = "sensors";
+/// The table's rollup marker: present when every reading is counted in the rollups.
+pub const META_PK: &str = "meta";
+pub const ROLLUPS_SK: &str = "rollups";
 
 pub fn reading_pk(sensor_id: &str) -> String {
     format!("reading#{sensor_id}")
@@ -69,6 +84,24 @@ pub fn sensor_aggregate_pk(sensor_id: &str) -> String {
 
 pub fn shard_sk(shard: usize) -> String {
     format!("shard#{shard:02}")
+}
+
+/// A sensor's rollup items of one level: `sk` is the bucket start (as a reading's `sk`).
+pub fn sensor_rollup_pk(level: Level, sensor_id: &str) -> String {
+    format!("rollup#sensor#{}#{sensor_id}", level.name())
+}
+
+/// The all-sensor rollup items of one level: `sk` is `<bucket start>#<shard>`.
+pub fn total_rollup_pk(level: Level) -> String {
+    format!("rollup#total#{}", level.name())
+}
+
+pub fn bucket_sk(start: i64) -> String {
+    Timestamp::from_micros(start).map_or_else(|| start.to_string(), Timestamp::to_sortable)
+}
+
+pub fn total_rollup_sk(start: i64, shard: usize) -> String {
+    format!("{}#{shard:02}", bucket_sk(start))
 }
 
 pub fn item_sk(id: u64) -> String {

@@ -70,7 +70,7 @@ impl Store for DynamoStore {
                 let mut total = Aggregate::default();
                 for item in shards.await? {
                     let shard = aggregate_of(Some(&item))?;
-                    self.learn_shard(&item, &shard);
+                    self.learn_shard(&item)?;
                     total = total.merge(&shard);
                 }
                 Ok(total)

@@ -1,5 +1,7 @@
-//! One chunk's `TransactWriteItems`: a conditional `Put` per new reading, an `Update` per
-//! sensor of the chunk and one of a global aggregate shard (see the parent module).
+//! One chunk's `TransactWriteItems`: a conditional `Put` per new reading; per sensor of the
+//! chunk, its aggregate item written whole (conditioned on its version), its registry item
+//! when it is new, and its rollup deltas; one global aggregate shard, likewise, with its
+//! all-sensor rollup deltas (see `windows.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -7,46 +9,64 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
+use super::attributes::{Item, key};
+use super::partials::{Deltas, ItemState, Version};
 use super::schema::{
-    self, AGGREGATE_TOTAL_PK, COUNT, MAX, MIN, PARTITION_KEY, SUM, TEMPERATURE, TTL_ATTRIBUTE,
+    self, AGGREGATE_TOTAL_PK, COUNT, MAX, MIN, PARTITION_KEY, REGISTRY_PK, SUM, TEMPERATURE,
+    TTL_ATTRIBUTE, VERSION,
 };
 use super::writer::{NewReading, key_item, reading_key, sensor_key};
 use super::{Extent, Inner};
+use crate::domain::rollup::Level;
 use crate::domain::{Aggregate, SensorId};
 use crate::storage::{Cause, StorageError};
 
 /// DynamoDB's limit of actions in one `TransactWriteItems`.
 pub(super) const MAX_ACTIONS: usize = 100;
 
+/// A rollup item's key.
+pub(super) type RollupKey = (String, String);
+
 /// What each action of a transaction is, to read its cancellation reason.
 pub(super) enum Action {
     Reading(usize),
     Sensor(SensorId),
+    Registry,
     Shard(usize),
+    Rollup(RollupKey),
 }
 
-/// A chunk's transaction: its actions, what each action is, each sensor's delta and the
-/// delta of the whole chunk (the shard's).
+/// A chunk's transaction: its actions, what each action is, and the states the sensors' and
+/// the shard's items will have once it commits.
 pub(super) struct Transaction {
     pub items: Vec<TransactWriteItem>,
     pub actions: Vec<Action>,
-    pub deltas: BTreeMap<SensorId, Aggregate>,
-    pub total: Aggregate,
+    pub sensors: BTreeMap<SensorId, ItemState>,
+    pub shard: ItemState,
+    /// Rollup items of late readings (their bucket is not the one the item leaves, so the
+    /// rollup item may exist) whose min/max is not known: read them first, or a guard that
+    /// fails would cancel the whole transaction.
+    pub unknown_late: Vec<RollupKey>,
+    /// Each rollup delta's key and min/max: once committed, the stored item reaches them.
+    pub rollup_extents: Vec<(RollupKey, Extent)>,
 }
 
-/// The transaction of a chunk: conditional puts, one update per sensor, one shard update.
+/// What the chunk's writer knows of the items it writes.
+pub(super) struct Knowledge<'a> {
+    pub sensors: &'a HashMap<SensorId, ItemState>,
+    pub shard: (usize, &'a ItemState),
+    pub rollups: &'a HashMap<RollupKey, Extent>,
+}
+
+/// The transaction of a chunk (see the module documentation).
 pub(super) fn transaction(
     inner: &Inner,
     chunk: &[NewReading],
-    extents: &HashMap<SensorId, Extent>,
-    shard: usize,
+    known: &Knowledge<'_>,
 ) -> Result<Transaction, StorageError> {
-    let build = |e: aws_sdk_dynamodb::error::BuildError| {
-        StorageError::Internal(Cause::new("building TransactWriteItems", e))
-    };
     let mut items = Vec::with_capacity(MAX_ACTIONS);
     let mut actions = Vec::with_capacity(MAX_ACTIONS);
-    let mut deltas: BTreeMap<SensorId, Aggregate> = BTreeMap::new();
+    let mut points: BTreeMap<SensorId, Vec<(i64, i64)>> = BTreeMap::new();
     for (position, pending) in chunk.iter().enumerate() {
         let reading = &pending.reading;
         let mut item = key_item(reading_key(reading));
@@ -67,47 +87,165 @@ pub(super) fn transaction(
             .expression_attribute_names("#pk", PARTITION_KEY)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
-            .map_err(build)?;
+            .map_err(build_error)?;
         items.push(TransactWriteItem::builder().put(put).build());
         actions.push(Action::Reading(position));
-        deltas
+        points
             .entry(reading.sensor_id.clone())
             .or_default()
-            .add(reading.temperature);
+            .push((reading.time.micros(), reading.temperature.micros()));
     }
-    let mut total = Aggregate::default();
-    for (sensor, delta) in &deltas {
-        total = total.merge(delta);
-        let known = extents.get(sensor).copied().unwrap_or_default();
-        items.push(aggregate_update(inner, sensor_key(sensor), delta, known)?);
+    let mut sensors = BTreeMap::new();
+    let mut unknown_late = Vec::new();
+    let mut rollup_extents = Vec::new();
+    let mut all = Vec::with_capacity(chunk.len());
+    for (sensor, points) in &points {
+        all.extend_from_slice(points);
+        let state = known.sensors.get(sensor).cloned().unwrap_or_default();
+        let (next, deltas) = state.fold(points);
+        let (pk, sk) = sensor_key(sensor);
+        items.push(state_put(inner, key(pk, sk), &state, &next)?);
         actions.push(Action::Sensor(sensor.clone()));
+        if state.version == Version::Absent {
+            let registry = Put::builder()
+                .table_name(&inner.table)
+                .set_item(Some(key(REGISTRY_PK, sensor.as_str())))
+                .build()
+                .map_err(build_error)?;
+            items.push(TransactWriteItem::builder().put(registry).build());
+            actions.push(Action::Registry);
+        }
+        let keys = |level: Level, bucket: i64| {
+            (
+                schema::sensor_rollup_pk(level, sensor.as_str()),
+                schema::bucket_sk(bucket),
+            )
+        };
+        let out = Out {
+            items: &mut items,
+            actions: &mut actions,
+            unknown_late: &mut unknown_late,
+            extents: &mut rollup_extents,
+        };
+        push_deltas(inner, &state, &deltas, keys, known.rollups, out)?;
+        sensors.insert(sensor.clone(), next);
     }
-    let known = inner
-        .shard_extents
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(shard)
-        .copied()
-        .unwrap_or_default();
-    let key = (AGGREGATE_TOTAL_PK.to_owned(), schema::shard_sk(shard));
-    items.push(aggregate_update(inner, key, &total, known)?);
+    let (shard, state) = known.shard;
+    let (next, deltas) = state.fold(&all);
+    let shard_key = key(AGGREGATE_TOTAL_PK, schema::shard_sk(shard));
+    items.push(state_put(inner, shard_key, state, &next)?);
     actions.push(Action::Shard(shard));
-    debug_assert!(items.len() <= MAX_ACTIONS);
+    let keys = |level: Level, bucket: i64| {
+        (
+            schema::total_rollup_pk(level),
+            schema::total_rollup_sk(bucket, shard),
+        )
+    };
+    let out = Out {
+        items: &mut items,
+        actions: &mut actions,
+        unknown_late: &mut unknown_late,
+        extents: &mut rollup_extents,
+    };
+    push_deltas(inner, state, &deltas, keys, known.rollups, out)?;
     Ok(Transaction {
         items,
         actions,
-        deltas,
-        total,
+        sensors,
+        shard: next,
+        unknown_late,
+        rollup_extents,
     })
 }
 
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StorageError {
+    StorageError::Internal(Cause::new("building TransactWriteItems", e))
+}
+
+/// The item written whole in its next state, on condition that it is still as known.
+fn state_put(
+    inner: &Inner,
+    mut item: Item,
+    known: &ItemState,
+    next: &ItemState,
+) -> Result<TransactWriteItem, StorageError> {
+    item.extend(next.attributes());
+    let mut put = Put::builder()
+        .table_name(&inner.table)
+        .set_item(Some(item))
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .expression_attribute_names("#pk", PARTITION_KEY);
+    put = match known.version {
+        Version::Absent => put.condition_expression("attribute_not_exists(#pk)"),
+        Version::Legacy => put
+            .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#v)")
+            .expression_attribute_names("#v", VERSION),
+        Version::At(v) => put
+            .condition_expression("attribute_exists(#pk) AND #v = :v")
+            .expression_attribute_names("#v", VERSION)
+            .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
+    };
+    Ok(TransactWriteItem::builder()
+        .put(put.build().map_err(build_error)?)
+        .build())
+}
+
+/// Where [`push_deltas`] puts what it builds.
+struct Out<'a> {
+    items: &'a mut Vec<TransactWriteItem>,
+    actions: &'a mut Vec<Action>,
+    unknown_late: &'a mut Vec<RollupKey>,
+    extents: &'a mut Vec<(RollupKey, Extent)>,
+}
+
+/// One `ADD` per rollup delta (see [`aggregate_update`]), each with its level's expiry. A
+/// rollup item is written only by its own item's transactions, for buckets before that item's
+/// current one (see `windows.rs`): the delta of the bucket the item leaves, or of a bucket
+/// after it, creates the rollup item, so its guards always pass; a delta of an earlier bucket
+/// (a late reading) may meet a stored min/max, which must be known (else it is listed in
+/// `unknown_late`).
+fn push_deltas(
+    inner: &Inner,
+    before: &ItemState,
+    deltas: &Deltas,
+    keys: impl Fn(Level, i64) -> RollupKey,
+    known: &HashMap<RollupKey, Extent>,
+    out: Out<'_>,
+) -> Result<(), StorageError> {
+    for (&(level, bucket), delta) in deltas {
+        let key = keys(level, bucket);
+        let extent = known.get(&key).copied();
+        // Only a bucket before the item's current one can have a rollup item already.
+        let may_exist = before.partial(level).is_some_and(|p| bucket < p.bucket);
+        if extent.is_none() && may_exist {
+            out.unknown_late.push(key.clone());
+        }
+        let expires = inner.rollup_expires_at(level, bucket);
+        let extent = extent.unwrap_or_default();
+        let update = aggregate_update(inner, key.clone(), delta, extent, expires)?;
+        out.items.push(update);
+        out.extents.push((
+            key.clone(),
+            Extent {
+                min: delta.min_micros,
+                max: delta.max_micros,
+            },
+        ));
+        out.actions.push(Action::Rollup(key));
+    }
+    Ok(())
+}
+
 /// `ADD` count and sum (exact, commutative); `SET` min/max only where this delta extends what
-/// is known, guarded so a concurrent writer's more extreme value is never overwritten.
+/// is known, guarded so a concurrent writer's more extreme value is never overwritten (a
+/// guard that fails cancels the transaction, whose retry knows the stored value); `SET` the
+/// expiry when there is one.
 fn aggregate_update(
     inner: &Inner,
     key: (String, String),
     delta: &Aggregate,
     known: Extent,
+    expires_at: Option<i64>,
 ) -> Result<TransactWriteItem, StorageError> {
     let mut names = HashMap::from([
         ("#c".to_owned(), COUNT.to_owned()),
@@ -122,6 +260,11 @@ fn aggregate_update(
     ]);
     let mut sets = Vec::new();
     let mut conditions = Vec::new();
+    if let Some(expires_at) = expires_at {
+        names.insert("#e".into(), TTL_ATTRIBUTE.into());
+        values.insert(":e".into(), AttributeValue::N(expires_at.to_string()));
+        sets.push("#e = :e");
+    }
     if let Some(min) = delta.min_micros
         && known.min.is_none_or(|k| min < k)
     {
@@ -162,7 +305,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::domain::Temperature;
+    use crate::domain::{Aggregate, Temperature};
 
     fn inner() -> Inner {
         let config = aws_sdk_dynamodb::Config::builder()
@@ -173,9 +316,14 @@ mod tests {
             client: aws_sdk_dynamodb::Client::from_conf(config),
             table: "t".into(),
             requests: Default::default(),
+            write_units: Default::default(),
+            rollup_units: Default::default(),
+            cancelled_units: Default::default(),
             timeout: Duration::from_secs(5),
-            shard_extents: Default::default(),
+            shards: Default::default(),
             retention_raw: crate::domain::retention::Period::FOREVER,
+            retention: Default::default(),
+            rollups_complete: Default::default(),
         }
     }
 
@@ -196,7 +344,7 @@ mod tests {
         let delta = Aggregate::of([3, -2].map(|m| Temperature::from_micros(m).unwrap()));
         let key = ("p".to_owned(), "s".to_owned());
         let update = |known: Extent| {
-            let item = aggregate_update(&inner(), key.clone(), &delta, known).unwrap();
+            let item = aggregate_update(&inner(), key.clone(), &delta, known, None).unwrap();
             item.update.unwrap()
         };
         let unknown = update(Extent::default());

@@ -10,12 +10,13 @@ use std::time::Instant;
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
 
-use super::attributes::{Item, aggregate_of, key, temperature_of};
+use super::Inner;
+use super::attributes::{Item, key, temperature_of};
 use super::chunk::{ChunkReport, run_chunk};
+use super::partials::ItemState;
 use super::query::batch_get;
 use super::schema::{self, SENSOR_AGGREGATE_SK};
 use super::transaction::MAX_ACTIONS;
-use super::{Extent, Inner};
 use crate::domain::{Batch, Conflict, Reading, SensorId, Timestamp};
 use crate::storage::group_commit::Committer;
 use crate::storage::{Cause, PutOutcome, StorageError};
@@ -199,12 +200,12 @@ async fn commit_round(inner: &Arc<Inner>, round: Vec<QueuedPut>, deadline: Insta
 /// Stored items by `(pk, sk)`, as [`batch_get`] returns them.
 type Found = HashMap<(String, String), Item>;
 
-/// 1. Pre-check: every reading of the round and the aggregate of every sensor it touches, and
-///    what those aggregates tell of each sensor's min and max.
+/// 1. Pre-check: every reading of the round and the aggregate item of every sensor it
+///    touches, whose state the sensor's write is conditioned on.
 async fn precheck(
     inner: &Arc<Inner>,
     requests: &[Request],
-) -> Result<(Found, HashMap<SensorId, Extent>), StorageError> {
+) -> Result<(Found, HashMap<SensorId, ItemState>), StorageError> {
     let mut keys: Vec<(String, String)> = Vec::new();
     let mut sensors: HashSet<SensorId> = HashSet::new();
     for request in requests {
@@ -215,18 +216,12 @@ async fn precheck(
     }
     keys.extend(sensors.iter().map(sensor_key));
     let found = batch_get(inner, keys).await?;
-    let mut extents: HashMap<SensorId, Extent> = HashMap::new();
+    let mut states: HashMap<SensorId, ItemState> = HashMap::new();
     for sensor in sensors {
-        let extent = match aggregate_of(found.get(&sensor_key(&sensor))) {
-            Ok(aggregate) => Extent {
-                min: aggregate.min_micros,
-                max: aggregate.max_micros,
-            },
-            Err(_) => Extent::default(), // unknown: the conditional update finds out
-        };
-        extents.insert(sensor, extent);
+        let state = ItemState::from_item(found.get(&sensor_key(&sensor)))?;
+        states.insert(sensor, state);
     }
-    Ok((found, extents))
+    Ok((found, states))
 }
 
 /// 2. Duplicates and conflicts against what is stored: a request with a conflict is settled
@@ -267,7 +262,7 @@ async fn run_waves(
     inner: &Arc<Inner>,
     requests: &mut [Request],
     mut pending: Vec<NewReading>,
-    mut extents: HashMap<SensorId, Extent>,
+    mut states: HashMap<SensorId, ItemState>,
     deadline: Instant,
 ) {
     pending.sort_by(|a, b| a.reading.sensor_id.cmp(&b.reading.sensor_id));
@@ -281,16 +276,16 @@ async fn run_waves(
             if chunk.is_empty() {
                 continue;
             }
-            let chunk_extents: HashMap<SensorId, Extent> = chunk
+            let chunk_states: HashMap<SensorId, ItemState> = chunk
                 .iter()
                 .map(|p| {
                     let id = p.reading.sensor_id.clone();
-                    let extent = extents.get(&id).copied().unwrap_or_default();
-                    (id, extent)
+                    let state = states.get(&id).cloned().unwrap_or_default();
+                    (id, state)
                 })
                 .collect();
             let inner = inner.clone();
-            tasks.spawn(async move { run_chunk(&inner, chunk, chunk_extents, deadline).await });
+            tasks.spawn(async move { run_chunk(&inner, chunk, chunk_states, deadline).await });
         }
         while let Some(report) = tasks.join_next().await {
             let report = match report {
@@ -305,13 +300,13 @@ async fn run_waves(
                     continue;
                 }
             };
-            merge(requests, report, &mut extents);
+            merge(requests, report, &mut states);
         }
     }
 }
 
-/// Adds what one chunk did to its requests, and what it learnt to the round's extents.
-fn merge(requests: &mut [Request], report: ChunkReport, extents: &mut HashMap<SensorId, Extent>) {
+/// Adds what one chunk did to its requests, and what it learnt to the round's states.
+fn merge(requests: &mut [Request], report: ChunkReport, states: &mut HashMap<SensorId, ItemState>) {
     for number in report.stored {
         requests[number].stored += 1;
     }
@@ -326,7 +321,7 @@ fn merge(requests: &mut [Request], report: ChunkReport, extents: &mut HashMap<Se
             requests[number].error.get_or_insert_with(|| error.clone());
         }
     }
-    extents.extend(report.extents);
+    states.extend(report.sensors);
 }
 
 /// Packs readings (sorted by sensor) into transactions of at most [`MAX_ACTIONS`] actions:
