@@ -53,34 +53,6 @@ fn temperature_micros(sensor: u32, second: u32) -> i64 {
     i64::from(sensor) * 100_000 + i64::from(second % 97) * 1_234_567 - 12_345_678
 }
 
-/// PUTs as a sensor does: a 503 acknowledged nothing, so the same request is sent again after
-/// `Retry-After` (at most 10 times), and must end in 200 `Ok`. On a loaded machine DynamoDB
-/// Local can exceed the operation timeout; a retry is then also a test that resending
-/// readings some of which were stored never double counts them.
-async fn put_as_a_sensor_does(app: &helpers::TestApp, body: &Value) {
-    for _ in 0..10 {
-        let response = app.put_readings(body).await;
-        if response.status() != StatusCode::SERVICE_UNAVAILABLE {
-            let status = response.status();
-            let text = response.text().await.unwrap_or_default();
-            assert_eq!(
-                status,
-                StatusCode::OK,
-                "PUT {body} answered {status}: {text}"
-            );
-            assert_eq!(text, "Ok");
-            return;
-        }
-        let wait = response
-            .headers()
-            .get("retry-after")
-            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
-            .expect("a 503 carries Retry-After");
-        tokio::time::sleep(Duration::from_secs(wait.min(2))).await;
-    }
-    panic!("PUT {body} still answered 503 after 10 tries");
-}
-
 #[tokio::test]
 async fn two_instances_writing_the_same_readings_at_once_end_exact() {
     let store = dynamodb_store();
@@ -120,7 +92,7 @@ async fn two_instances_writing_the_same_readings_at_once_end_exact() {
             let requests = requests.clone();
             workers.push(tokio::spawn(async move {
                 for body in requests.iter().skip(worker).step_by(8) {
-                    put_as_a_sensor_does(&app, body).await;
+                    window_checks::put_retrying(&app, body).await;
                 }
             }));
         }

@@ -274,8 +274,9 @@ pub fn rfc3339_short(micros: i64) -> String {
 }
 
 /// PUTs as a sensor does: a 503 acknowledged nothing, so the same request is sent again after
-/// `Retry-After` (at most 10 times); it must end in 200 `Ok`. (Several instances on a loaded
-/// DynamoDB Local may exceed the operation timeout.)
+/// `Retry-After` (at most 10 times); it must end in 200 `Ok`. Several instances on a loaded
+/// DynamoDB Local may exceed the operation timeout; a retry is then also a test that resending
+/// readings some of which were stored never double counts them.
 pub async fn put_retrying(app: &TestApp, body: &Value) {
     for _ in 0..10 {
         let response = app.put_readings(body).await;
