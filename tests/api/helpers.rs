@@ -144,15 +144,7 @@ impl TestApp {
 
     /// PUTs and asserts 200 `Ok`.
     pub async fn put_ok(&self, body: &Value) {
-        let response = self.put_readings(body).await;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        assert_eq!(
-            status,
-            StatusCode::OK,
-            "PUT {body} answered {status}: {text}"
-        );
-        assert_eq!(text, "Ok");
+        assert_put_answered_ok(body, self.put_readings(body).await).await;
     }
 
     pub async fn stats(&self, sensor: Option<&str>) -> Value {
@@ -218,4 +210,16 @@ pub async fn assert_problem(response: Response, status: StatusCode) -> Value {
     );
     assert!(body["type"].is_string(), "type: {body}");
     body
+}
+
+/// Asserts that the PUT of `body` answered 200 `Ok`, naming the body and the answer if not.
+pub async fn assert_put_answered_ok(body: &Value, response: Response) {
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "PUT {body} answered {status}: {text}"
+    );
+    assert_eq!(text, "Ok");
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, assert_put_answered_ok};
 
 /// 2021-10-04T00:00:00Z in seconds.
 const T0: i64 = 1_633_305_600;
@@ -281,14 +281,7 @@ pub async fn put_retrying(app: &TestApp, body: &Value) {
     for _ in 0..10 {
         let response = app.put_readings(body).await;
         if response.status() != StatusCode::SERVICE_UNAVAILABLE {
-            let status = response.status();
-            let text = response.text().await.unwrap_or_default();
-            assert_eq!(
-                status,
-                StatusCode::OK,
-                "PUT {body} answered {status}: {text}"
-            );
-            assert_eq!(text, "Ok");
+            assert_put_answered_ok(body, response).await;
             return;
         }
         let wait = response
