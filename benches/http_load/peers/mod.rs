@@ -58,6 +58,25 @@ async fn available(options: &Options) -> Vec<System> {
     systems
 }
 
+/// The ingest cells' batch sizes or client counts: all of `all`, or those listed (comma
+/// separated) in the environment variable `name` — to profile one cell, e.g.
+/// `BENCH_PEER_BATCHES=1000 BENCH_PEER_CLIENTS=16`.
+fn only<T: Copy + std::str::FromStr + PartialEq>(name: &str, all: &[T]) -> Vec<T> {
+    let Ok(listed) = std::env::var(name) else {
+        return all.to_vec();
+    };
+    let wanted: Vec<T> = listed
+        .split(',')
+        .map(|v| {
+            v.trim()
+                .parse()
+                .ok()
+                .unwrap_or_else(|| panic!("{name}: {v:?} is not a number"))
+        })
+        .collect();
+    all.iter().copied().filter(|v| wanted.contains(v)).collect()
+}
+
 pub fn run(options: &Options) {
     let started = std::time::Instant::now();
     let machine = machine();
@@ -76,7 +95,7 @@ pub fn run(options: &Options) {
         if !wants("ingest", system) {
             continue;
         }
-        for batch in BATCHES {
+        for batch in only("BENCH_PEER_BATCHES", &BATCHES) {
             if batch > system.max_batch() {
                 println!(
                     "{:<22} batches of {batch} skipped: more than the {} readings a request may carry",
@@ -85,7 +104,7 @@ pub fn run(options: &Options) {
                 );
                 continue;
             }
-            for clients in CLIENTS {
+            for clients in only("BENCH_PEER_CLIENTS", &CLIENTS) {
                 cells.push(runtime.block_on(ingest::cell(system, batch, clients, options)));
             }
         }

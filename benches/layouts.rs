@@ -1,0 +1,282 @@
+//! What the writer thread's redb work costs per reading in other layouts of the readings table,
+//! measured on redb alone: no HTTP, no parsing, no log, one thread, as the embedded writer runs.
+//!
+//! Why: under the peer benchmark's ingest (1,000 sensors, each request one reading per sensor,
+//! 16 clients) the `embedded-writer` thread is 92 % of the server's CPU, and inside it the
+//! `readings` inserts are about half and the per-sensor rows (summary and three rollup rows)
+//! about a fifth (BENCHMARKS.md, "Where the writer's time goes"). The writer is one thread, so
+//! ingest is bounded by its cost per reading. Before changing the store's format, this measures
+//! what a change would buy, on the same readings:
+//!
+//! - **rows**: today's `readings` table, `(sensor, µs) → µ°C`, one entry per reading, inserted in
+//!   key order per group (the insert's previous value is the duplicate check);
+//! - **rows, u128 key**: the same rows keyed by one fixed-width integer (a sensor number from a
+//!   dictionary in the high 64 bits, the time in the low 64), so comparing keys decodes nothing;
+//! - **blocks**: `(sensor, µs of the block's first reading) → up to 128 packed (µs, µ°C)`: an
+//!   in-order reading is appended to its sensor's last block, which the writer keeps in memory,
+//!   and each block a group touched is written once.
+//!
+//! and for the per-sensor rows a group rewrites, either **4 per sensor** (summary + minute, hour
+//! and day rollup rows, as today) or **1 per sensor** (the current buckets' partials inside the
+//! summary, rollup rows written only when a bucket is left, as the DynamoDB backend does).
+//!
+//! The readings: the peer benchmark's (reading `k` is sensor `s{k % 1000}` at start + (k / 1000)
+//! × 10 s); a group is 16 requests of 1,000 readings, committed with `Durability::None` and every
+//! eighth group with `Durability::Immediate` (the writer's checkpoints). Each layout first loads
+//! 30 groups (480,000 readings, so the trees have their depth), then 40 groups are timed.
+//!
+//! Run: `cargo bench --bench layouts` (about a minute). Not a criterion benchmark: each case is
+//! one long, stateful run, printed as a table.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use redb::{Database, Durability, TableDefinition};
+
+const SENSORS: usize = 1_000;
+const GROUP: usize = 16 * SENSORS;
+const PREFILL_GROUPS: usize = 30;
+const TIMED_GROUPS: usize = 40;
+const CHECKPOINT_EVERY: usize = 8;
+const BLOCK_READINGS: usize = 128;
+const START_MICROS: i64 = 1_633_338_000_000_000;
+
+const ROWS: TableDefinition<(&str, i64), i64> = TableDefinition::new("readings");
+const ROWS_U128: TableDefinition<u128, i64> = TableDefinition::new("readings_u128");
+const SENSOR_NUMBERS: TableDefinition<&str, u64> = TableDefinition::new("sensor_numbers");
+const BLOCKS: TableDefinition<(&str, i64), &[u8]> = TableDefinition::new("blocks");
+const SUMMARIES: TableDefinition<&str, &[u8]> = TableDefinition::new("sensor_aggregates");
+const ROLLUPS: TableDefinition<(&str, u8, i64), &[u8]> = TableDefinition::new("sensor_rollups");
+
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    Rows,
+    RowsU128,
+    Blocks,
+}
+
+impl Layout {
+    fn name(self) -> &'static str {
+        match self {
+            Layout::Rows => "rows (sensor, µs) → µ°C",
+            Layout::RowsU128 => "rows, u128 key",
+            Layout::Blocks => "blocks of 128",
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Derived {
+    /// Summary + three rollup rows per touched sensor and group.
+    FourRows,
+    /// The summary only (partials inside it).
+    OneRow,
+}
+
+fn sensor_name(k: usize) -> String {
+    format!("s{}", k % SENSORS)
+}
+
+/// Reading `k`: (sensor index, µs, µ°C).
+fn reading(k: usize) -> (usize, i64, i64) {
+    let time = START_MICROS + (k / SENSORS) as i64 * 10_000_000;
+    let temperature = ((k * 7_919) % 5_000) as i64 * 10_000 - 10_000_000;
+    (k % SENSORS, time, temperature)
+}
+
+/// What the writer keeps per sensor in memory in the blocks layout: its last block.
+#[derive(Default, Clone)]
+struct LastBlock {
+    first: i64,
+    bytes: Vec<u8>,
+    dirty: bool,
+}
+
+struct Writer {
+    layout: Layout,
+    derived: Derived,
+    names: Vec<String>,
+    numbers: HashMap<String, u64>,
+    blocks: Vec<LastBlock>,
+}
+
+impl Writer {
+    fn new(layout: Layout, derived: Derived) -> Self {
+        Self {
+            layout,
+            derived,
+            names: (0..SENSORS).map(sensor_name).collect(),
+            numbers: HashMap::new(),
+            blocks: vec![LastBlock::default(); SENSORS],
+        }
+    }
+
+    /// One group: readings `from..from + GROUP`, in one transaction.
+    fn group(&mut self, db: &Database, from: usize, durable: bool) -> usize {
+        let mut txn = db.begin_write().expect("begin");
+        if !durable {
+            txn.set_durability(Durability::None).expect("durability");
+        }
+        let mut group: Vec<(usize, i64, i64)> = (from..from + GROUP).map(reading).collect();
+        // The writer inserts a group's readings in key order.
+        group.sort_unstable_by(|a, b| self.names[a.0].cmp(&self.names[b.0]).then(a.1.cmp(&b.1)));
+        let mut stored = 0;
+        match self.layout {
+            Layout::Rows => {
+                let mut table = txn.open_table(ROWS).expect("table");
+                for &(s, time, value) in &group {
+                    let old = table
+                        .insert((self.names[s].as_str(), time), value)
+                        .expect("insert");
+                    stored += usize::from(old.is_none());
+                }
+            }
+            Layout::RowsU128 => {
+                let mut table = txn.open_table(ROWS_U128).expect("table");
+                let mut numbers = txn.open_table(SENSOR_NUMBERS).expect("table");
+                for &(s, time, value) in &group {
+                    let next = self.numbers.len() as u64;
+                    let number = match self.numbers.get(&self.names[s]) {
+                        Some(&n) => n,
+                        None => {
+                            numbers
+                                .insert(self.names[s].as_str(), next)
+                                .expect("insert");
+                            self.numbers.insert(self.names[s].clone(), next);
+                            next
+                        }
+                    };
+                    let key = (u128::from(number) << 64) | u128::from((time as u64) ^ (1 << 63));
+                    let old = table.insert(key, value).expect("insert");
+                    stored += usize::from(old.is_none());
+                }
+            }
+            Layout::Blocks => {
+                let mut table = txn.open_table(BLOCKS).expect("table");
+                for &(s, time, value) in &group {
+                    let block = &mut self.blocks[s];
+                    let last =
+                        block.bytes.len().checked_sub(16).map(|at| {
+                            i64::from_le_bytes(block.bytes[at..at + 8].try_into().unwrap())
+                        });
+                    // This workload is in order: a reading older than the block's last would
+                    // need a lookup of its own block (not measured here).
+                    assert!(
+                        last.is_none_or(|last| time > last),
+                        "in-order readings only"
+                    );
+                    if block.bytes.len() == BLOCK_READINGS * 16 {
+                        if block.dirty {
+                            table
+                                .insert(
+                                    (self.names[s].as_str(), block.first),
+                                    block.bytes.as_slice(),
+                                )
+                                .expect("insert");
+                        }
+                        block.bytes.clear();
+                    }
+                    if block.bytes.is_empty() {
+                        block.first = time;
+                    }
+                    block.bytes.extend_from_slice(&time.to_le_bytes());
+                    block.bytes.extend_from_slice(&value.to_le_bytes());
+                    block.dirty = true;
+                    stored += 1;
+                }
+                for (s, block) in self.blocks.iter_mut().enumerate() {
+                    if block.dirty {
+                        table
+                            .insert(
+                                (self.names[s].as_str(), block.first),
+                                block.bytes.as_slice(),
+                            )
+                            .expect("insert");
+                        block.dirty = false;
+                    }
+                }
+            }
+        }
+        self.derived_rows(&txn, &group);
+        txn.commit().expect("commit");
+        stored
+    }
+
+    /// Per touched sensor: its summary (about the size of today's encoding) and, with
+    /// [`Derived::FourRows`], its minute, hour and day rows.
+    fn derived_rows(&self, txn: &redb::WriteTransaction, group: &[(usize, i64, i64)]) {
+        let mut summaries = txn.open_table(SUMMARIES).expect("table");
+        let mut rollups = txn.open_table(ROLLUPS).expect("table");
+        let mut last_time = vec![None; SENSORS];
+        for &(s, time, _) in group {
+            last_time[s] = Some(time);
+        }
+        let summary = [7u8; 72];
+        let row = [3u8; 40];
+        for (s, time) in last_time.iter().enumerate() {
+            let Some(time) = *time else { continue };
+            let name = self.names[s].as_str();
+            summaries.insert(name, summary.as_slice()).expect("insert");
+            if self.derived == Derived::FourRows {
+                for (level, width) in [
+                    (0u8, 60_000_000i64),
+                    (1, 3_600_000_000),
+                    (2, 86_400_000_000),
+                ] {
+                    let bucket = time - time.rem_euclid(width);
+                    rollups
+                        .insert((name, level, bucket), row.as_slice())
+                        .expect("insert");
+                }
+            }
+        }
+    }
+}
+
+fn run(layout: Layout, derived: Derived) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("layout.redb");
+    let db = Database::builder()
+        .set_cache_size(32 * 1024 * 1024)
+        .create(&path)
+        .expect("database");
+    let mut writer = Writer::new(layout, derived);
+    for g in 0..PREFILL_GROUPS {
+        writer.group(&db, g * GROUP, (g + 1) % CHECKPOINT_EVERY == 0);
+    }
+    let started = Instant::now();
+    let mut stored = 0;
+    for g in PREFILL_GROUPS..PREFILL_GROUPS + TIMED_GROUPS {
+        stored += writer.group(&db, g * GROUP, (g + 1) % CHECKPOINT_EVERY == 0);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(stored, TIMED_GROUPS * GROUP, "every reading new");
+    println!(
+        "{:<26} {:<16} {:>12.0} {:>10.0}",
+        layout.name(),
+        match derived {
+            Derived::FourRows => "4 per sensor",
+            Derived::OneRow => "1 per sensor",
+        },
+        stored as f64 / seconds,
+        seconds * 1e9 / stored as f64,
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing we need either:
+    // under `cargo test` (no `--bench`), only check that one small case runs.
+    let benchmarking = std::env::args().any(|a| a == "--bench");
+    println!(
+        "{:<26} {:<16} {:>12} {:>10}",
+        "readings layout", "derived rows", "readings/s", "ns/reading"
+    );
+    if !benchmarking {
+        return;
+    }
+    for layout in [Layout::Rows, Layout::RowsU128, Layout::Blocks] {
+        for derived in [Derived::FourRows, Derived::OneRow] {
+            run(layout, derived);
+        }
+    }
+}
