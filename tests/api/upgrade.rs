@@ -1,10 +1,16 @@
-//! Upgrade: a store written by the previous release (no rollups, sensor aggregates without
-//! first and latest) opens, builds its rollups in the background, becomes ready, and then
-//! answers windows, series and sensor summaries exactly.
+//! Upgrade from the two earlier store formats.
 //!
-//! `tests/fixtures/previous-release/telemetry.redb` was written by the release before rollups
-//! (commit e50631d): 3,000 readings of sensors `107`, `a b` and `gw/3` over two days from
-//! 2021-10-04, some at quarter seconds, PUT in batches of 100, then a clean SIGTERM.
+//! - `tests/fixtures/previous-release/telemetry.redb` was written by the release before rollups
+//!   (commit e50631d): 3,000 readings of sensors `107`, `a b` and `gw/3` over two days from
+//!   2021-10-04, some at quarter seconds, PUT in batches of 100, then a clean SIGTERM. It opens,
+//!   builds its rollups in the background, becomes ready, and then answers windows, series and
+//!   sensor summaries exactly.
+//! - `tests/fixtures/rows-release/telemetry.redb` was written by the release that kept every
+//!   per-sensor bucket in a rollup row (commit 33d96ab; this version keeps each sensor's
+//!   current buckets in its summary row instead): `write_random_readings` with seed
+//!   `0x0005_eed1` for sensors `107`, `a b` and `gw/3` through the in-process app, then a clean
+//!   stop. New readings of the same sensors land in the buckets it left in rows, current and
+//!   late: every window stays exact.
 
 use std::time::{Duration, Instant};
 
@@ -13,11 +19,18 @@ use serde_json::json;
 use telemetry::config::StorageKind;
 
 use crate::helpers::{TestStore, spawn_app_on};
-use crate::window_checks::{Rng, check_windows, stored, write_random_readings};
+use crate::window_checks::{
+    DAY, Rng, T0, check_windows, expected, get_json, in_window, rfc3339, stored,
+    write_random_readings,
+};
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/previous-release/telemetry.redb"
+);
+const ROWS_FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/rows-release/telemetry.redb"
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,5 +93,75 @@ async fn a_store_of_the_previous_release_builds_its_rollups_and_answers_exactly(
     // And again after a restart: the build is not repeated, the answers are the same.
     let app = spawn_app_on(&store).await;
     assert_eq!(app.get("/api/ready").await.status(), StatusCode::OK);
+    check_windows(&app, &mut rng, 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_kept_every_bucket_in_rows_goes_on_exactly_with_partials() {
+    let store = TestStore::new();
+    if store.kind != StorageKind::Embedded {
+        eprintln!("skipped: the fixture is an embedded store file");
+        return;
+    }
+    std::fs::copy(ROWS_FIXTURE, store.dir.path().join("telemetry.redb")).unwrap();
+    let sensors = ["107", "a b", "gw/3"];
+    let app = spawn_app_on(&store).await;
+    assert_eq!(app.get("/api/ready").await.status(), StatusCode::OK);
+    let before: usize = stored(&app).await.values().map(|r| r.len()).sum();
+    assert!(before > 300, "the fixture holds {before} readings");
+    let mut rng = Rng(0x0dd_ba11);
+    check_windows(&app, &mut rng, 20).await;
+    // The same sensors again (temperatures are a function of the identity, so repeats of the
+    // fixture's readings are duplicates, not conflicts): readings of the buckets the fixture
+    // left in rows, later ones, and late ones.
+    write_random_readings(&app, &mut Rng(0x0005_eed2), &sensors).await;
+    let after: usize = stored(&app).await.values().map(|r| r.len()).sum();
+    assert!(after > before + 300, "{before} readings, then {after}");
+    check_windows(&app, &mut rng, 40).await;
+    // Whole days and hours of one sensor are answered from its rows merged with its partials
+    // (the fixture left rows for the buckets that are current again now).
+    let readings = stored(&app).await;
+    for sensor in sensors {
+        let (from, to) = ((T0 - DAY) * 1_000_000, (T0 + 4 * DAY) * 1_000_000);
+        for step in ["1d", "1h"] {
+            let query = [
+                ("from", rfc3339(from)),
+                ("to", rfc3339(to)),
+                ("sensorID", sensor.to_owned()),
+                ("step", step.to_owned()),
+            ];
+            let series = get_json(&app, "/api/series", &query).await;
+            let width = if step == "1d" { DAY } else { 3_600 } * 1_000_000;
+            for (index, bucket) in series["buckets"].as_array().unwrap().iter().enumerate() {
+                let start = from + index as i64 * width;
+                let mut want = expected(&in_window(&readings, Some(sensor), start, start + width));
+                want["time"] = bucket["time"].clone();
+                assert_eq!(*bucket, want, "{sensor} {step} bucket {index}");
+            }
+        }
+        let stats = get_json(
+            &app,
+            "/api/stats",
+            &[
+                ("from", rfc3339(from)),
+                ("to", rfc3339(to)),
+                ("sensorID", sensor.to_owned()),
+            ],
+        )
+        .await;
+        assert_eq!(
+            stats,
+            expected(&in_window(&readings, Some(sensor), from, to)),
+            "{sensor}"
+        );
+    }
+    app.stop().await;
+    let verification = telemetry::storage::embedded::verify(store.dir.path()).unwrap();
+    assert!(
+        verification.is_consistent(),
+        "{:?}",
+        verification.differences
+    );
+    let app = spawn_app_on(&store).await;
     check_windows(&app, &mut rng, 20).await;
 }

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, assert_put_answered_ok};
 
 /// 2021-10-04T00:00:00Z in seconds.
-const T0: i64 = 1_633_305_600;
-const DAY: i64 = 86_400;
+pub const T0: i64 = 1_633_305_600;
+pub const DAY: i64 = 86_400;
 pub const SENSORS: [&str; 4] = ["107", "a b", "gw/3", "z"];
 
 /// A small deterministic generator (xorshift64*): the same readings on every run.
@@ -35,7 +35,7 @@ impl Rng {
 }
 
 /// RFC 3339 for `micros` since the epoch, with all six fractional digits.
-fn rfc3339(micros: i64) -> String {
+pub fn rfc3339(micros: i64) -> String {
     chrono::DateTime::from_timestamp_micros(micros)
         .unwrap()
         .format("%Y-%m-%dT%H:%M:%S%.6fZ")
@@ -105,7 +105,7 @@ pub async fn stored(app: &TestApp) -> BTreeMap<String, BTreeMap<i64, i64>> {
     all
 }
 
-fn in_window(
+pub fn in_window(
     stored: &BTreeMap<String, BTreeMap<i64, i64>>,
     sensor: Option<&str>,
     from: i64,

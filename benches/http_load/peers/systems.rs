@@ -64,7 +64,7 @@ impl System {
     pub fn binary(self) -> Option<PathBuf> {
         let name = match self {
             Self::OursJson | Self::OursLineProtocol => {
-                return Some(env!("CARGO_BIN_EXE_telemetry").into());
+                return Some(crate::server::server_binary());
             }
             Self::InfluxDb => "influxd",
             Self::VictoriaMetrics => "victoria-metrics",

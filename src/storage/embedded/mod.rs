@@ -67,11 +67,13 @@
 //! - [`health`]: storage faults, the reopen that recovers from them, and the threads' liveness;
 //! - [`verify`]: the offline check of aggregates and rollups against the readings;
 //! - [`rollups`]: the rollup tables behind windows and series, and their one-time build for a
-//!   store written before they existed ([`build`] drives it);
+//!   store written before they existed ([`build`] drives it); [`partials`]: each sensor's
+//!   current buckets, kept in its summary row;
 //! - [`retention`]: the background sweep that deletes expired readings and rollup rows.
 
 mod build;
 mod health;
+mod partials;
 mod record;
 mod recovery;
 mod retention;

@@ -35,10 +35,11 @@ use std::ops::Bound;
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition};
 
+use super::partials;
 use super::storage_error;
 use super::tables::{READINGS, SENSOR_AGGREGATES, Tables, Touched, TouchedSensors};
 use crate::domain::rollup::{Level, SENSOR_LEVELS, TOTAL_LEVELS};
-use crate::domain::window::Piece;
+use crate::domain::window::{Piece, Span};
 use crate::domain::{Aggregate, Point, SensorSummary, Temperature, Timestamp};
 use crate::storage::StorageError;
 
@@ -136,37 +137,24 @@ impl<'t> Tables<'t> {
         }
     }
 
-    /// Merges the group's deltas into the stored rollup rows, `touched` in key order (each
-    /// B-tree walk then starts where the last one ended).
+    /// Merges what the partials left of the group's deltas into the stored rollup rows,
+    /// `touched` in key order (each B-tree walk then starts where the last one ended).
     pub(super) fn write_rollups(
         &mut self,
         touched: &mut [(&String, &mut Touched)],
     ) -> Result<(), StorageError> {
         let mut sensors = self.txn.open_table(SENSOR_ROLLUPS).map_err(storage_error)?;
         for (sensor, entry) in touched.iter_mut() {
-            let Touched { rollups, rows, .. } = &mut **entry;
-            for &(level, bucket, delta) in rollups.iter() {
+            // Left by the partials: buckets a sensor left, and late readings (rare).
+            for &(level, bucket, delta) in &entry.rollups {
                 let key = (sensor.as_str(), level.code(), bucket);
-                let slot = SENSOR_LEVELS.iter().position(|l| *l == level);
-                let known = slot
-                    .and_then(|slot| rows[slot])
-                    .filter(|(row, _)| *row == bucket);
-                let stored = match known {
-                    Some((_, aggregate)) => aggregate,
-                    None => match sensors.get(key).map_err(storage_error)? {
-                        Some(bytes) => decode(bytes.value(), sensor)?,
-                        None => Aggregate::default(),
-                    },
+                let stored = match sensors.get(key).map_err(storage_error)? {
+                    Some(bytes) => decode(bytes.value(), sensor)?,
+                    None => Aggregate::default(),
                 };
-                let merged = stored.merge(&delta);
                 sensors
-                    .insert(key, merged.encode().as_slice())
+                    .insert(key, stored.merge(&delta).encode().as_slice())
                     .map_err(storage_error)?;
-                if let Some(slot) = slot
-                    && rows[slot].is_none_or(|(row, _)| bucket >= row)
-                {
-                    rows[slot] = Some((bucket, merged));
-                }
             }
         }
         let mut totals = self.txn.open_table(TOTAL_ROLLUPS).map_err(storage_error)?;
@@ -283,14 +271,8 @@ pub(super) fn evaluate(
         match *piece {
             Piece::Rollup { level, span } => match sensor {
                 Some(sensor) => {
-                    let table = txn.open_table(SENSOR_ROLLUPS).map_err(storage_error)?;
-                    let code = level.code();
-                    for row in table
-                        .range((sensor, code, span.from)..(sensor, code, span.to))
-                        .map_err(storage_error)?
-                    {
-                        let (key, value) = row.map_err(storage_error)?;
-                        sink(key.value().2, &decode(value.value(), sensor)?);
+                    for (bucket, aggregate) in sensor_buckets(txn, sensor, level, span)? {
+                        sink(bucket, &aggregate);
                     }
                 }
                 None => {
@@ -340,8 +322,39 @@ pub(super) fn evaluate(
     Ok(())
 }
 
-/// A stored sensor summary, decoding the previous version's bare aggregate too.
+/// One sensor's buckets of `level` that start in `span`, in order: each its rollup row merged
+/// with the level's partial when that is the partial's bucket (see [`partials`]).
+fn sensor_buckets(
+    txn: &ReadTransaction,
+    sensor: &str,
+    level: Level,
+    span: Span,
+) -> Result<Vec<(i64, Aggregate)>, StorageError> {
+    let table = txn.open_table(SENSOR_ROLLUPS).map_err(storage_error)?;
+    let code = level.code();
+    let mut buckets = Vec::new();
+    for row in table
+        .range((sensor, code, span.from)..(sensor, code, span.to))
+        .map_err(storage_error)?
+    {
+        let (key, value) = row.map_err(storage_error)?;
+        buckets.push((key.value().2, decode(value.value(), sensor)?));
+    }
+    let summaries = txn.open_table(SENSOR_AGGREGATES).map_err(storage_error)?;
+    let partial = match summaries.get(sensor).map_err(storage_error)? {
+        Some(bytes) => partials::of_level(&partials::decode_row(bytes.value(), sensor)?.1, level),
+        None => None,
+    };
+    if let Some((bucket, aggregate)) = partial.filter(|(bucket, _)| span.contains(*bucket)) {
+        match buckets.binary_search_by_key(&bucket, |(start, _)| *start) {
+            Ok(at) => buckets[at].1 = buckets[at].1.merge(&aggregate),
+            Err(at) => buckets.insert(at, (bucket, aggregate)),
+        }
+    }
+    Ok(buckets)
+}
+
+/// A stored sensor summary (the row's partials aside), decoding earlier versions' rows too.
 pub(super) fn decode_summary(bytes: &[u8], sensor: &str) -> Result<SensorSummary, StorageError> {
-    SensorSummary::decode(bytes)
-        .ok_or_else(|| StorageError::Internal(format!("corrupt aggregate for {sensor:?}").into()))
+    partials::decode_row(bytes, sensor).map(|(summary, _)| summary)
 }

@@ -5,7 +5,8 @@
 //! Tables:
 //! - `readings`: `(sensor_id, time in µs since the epoch)` → temperature in µ°C
 //! - `sensor_aggregates`: `sensor_id` → encoded [`SensorSummary`] (its aggregate, first
-//!   reading time and latest reading; the previous version stored the bare aggregate)
+//!   reading time and latest reading) followed by the partials of its current buckets (see
+//!   [`super::partials`]; earlier versions stored the summary alone, or the bare aggregate)
 //! - `totals`: `"all"` → encoded [`Aggregate`] over every reading
 //! - `items`: item id → the item's JSON object as text
 //! - `counters`: `"picus_last_id"` → last item id handed out; `"wal_sequence"` → number of
@@ -14,12 +15,13 @@
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
+use super::partials::{self, Partials};
 use super::record;
 use super::retention;
-use super::rollups::{Coverage, TotalDeltas, decode_summary};
+use super::rollups::{Coverage, TotalDeltas};
 use super::storage_error;
 use super::writer::{Effect, QueuedWrite};
-use crate::domain::rollup::{Level, SENSOR_LEVELS};
+use crate::domain::rollup::Level;
 use crate::domain::{
     Aggregate, Batch, Conflict, Point, Reading, SensorSummary, Temperature, Timestamp,
 };
@@ -39,28 +41,24 @@ pub(super) const WAL_SEQUENCE: &str = "wal_sequence";
 
 /// The sensors a group touched, by id (foldhash: hashed once or more per reading).
 pub(super) type TouchedSensors = foldhash::HashMap<String, Touched>;
-/// Sensors' committed summaries and latest rollup rows, by id.
+/// Sensors' committed summary rows, by id.
 pub(super) type SummaryCache = foldhash::HashMap<String, Cached>;
 
-/// Per level of [`SENSOR_LEVELS`]: the bucket and committed value of a sensor's most recently
-/// written rollup row, when known. In-order readings land in these rows, so merging them needs
-/// no lookup.
-pub(super) type LatestRows = [Option<(i64, Aggregate)>; SENSOR_LEVELS.len()];
-
-/// What the writer knows of a sensor's committed rows (see `Writer::aggregates`).
+/// What the writer knows of a sensor's committed row (see `Writer::aggregates`).
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Cached {
     pub(super) summary: SensorSummary,
-    pub(super) rows: LatestRows,
+    pub(super) partials: Partials,
 }
 
 /// A sensor's summary as stored before the group and as the group leaves it, the group's
-/// changes to its rollup rows, and its latest rows as known (updated as they are written).
+/// rollup deltas, and its partials (as stored before the group; as written, once the group's
+/// aggregates are written).
 pub(super) struct Touched {
     pub(super) before: SensorSummary,
     pub(super) after: SensorSummary,
     pub(super) rollups: Vec<(Level, i64, Aggregate)>,
-    pub(super) rows: LatestRows,
+    pub(super) partials: Partials,
 }
 
 /// Every table, opened once per write transaction.
@@ -207,13 +205,13 @@ impl<'t> Tables<'t> {
         touched: &'a mut TouchedSensors,
     ) -> Result<&'a mut Touched, StorageError> {
         if !touched.contains_key(sensor) {
-            let Cached { summary, rows } = match self.cache.get(sensor) {
+            let Cached { summary, partials } = match self.cache.get(sensor) {
                 Some(cached) => *cached,
                 None => match self.sensors.get(sensor).map_err(storage_error)? {
-                    Some(bytes) => Cached {
-                        summary: decode_summary(bytes.value(), sensor)?,
-                        rows: LatestRows::default(),
-                    },
+                    Some(bytes) => {
+                        let (summary, partials) = partials::decode_row(bytes.value(), sensor)?;
+                        Cached { summary, partials }
+                    }
                     None => Cached::default(),
                 },
             };
@@ -223,14 +221,16 @@ impl<'t> Tables<'t> {
                     before: summary,
                     after: summary,
                     rollups: Vec::new(),
-                    rows,
+                    partials,
                 },
             );
         }
         Ok(touched.get_mut(sensor).expect("just inserted"))
     }
 
-    /// Writes back the touched sensors' summaries, the total they change and the rollups.
+    /// Writes back the touched sensors' rows (summary and partials), the total they change and
+    /// the rollups: each sensor's deltas first move its partials on ([`partials::advance`]),
+    /// and only what they leave behind is merged into rollup rows.
     pub(super) fn write_aggregates(
         &mut self,
         touched: &mut TouchedSensors,
@@ -243,7 +243,7 @@ impl<'t> Tables<'t> {
         sensors.sort_unstable_by_key(|(sensor, _)| sensor.as_str());
         let mut total = read_aggregate(&self.totals, TOTAL_KEY)?;
         let total_before = total;
-        for (sensor, entry) in &sensors {
+        for (sensor, entry) in &mut sensors {
             let (before, aggregate) = (&entry.before.aggregate, &entry.after.aggregate);
             total = total.merge(&Aggregate {
                 count: aggregate.count - before.count,
@@ -251,11 +251,17 @@ impl<'t> Tables<'t> {
                 min_micros: aggregate.min_micros,
                 max_micros: aggregate.max_micros,
             });
-            if entry.after != entry.before {
+            let (next, rows) = partials::advance(&entry.partials, &entry.rollups);
+            if entry.after != entry.before || next != entry.partials {
                 self.sensors
-                    .insert(sensor.as_str(), entry.after.encode().as_slice())
+                    .insert(
+                        sensor.as_str(),
+                        partials::encode_row(&entry.after, &next).as_slice(),
+                    )
                     .map_err(storage_error)?;
             }
+            entry.partials = next;
+            entry.rollups = rows;
         }
         if total != total_before {
             self.totals

@@ -11,7 +11,8 @@ use std::path::Path;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 
-use super::rollups::{ROLLUPS_VERSION, SENSOR_ROLLUPS, TOTAL_ROLLUPS, decode_summary};
+use super::partials::{self, Partials};
+use super::rollups::{ROLLUPS_VERSION, SENSOR_ROLLUPS, TOTAL_ROLLUPS};
 use super::tables::{COUNTERS, READINGS, SENSOR_AGGREGATES, TOTAL_KEY, TOTALS, read_aggregate};
 use super::{FILE_NAME, storage_error};
 use crate::domain::rollup::{Level, SENSOR_LEVELS, TOTAL_LEVELS};
@@ -111,9 +112,12 @@ fn check(txn: &ReadTransaction) -> Result<Verification, StorageError> {
     let mut finish = |found: &mut Verification,
                       (sensor, summary, rollups): (String, SensorSummary, Rollups)|
      -> Result<(), StorageError> {
-        let stored = match sensors.get(sensor.as_str()).map_err(storage_error)? {
-            Some(bytes) => decode_summary(bytes.value(), &sensor).map(Some)?,
-            None => None,
+        let (stored, partials) = match sensors.get(sensor.as_str()).map_err(storage_error)? {
+            Some(bytes) => {
+                let (summary, partials) = partials::decode_row(bytes.value(), &sensor)?;
+                (Some(summary), partials)
+            }
+            None => (None, Partials::default()),
         };
         found.compare(
             &format!("sensor {sensor:?} summary"),
@@ -127,6 +131,13 @@ fn check(txn: &ReadTransaction) -> Result<Verification, StorageError> {
                 let (key, value) = row.map_err(storage_error)?;
                 let (_, level, bucket) = key.value();
                 stored.insert((level, bucket), decode_rollup(value.value())?);
+            }
+            // A bucket is its row merged with the partial of its level, when current.
+            for level in SENSOR_LEVELS {
+                if let Some((bucket, partial)) = partials::of_level(&partials, level) {
+                    let row = stored.entry((level.code(), bucket)).or_default();
+                    *row = row.merge(&partial);
+                }
             }
             compare_rollups(found, &format!("sensor {sensor:?}"), &stored, &rollups);
         }

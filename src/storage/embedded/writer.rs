@@ -458,15 +458,10 @@ impl Writer {
         let mut sequence = self.sequence;
         // Taken out of the writer while the transaction may fail: a failed group leaves the
         // cache empty rather than ahead of redb.
-        let mut cache = std::mem::take(&mut self.aggregates);
+        // (A build slice or a sweep rewrites or deletes rollup rows, which the cache does not
+        // hold; a build slice's changes to summaries and partials pass through `touched`.)
+        let cache = std::mem::take(&mut self.aggregates);
         let built = group.iter().any(changes_derived_rows);
-        if built {
-            // A build slice or a sweep rewrites or deletes rollup rows: the rows known from
-            // earlier commits may be stale once it has run, so this group reads them from redb.
-            for cached in cache.values_mut() {
-                cached.rows = Default::default();
-            }
-        }
         let (effects, touched, cache, coverage) = {
             let mut tables = Tables::open(&txn)?;
             tables.cache = cache;
@@ -517,12 +512,18 @@ impl Writer {
         if self.aggregates.len() + touched.len() > AGGREGATE_CACHE {
             self.aggregates.clear();
         }
-        for (sensor, Touched { after, rows, .. }) in touched {
+        for (
+            sensor,
+            Touched {
+                after, partials, ..
+            },
+        ) in touched
+        {
             self.aggregates.insert(
                 sensor,
                 Cached {
                     summary: after,
-                    rows,
+                    partials,
                 },
             );
         }
