@@ -8,6 +8,8 @@
 
 #[path = "api/helpers.rs"]
 mod helpers;
+#[path = "dynamodb/previous_release.rs"]
+mod previous_release;
 #[path = "api/window_checks.rs"]
 mod window_checks;
 
@@ -584,6 +586,51 @@ async fn a_table_of_the_previous_version_serves_all_time_stats_and_refuses_windo
             "{path}: {body}"
         );
     }
+}
+
+/// A rolling deploy: an instance of the previous release `ADD`s to a shard this instance
+/// knows (its cached state, one version behind nothing: the `ADD` leaves `v` alone). This
+/// instance's next write to that shard must not overwrite the `ADD`: every acknowledged
+/// reading stays counted.
+#[tokio::test]
+async fn a_previous_version_add_between_two_writes_is_never_overwritten() {
+    let store = dynamodb_store();
+    let app = spawn_app_on(&store).await;
+    app.put_ok(&reading("mix", "2021-10-04 09:00:00", 1.0))
+        .await;
+    // The shard the app wrote (and whose state it now caches): the only one with a count.
+    let client = sdk_client().await;
+    let shards = client
+        .query()
+        .table_name(&store.table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("aggregate#total".into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("shards read");
+    let written: Vec<usize> = shards
+        .items()
+        .iter()
+        .filter(|item| item.get("c").is_some_and(|c| c.as_n().unwrap() != "0"))
+        .map(|item| {
+            item["sk"].as_s().unwrap()["shard#".len()..]
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(written.len(), 1, "one shard written: {written:?}");
+    let old = ("mix".to_owned(), 1_633_338_001_000_000, 2_000_000); // 09:00:01, 2 °C
+    previous_release::write_one(&client, &store.table, &old, written[0]).await;
+    // A lightly loaded instance keeps leasing its preferred shard: the same one, known stale.
+    app.put_ok(&reading("mix", "2021-10-04 09:00:02", 3.0))
+        .await;
+    let all = json!({"Average": 2.0, "Maximum": 3.0, "Minimum": 1.0, "Count": 3});
+    assert_eq!(app.stats(None).await, all, "over all sensors");
+    assert_eq!(app.stats(Some("mix")).await, all, "the sensor");
 }
 
 #[tokio::test]

@@ -162,7 +162,12 @@ fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StorageError {
     StorageError::Internal(Cause::new("building TransactWriteItems", e))
 }
 
-/// The item written whole in its next state, on condition that it is still as known.
+/// The item written whole in its next state, on condition that it is still as known: the same
+/// version **and the same count**. The count matters while instances of the previous version
+/// still write the table (a rolling deploy): their `ADD c, s` leaves `v` as it is, and a put
+/// conditioned on `v` alone would overwrite it, losing an acknowledged reading from the
+/// all-time aggregate. With the count in the condition, such an `ADD` cancels this put and
+/// the retry folds into the stored state (`ALL_OLD`), which counts it.
 fn state_put(
     inner: &Inner,
     mut item: Item,
@@ -175,15 +180,21 @@ fn state_put(
         .set_item(Some(item))
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
         .expression_attribute_names("#pk", PARTITION_KEY);
+    let count = AttributeValue::N(known.aggregate.count.to_string());
     put = match known.version {
+        // An `ADD` of the previous version creates the item: this condition fails then too.
         Version::Absent => put.condition_expression("attribute_not_exists(#pk)"),
         Version::Legacy => put
-            .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#v)")
-            .expression_attribute_names("#v", VERSION),
-        Version::At(v) => put
-            .condition_expression("attribute_exists(#pk) AND #v = :v")
+            .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#v) AND #c = :c")
             .expression_attribute_names("#v", VERSION)
-            .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
+            .expression_attribute_names("#c", COUNT)
+            .expression_attribute_values(":c", count),
+        Version::At(v) => put
+            .condition_expression("attribute_exists(#pk) AND #v = :v AND #c = :c")
+            .expression_attribute_names("#v", VERSION)
+            .expression_attribute_names("#c", COUNT)
+            .expression_attribute_values(":v", AttributeValue::N(v.to_string()))
+            .expression_attribute_values(":c", count),
     };
     Ok(TransactWriteItem::builder()
         .put(put.build().map_err(build_error)?)

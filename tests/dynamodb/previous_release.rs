@@ -1,0 +1,182 @@
+//! Items as the previous release (before rollups, `git show bf8c112^:src/storage/dynamodb/`)
+//! wrote them, written directly with the SDK: readings with `t` only (no fold mark), the
+//! sensor's aggregate item and one of 16 global shards with `c, s, mn, mx` and no version, no
+//! registry item, no marker.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, PutRequest, TransactWriteItem, Update, WriteRequest,
+};
+
+/// One reading: sensor, time (µs since the epoch), temperature (µ°C).
+pub type Old = (String, i64, i64);
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+/// A reading's sort key, as every release wrote it.
+pub fn sort_key(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
+}
+
+fn reading_item(sensor: &str, micros: i64, value: i64) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_owned(), s(format!("reading#{sensor}"))),
+        ("sk".to_owned(), s(sort_key(micros))),
+        ("t".to_owned(), n(value)),
+    ])
+}
+
+fn aggregate_item(pk: String, sk: String, values: &[i64]) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_owned(), s(pk)),
+        ("sk".to_owned(), s(sk)),
+        ("c".to_owned(), n(values.len())),
+        (
+            "s".to_owned(),
+            n(values.iter().map(|v| i128::from(*v)).sum::<i128>()),
+        ),
+        ("mn".to_owned(), n(values.iter().min().unwrap())),
+        ("mx".to_owned(), n(values.iter().max().unwrap())),
+    ])
+}
+
+/// The table as the previous release left it after writing `readings` (each with distinct
+/// `(sensor, time)`): the readings, each sensor's aggregate item and the shards (reading `i`
+/// counted on shard `i % 16`), written whole with `BatchWriteItem` (the end state of the
+/// previous release's transactions, without their round trips).
+pub async fn write_table(client: &Client, table: &str, readings: &[Old]) {
+    let mut items = Vec::new();
+    let mut sensors: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    let mut shards: BTreeMap<usize, Vec<i64>> = BTreeMap::new();
+    for (i, (sensor, micros, value)) in readings.iter().enumerate() {
+        items.push(reading_item(sensor, *micros, *value));
+        sensors.entry(sensor).or_default().push(*value);
+        shards.entry(i % 16).or_default().push(*value);
+    }
+    for (sensor, values) in &sensors {
+        let pk = format!("aggregate#sensor#{sensor}");
+        items.push(aggregate_item(pk, "aggregate".into(), values));
+    }
+    for (shard, values) in &shards {
+        let sk = format!("shard#{shard:02}");
+        items.push(aggregate_item("aggregate#total".into(), sk, values));
+    }
+    for batch in items.chunks(25) {
+        let mut requests: Vec<WriteRequest> = batch
+            .iter()
+            .map(|item| {
+                let put = PutRequest::builder()
+                    .set_item(Some(item.clone()))
+                    .build()
+                    .unwrap();
+                WriteRequest::builder().put_request(put).build()
+            })
+            .collect();
+        while !requests.is_empty() {
+            let output = client
+                .batch_write_item()
+                .request_items(table, requests)
+                .send()
+                .await
+                .expect("BatchWriteItem");
+            requests = output
+                .unprocessed_items()
+                .and_then(|u| u.get(table))
+                .cloned()
+                .unwrap_or_default();
+        }
+    }
+}
+
+/// One reading written as a running instance of the previous release writes it, while this
+/// version may be writing the same items: one transaction of the reading's conditional `Put`
+/// and `ADD c, s` (with `SET mn`/`mx` where the reading extends what was read, guarded) on the
+/// sensor's item and on `shard`, never touching a version; retried when cancelled.
+pub async fn write_one(client: &Client, table: &str, (sensor, micros, value): &Old, shard: usize) {
+    let sensor_key = (format!("aggregate#sensor#{sensor}"), "aggregate".to_owned());
+    let shard_key = ("aggregate#total".to_owned(), format!("shard#{shard:02}"));
+    for _ in 0..50 {
+        let mut actions = vec![
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(table)
+                        .set_item(Some(reading_item(sensor, *micros, *value)))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        ];
+        for (pk, sk) in [&sensor_key, &shard_key] {
+            let stored = client
+                .get_item()
+                .table_name(table)
+                .key("pk", s(pk.clone()))
+                .key("sk", s(sk.clone()))
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("GetItem");
+            let number = |name: &str| {
+                stored
+                    .item()
+                    .and_then(|i| i.get(name))
+                    .map(|v| v.as_n().unwrap().parse::<i64>().unwrap())
+            };
+            let mut expression = "ADD c :one, s :s".to_owned();
+            let mut conditions = Vec::new();
+            let mut sets = Vec::new();
+            if number("mn").is_none_or(|mn| *value < mn) {
+                sets.push("mn = :v");
+                conditions.push("(attribute_not_exists(mn) OR mn >= :v)");
+            }
+            if number("mx").is_none_or(|mx| *value > mx) {
+                sets.push("mx = :v");
+                conditions.push("(attribute_not_exists(mx) OR mx <= :v)");
+            }
+            if !sets.is_empty() {
+                expression.push_str(" SET ");
+                expression.push_str(&sets.join(", "));
+            }
+            let mut update = Update::builder()
+                .table_name(table)
+                .key("pk", s(pk.clone()))
+                .key("sk", s(sk.clone()))
+                .update_expression(expression)
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":s", n(value));
+            if !sets.is_empty() {
+                update = update
+                    .condition_expression(conditions.join(" AND "))
+                    .expression_attribute_values(":v", n(value));
+            }
+            actions.push(
+                TransactWriteItem::builder()
+                    .update(update.build().unwrap())
+                    .build(),
+            );
+        }
+        match client
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send()
+            .await
+        {
+            Ok(_) => return,
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    }
+    panic!("the previous-version write of {sensor} at {micros} kept being cancelled");
+}
