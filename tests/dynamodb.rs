@@ -13,6 +13,7 @@ mod previous_release;
 #[path = "api/window_checks.rs"]
 mod window_checks;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -512,14 +513,13 @@ async fn a_table_with_the_wrong_key_schema_stops_start_up() {
 /// version, partials, registry or rollup marker): the service starts, all-time stats and
 /// readings answer as before, new readings are stored and counted, and the four window routes
 /// answer a 501 problem that says why (their readings are in no rollup).
-#[tokio::test]
-async fn a_table_of_the_previous_version_serves_all_time_stats_and_refuses_windows() {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    let store = dynamodb_store();
-    spawn_app_on(&store).await.stop().await; // creates the table (and its marker)
+/// A table as the previous release leaves it: its readings (none marked folded), sensor items
+/// and shards with `c, s, mn, mx` only, no registry, no marker. The app's own start-up created
+/// the table first (and put the marker, which the previous release never wrote: deleted).
+async fn previous_release_table(store: &TestStore, readings: &[previous_release::Old]) {
+    spawn_app_on(store).await.stop().await;
     let client = sdk_client().await;
-    let n = |v: &str| AttributeValue::N(v.into());
-    let s = |v: &str| AttributeValue::S(v.into());
+    let s = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.into());
     client
         .delete_item()
         .table_name(&store.table)
@@ -528,64 +528,234 @@ async fn a_table_of_the_previous_version_serves_all_time_stats_and_refuses_windo
         .send()
         .await
         .expect("marker deleted");
-    let items = [
-        vec![
-            ("pk", s("reading#old")),
-            ("sk", s("2021-10-04T09:00:00.000000Z")),
-            ("t", n("5000000")),
-        ],
-        vec![
-            ("pk", s("aggregate#sensor#old")),
-            ("sk", s("aggregate")),
-            ("c", n("1")),
-            ("s", n("5000000")),
-            ("mn", n("5000000")),
-            ("mx", n("5000000")),
-        ],
-        vec![
-            ("pk", s("aggregate#total")),
-            ("sk", s("shard#03")),
-            ("c", n("1")),
-            ("s", n("5000000")),
-            ("mn", n("5000000")),
-            ("mx", n("5000000")),
-        ],
-    ];
-    for item in items {
-        let mut put = client.put_item().table_name(&store.table);
-        for (name, value) in item {
-            put = put.item(name, value);
+    previous_release::write_table(&client, &store.table, readings).await;
+}
+
+/// The old sensors of these tests; `z` is left for readings written by this version.
+const OLD_SENSORS: [&str; 3] = ["107", "a b", "gw/3"];
+
+/// Waits (bounded) until the rollup build is done: `/api/sensors` answers 200. Every 503
+/// meanwhile must say why.
+async fn await_build(app: &helpers::TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let response = app.get("/api/sensors").await;
+        if response.status() == StatusCode::OK {
+            return;
         }
-        put.send().await.expect("previous-version item written");
-    }
-    let app = spawn_app_on(&store).await;
-    assert_eq!(app.stats(None).await["Count"], 1);
-    app.put_ok(&reading("old", "2021-10-04 09:00:01", 7.0))
-        .await;
-    app.put_ok(&reading("new", "2021-10-04 09:00:01", 9.0))
-        .await;
-    let stats = app.stats(Some("old")).await;
-    assert_eq!(
-        (stats["Count"].clone(), stats["Average"].clone()),
-        (json!(2), json!(6.0))
-    );
-    assert_eq!(app.stats(None).await["Count"], 3);
-    assert_eq!(app.series("old").await.len(), 2, "readings as stored");
-    for path in [
-        "/api/stats?from=2021-10-04%2000:00:00",
-        "/api/series?from=2021-10-04%2000:00:00&to=2021-10-05%2000:00:00&step=1h",
-        "/api/sensors",
-        "/api/sensors/old",
-    ] {
-        let body = helpers::assert_problem(app.get(path).await, StatusCode::NOT_IMPLEMENTED).await;
+        let body = helpers::assert_problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
         assert!(
             body["detail"]
                 .as_str()
                 .unwrap()
                 .contains("previous version"),
-            "{path}: {body}"
+            "{body}"
         );
+        assert!(Instant::now() < deadline, "the rollup build did not finish");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test]
+async fn a_table_of_the_previous_release_builds_its_rollups_and_answers_windows_exactly() {
+    let store = dynamodb_store();
+    let old = previous_release::readings(0x01d_7ab1e, 600, &OLD_SENSORS);
+    previous_release_table(&store, &old).await;
+    let client = sdk_client().await;
+    // Another instance holds the build's lease: the build cannot start yet.
+    previous_release::hold_build_lease(&client, &store.table, true).await;
+    let app = spawn_app_on(&store).await;
+    assert_eq!(
+        app.get("/api/ready").await.status(),
+        StatusCode::OK,
+        "ready at once"
+    );
+    let values: Vec<i64> = old.iter().map(|(_, _, v)| *v).collect();
+    assert_eq!(app.stats(None).await, window_checks::expected(&values));
+    for path in [
+        "/api/stats?from=2021-10-04T00:00:00.5Z&to=2021-10-05T00:00:00Z",
+        "/api/stats?from=2021-10-04T00:00:00Z&sensorID=107",
+        "/api/series?from=2021-10-04T00:00:00Z&to=2021-10-05T00:00:00Z&step=1h",
+        "/api/sensors",
+        "/api/sensors/107",
+    ] {
+        let response = app.get(path).await;
+        assert!(response.headers().contains_key("retry-after"), "{path}");
+        let body = helpers::assert_problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains("previous version"), "{path}: {body}");
+        assert!(detail.contains("readings left"), "{path}: {body}");
+    }
+    // New readings while the build waits, in the old readings' buckets, of an old sensor and
+    // of a new one: counted once, by their own writes.
+    let mut rng = window_checks::Rng(0x5eed_0021);
+    window_checks::write_random_readings(&app, &mut rng, &["z"]).await;
+    app.put_ok(&reading("107", "2021-10-04T01:00:00.25Z", 21.5))
+        .await;
+    previous_release::hold_build_lease(&client, &store.table, false).await;
+    await_build(&app).await;
+    let stored = window_checks::stored(&app).await;
+    let all: Vec<i64> = stored.values().flat_map(|r| r.values().copied()).collect();
+    assert_eq!(all.len(), old.len() + stored["z"].len() + 1);
+    assert_eq!(app.stats(None).await, window_checks::expected(&all));
+    window_checks::check_sensors(&app, &stored).await;
+    window_checks::check_windows(&app, &mut rng, 40).await;
+    // And after: new readings of every sensor, windows still exact.
+    window_checks::write_random_readings(&app, &mut window_checks::Rng(0x5eed_0022), &OLD_SENSORS)
+        .await;
+    window_checks::check_windows(&app, &mut rng, 20).await;
+    window_checks::check_sensors(&app, &window_checks::stored(&app).await).await;
+}
+
+/// A rolling deploy: instances of the previous release keep writing the table while this
+/// version runs on it, after its build is done. Windows answer 503, never a wrong answer,
+/// until the build (woken by the queries) has folded those readings too.
+#[tokio::test]
+async fn readings_of_previous_release_instances_still_writing_are_folded_and_never_miscounted() {
+    let store = dynamodb_store();
+    let old = previous_release::readings(0x0dd_ba11, 300, &OLD_SENSORS);
+    previous_release_table(&store, &old).await;
+    let app = spawn_app_on(&store).await;
+    await_build(&app).await;
+    let client = sdk_client().await;
+    let taken: std::collections::HashSet<(&str, i64)> =
+        old.iter().map(|(s, t, _)| (s.as_str(), *t)).collect();
+    let late = previous_release::readings(0x1a7e, 330, &OLD_SENSORS);
+    let late: Vec<_> = late
+        .into_iter()
+        .filter(|(s, t, _)| !taken.contains(&(s.as_str(), *t)))
+        .take(30)
+        .collect();
+    // Interleaved with writes of this version on the same sensors and shards.
+    for (i, reading_) in late.iter().enumerate() {
+        previous_release::write_one(&client, &store.table, reading_, i % 16).await;
+        let time = format!("2021-10-05T12:00:{:02}Z", i);
+        app.put_ok(&reading(OLD_SENSORS[i % 3], &time, i as f64))
+            .await;
+    }
+    let stored = window_checks::stored(&app).await;
+    let count: usize = stored.values().map(BTreeMap::len).sum();
+    assert_eq!(count, old.len() + 2 * late.len());
+    let in_range = |sensor: Option<&str>, from: i64, to: i64| -> Value {
+        let values: Vec<i64> = stored
+            .iter()
+            .filter(|(s, _)| sensor.is_none_or(|x| x == s.as_str()))
+            .flat_map(|(_, r)| r.range(from..to).map(|(_, v)| *v))
+            .collect();
+        window_checks::expected(&values)
+    };
+    const DAY0: i64 = 1_633_305_600_000_000;
+    let day = 86_400_000_000;
+    let windows = [
+        (
+            "/api/stats?from=2021-10-04T00:00:00.5Z&to=2021-10-06T00:00:00Z",
+            None,
+            DAY0 + 500_000,
+            DAY0 + 2 * day,
+        ),
+        (
+            "/api/stats?from=2021-10-04T00:00:00Z&to=2021-10-07T00:00:00Z&sensorID=107",
+            Some("107"),
+            DAY0,
+            DAY0 + 3 * day,
+        ),
+        (
+            "/api/stats?from=2021-10-04T01:00:00Z&to=2021-10-04T01:10:00Z&sensorID=gw%2F3",
+            Some("gw/3"),
+            DAY0 + day / 24,
+            DAY0 + day / 24 + 600_000_000,
+        ),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut pending = true;
+    while pending {
+        assert!(Instant::now() < deadline, "the readings were never folded");
+        pending = false;
+        for (path, sensor, from, to) in &windows {
+            let response = app.get(path).await;
+            if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+                pending = true;
+                continue;
+            }
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(
+                body,
+                in_range(*sensor, *from, *to),
+                "{path}: a wrong answer"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        app.stats(None).await,
+        in_range(None, i64::MIN, i64::MAX),
+        "all-time"
+    );
+    window_checks::check_sensors(&app, &stored).await;
+    window_checks::check_windows(&app, &mut window_checks::Rng(0xfeed), 30).await;
+}
+
+/// A build stopped in the middle of a pass (its lease taken by another instance that then
+/// stops, as in a crash; this instance is restarted meanwhile) continues from the stored
+/// cursor, and still folds every reading exactly once.
+#[tokio::test]
+async fn an_interrupted_rollup_build_resumes_and_counts_every_reading_once() {
+    let store = dynamodb_store();
+    let old = previous_release::readings(0x0c0f_fee, 1_500, &OLD_SENSORS);
+    previous_release_table(&store, &old).await;
+    let client = sdk_client().await;
+    let app = spawn_app_on(&store).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !previous_release::take_build_lease_mid_pass(&client, &store.table).await {
+        assert!(
+            Instant::now() < deadline,
+            "no pass with a stored cursor seen"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    app.stop().await;
+    assert!(
+        shards_count_unfolded_readings(&client, &store.table).await,
+        "the pass was stopped before its end"
+    );
+    // The other instance is gone: its lease expires.
+    previous_release::hold_build_lease(&client, &store.table, false).await;
+    let app = spawn_app_on(&store).await;
+    await_build(&app).await;
+    let stored = window_checks::stored(&app).await;
+    let count: usize = stored.values().map(BTreeMap::len).sum();
+    assert_eq!(count, old.len());
+    let values: Vec<i64> = old.iter().map(|(_, _, v)| *v).collect();
+    assert_eq!(app.stats(None).await, window_checks::expected(&values));
+    window_checks::check_sensors(&app, &stored).await;
+    window_checks::check_windows(&app, &mut window_checks::Rng(0xabc), 30).await;
+}
+
+/// Whether the shards still count readings no rollup holds (`Σc > Σrc`).
+async fn shards_count_unfolded_readings(client: &aws_sdk_dynamodb::Client, table: &str) -> bool {
+    let shards = client
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("aggregate#total".into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("shards read");
+    let number =
+        |item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+         name: &str| {
+            item.get(name)
+                .map_or(0, |v| v.as_n().unwrap().parse::<i64>().unwrap())
+        };
+    let (c, rc) = shards.items().iter().fold((0, 0), |(c, rc), item| {
+        (c + number(item, "c"), rc + number(item, "rc"))
+    });
+    c > rc
 }
 
 /// A rolling deploy: an instance of the previous release `ADD`s to a shard this instance

@@ -180,3 +180,82 @@ pub async fn write_one(client: &Client, table: &str, (sensor, micros, value): &O
     }
     panic!("the previous-version write of {sensor} at {micros} kept being cancelled");
 }
+
+/// `count` readings of `sensors` over three days from 2021-10-04 (some at fractions of a
+/// second, clustered in a few minutes and hours so buckets hold many), distinct by
+/// `(sensor, time)`, deterministic for a `seed`.
+pub fn readings(seed: u64, count: usize, sensors: &[&str]) -> Vec<Old> {
+    const T0: i64 = 1_633_305_600; // 2021-10-04T00:00:00Z
+    let mut state = seed | 1;
+    let mut next = move |n: u64| {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    };
+    let mut found = BTreeMap::new();
+    while found.len() < count {
+        let sensor = sensors[next(sensors.len() as u64) as usize];
+        let second = match next(3) {
+            0 => next(3 * 86_400) as i64,
+            1 => 3_600 + next(600) as i64,
+            _ => 86_400 - 30 + next(60) as i64,
+        };
+        let fraction = if next(5) == 0 {
+            next(1_000_000) as i64
+        } else {
+            0
+        };
+        let micros = (T0 + second) * 1_000_000 + fraction;
+        let value = next(80_000_000) as i64 - 30_000_000;
+        found.insert((sensor.to_owned(), micros), value);
+    }
+    found.into_iter().map(|((s, t), v)| (s, t, v)).collect()
+}
+
+/// Holds the rollup build's lease as another instance would (for an hour), or gives it up.
+pub async fn hold_build_lease(client: &Client, table: &str, held: bool) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let until = if held { now + 3_600_000 } else { 0 };
+    client
+        .update_item()
+        .table_name(table)
+        .key("pk", s("meta"))
+        .key("sk", s("rollup-build"))
+        .update_expression("SET #o = :o, #u = :u")
+        .expression_attribute_names("#o", "owner")
+        .expression_attribute_names("#u", "until")
+        .expression_attribute_values(":o", s("another instance"))
+        .expression_attribute_values(":u", n(until))
+        .send()
+        .await
+        .expect("lease item written");
+}
+
+/// Takes the rollup build's lease from its holder (for an hour) if a pass is under way, that
+/// is if a cursor is stored: the holder's next renewal fails and its pass stops there, with
+/// the cursor kept. `false`: no cursor stored (yet, or any more).
+pub async fn take_build_lease_mid_pass(client: &Client, table: &str) -> bool {
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 3_600_000;
+    client
+        .update_item()
+        .table_name(table)
+        .key("pk", s("meta"))
+        .key("sk", s("rollup-build"))
+        .update_expression("SET #o = :o, #u = :u")
+        .condition_expression("attribute_exists(csk)")
+        .expression_attribute_names("#o", "owner")
+        .expression_attribute_names("#u", "until")
+        .expression_attribute_values(":o", s("another instance"))
+        .expression_attribute_values(":u", n(until))
+        .send()
+        .await
+        .is_ok()
+}

@@ -119,7 +119,6 @@ impl DynamoStore {
         sensor: Option<&SensorId>,
         window: Span,
     ) -> Result<Aggregate, StorageError> {
-        self.rollups_ready()?;
         let pieces = plan(window, &LEVELS);
         let mut total = Aggregate::default();
         Box::pin(self.evaluate(sensor, &pieces, |_, a| total = total.merge(a))).await?;
@@ -131,7 +130,6 @@ impl DynamoStore {
         sensor: Option<&SensorId>,
         plan: &SeriesPlan,
     ) -> Result<Vec<Aggregate>, StorageError> {
-        self.rollups_ready()?;
         // Planned again with this backend's levels (no seconds over all sensors).
         let plan = SeriesPlan::new(plan.window, plan.step, &LEVELS)
             .map_err(|e| StorageError::Internal(format!("series plan: {e:?}").into()))?;
@@ -145,7 +143,8 @@ impl DynamoStore {
         after: Option<&SensorId>,
         limit: usize,
     ) -> Result<SensorsPage, StorageError> {
-        self.rollups_ready()?;
+        let shards = Box::pin(states(&self.inner, None)).await?;
+        self.all_folded(&shards)?;
         let wanted = limit.saturating_add(1);
         let ids = Box::pin(registry_page(&self.inner, after, wanted)).await?;
         let keys = ids.iter().map(sensor_key).collect();
@@ -162,26 +161,28 @@ impl DynamoStore {
     }
 
     pub async fn sensor(&self, sensor: &SensorId) -> Result<Option<SensorSummary>, StorageError> {
-        self.rollups_ready()?;
         let item = Box::pin(get(&self.inner, sensor_key(sensor))).await?;
-        ItemState::from_item(item.as_ref())?.summary()
+        let state = ItemState::from_item(item.as_ref())?;
+        self.all_folded(&[(String::new(), state.clone())])?;
+        state.summary()
     }
 
-    /// Windows need every reading counted in the rollups (see "Tables written by the previous
-    /// version").
-    fn rollups_ready(&self) -> Result<(), StorageError> {
-        if self
-            .inner
-            .rollups_complete
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
+    /// Answers need every reading they cover folded (see "Tables written by the previous
+    /// version"): over the items read — the sensor's item, or every shard — the counts equal
+    /// the folded counts. Otherwise 503 saying how many are left, and the build is woken.
+    fn all_folded(&self, states: &[(String, ItemState)]) -> Result<(), StorageError> {
+        let left: i128 = states.iter().map(|(_, state)| state.unfolded()).sum();
+        if left <= 0 {
             return Ok(());
         }
-        Err(StorageError::Unsupported(
-            "this DynamoDB table was written by a previous version, which kept no rollups: \
-             windows, series and sensor summaries are not available on it (all-time stats and \
-             readings are)"
-                .into(),
+        self.inner.build.wake();
+        Err(StorageError::Pending(
+            format!(
+                "the rollups of readings written by the previous version are being built: \
+                 {left} readings left to fold; retry later (all-time stats and readings are \
+                 served meanwhile)"
+            )
+            .into(),
         ))
     }
 
@@ -205,6 +206,7 @@ impl DynamoStore {
             .collect();
         for _ in 0..SNAPSHOT_ATTEMPTS {
             let before = Box::pin(states(inner, sensor)).await?;
+            self.all_folded(&before)?;
             let mut found: Vec<(i64, Aggregate)> = Vec::new();
             for piece in pieces {
                 match *piece {
@@ -224,6 +226,7 @@ impl DynamoStore {
                 return Ok(());
             }
             let after = Box::pin(states(inner, sensor)).await?;
+            self.all_folded(&after)?;
             if current_buckets(&before) != current_buckets(&after) {
                 continue; // a bucket closed meanwhile: read again
             }
