@@ -1136,3 +1136,49 @@ async fn write_units_per_reading_of_a_fleet_a_gateway_and_one_sensor() {
         &dynamo,
     );
 }
+
+/// **Measurement, run by hand** (`scripts/dynamodb-tests.sh --ignored
+/// write_units_of_the_rollup_build`): the write units the rollup build spends per reading of
+/// the previous release, counted from the requests as [`DynamoStore::write_units`] does
+/// (BENCHMARKS.md). The table: a fleet of 100 sensors at 1 Hz for a minute, from 09:00:30
+/// (so each sensor's readings cross a minute's end), and one sensor with 3,000 consecutive
+/// seconds.
+#[tokio::test]
+#[ignore = "a measurement, run by hand"]
+async fn write_units_of_the_rollup_build_per_previous_release_reading() {
+    let client = sdk_client().await;
+    let at = |second: i64| (1_633_338_000 + 30 + second) * 1_000_000;
+    let fleet: Vec<previous_release::Old> = (0..100)
+        .flat_map(|s| (0..60).map(move |t| (format!("f{s}"), at(t), t * 250_000)))
+        .collect();
+    let one: Vec<previous_release::Old> = (0..3_000)
+        .map(|t| ("one".to_owned(), at(t), t * 125_000))
+        .collect();
+    for (name, readings) in [("1 Hz fleet, 100 sensors", fleet), ("one sensor", one)] {
+        let store = dynamodb_store();
+        previous_release_table(&store, &readings).await;
+        let dynamo = DynamoStore::open(&dynamodb_settings(&store.config()), unobserved())
+            .await
+            .expect("store opens");
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(600);
+        while shards_count_unfolded_readings(&client, &store.table).await {
+            assert!(Instant::now() < deadline, "the build did not finish");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let units = dynamo.write_units();
+        let (rollups, cancelled) = dynamo.write_unit_breakdown();
+        let per = |n: u64| n as f64 / readings.len() as f64;
+        eprintln!(
+            "rollup build, {name}: {units} write units for {} readings = {:.3} WU/reading \
+             (rollup and registry actions {:.3}, cancelled {:.3}; {:.3} requests/reading; \
+             {:.1} s on DynamoDB Local)",
+            readings.len(),
+            per(units),
+            per(rollups),
+            per(cancelled),
+            per(dynamo.request_count()),
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
