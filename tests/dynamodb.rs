@@ -1,5 +1,6 @@
 //! DynamoDB-only tests: several instances on one table, DynamoDB going away and coming back,
-//! restarts, the start-up checks of the table, and requests per reading.
+//! restarts, the start-up checks of the table, tables written by the previous release (their
+//! rollup build, and instances of that release still writing), and requests per reading.
 //!
 //! They need a DynamoDB-compatible server at `AWS_ENDPOINT_URL` and
 //! `TELEMETRY_TEST_STORAGE=dynamodb`; `scripts/dynamodb-tests.sh` starts DynamoDB Local and runs
@@ -509,10 +510,6 @@ async fn a_table_with_the_wrong_key_schema_stops_start_up() {
     assert!(error.contains("\"pk\""), "{error}");
 }
 
-/// A table as the previous version left it (a reading, its sensor's aggregate and a shard, no
-/// version, partials, registry or rollup marker): the service starts, all-time stats and
-/// readings answer as before, new readings are stored and counted, and the four window routes
-/// answer a 501 problem that says why (their readings are in no rollup).
 /// A table as the previous release leaves it: its readings (none marked folded), sensor items
 /// and shards with `c, s, mn, mx` only, no registry, no marker. The app's own start-up created
 /// the table first (and put the marker, which the previous release never wrote: deleted).
