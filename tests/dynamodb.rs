@@ -514,6 +514,15 @@ async fn a_table_with_the_wrong_key_schema_stops_start_up() {
 /// and shards with `c, s, mn, mx` only, no registry, no marker. The app's own start-up created
 /// the table first (and put the marker, which the previous release never wrote: deleted).
 async fn previous_release_table(store: &TestStore, readings: &[previous_release::Old]) {
+    previous_release_table_with_gone(store, readings, &[]).await;
+}
+
+/// [`previous_release_table`], where the readings `gone` were deleted by their TTL since.
+async fn previous_release_table_with_gone(
+    store: &TestStore,
+    readings: &[previous_release::Old],
+    gone: &[previous_release::Old],
+) {
     spawn_app_on(store).await.stop().await;
     let client = sdk_client().await;
     let s = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.into());
@@ -525,7 +534,7 @@ async fn previous_release_table(store: &TestStore, readings: &[previous_release:
         .send()
         .await
         .expect("marker deleted");
-    previous_release::write_table(&client, &store.table, readings).await;
+    previous_release::write_table(&client, &store.table, readings, gone).await;
 }
 
 /// The old sensors of these tests; `z` is left for readings written by this version.
@@ -556,7 +565,7 @@ async fn await_build(app: &helpers::TestApp) {
 #[tokio::test]
 async fn a_table_of_the_previous_release_builds_its_rollups_and_answers_windows_exactly() {
     let store = dynamodb_store();
-    let old = previous_release::readings(0x01d_7ab1e, 600, &OLD_SENSORS);
+    let old = previous_release::readings(0x01d7_ab1e, 600, &OLD_SENSORS);
     previous_release_table(&store, &old).await;
     let client = sdk_client().await;
     // Another instance holds the build's lease: the build cannot start yet.
@@ -619,7 +628,7 @@ async fn a_table_of_the_previous_release_builds_its_rollups_and_answers_windows_
 #[tokio::test]
 async fn readings_of_previous_release_instances_still_writing_are_folded_and_never_miscounted() {
     let store = dynamodb_store();
-    let old = previous_release::readings(0x0dd_ba11, 300, &OLD_SENSORS);
+    let old = previous_release::readings(0x00dd_ba11, 300, &OLD_SENSORS);
     previous_release_table(&store, &old).await;
     let app = spawn_app_on(&store).await;
     await_build(&app).await;
@@ -708,7 +717,7 @@ async fn readings_of_previous_release_instances_still_writing_are_folded_and_nev
 #[tokio::test]
 async fn an_interrupted_rollup_build_resumes_and_counts_every_reading_once() {
     let store = dynamodb_store();
-    let old = previous_release::readings(0x0c0f_fee, 1_500, &OLD_SENSORS);
+    let old = previous_release::readings(0x00c0_ffee, 1_500, &OLD_SENSORS);
     previous_release_table(&store, &old).await;
     let client = sdk_client().await;
     let app = spawn_app_on(&store).await;
@@ -736,6 +745,39 @@ async fn an_interrupted_rollup_build_resumes_and_counts_every_reading_once() {
     assert_eq!(app.stats(None).await, window_checks::expected(&values));
     window_checks::check_sensors(&app, &stored).await;
     window_checks::check_windows(&app, &mut window_checks::Rng(0xabc), 30).await;
+}
+
+/// Readings of the previous release that DynamoDB's TTL deleted before the build could fold
+/// them are written off: the build ends, windows answer exactly for the readings stored, and
+/// all-time stats and sensor counts still count the deleted ones (as for any deleted reading).
+#[tokio::test]
+async fn readings_deleted_before_the_build_folded_them_are_written_off() {
+    let store = dynamodb_store();
+    let all = previous_release::readings(0x7711, 400, &OLD_SENSORS);
+    let (gone, kept): (Vec<_>, Vec<_>) = all.iter().cloned().partition(|(_, t, _)| t % 7 == 3);
+    let (gone, kept): (Vec<_>, Vec<_>) = if gone.is_empty() {
+        (all[..40].to_vec(), all[40..].to_vec())
+    } else {
+        (gone, kept)
+    };
+    previous_release_table_with_gone(&store, &kept, &gone).await;
+    let app = spawn_app_on(&store).await;
+    await_build(&app).await;
+    let stored = window_checks::stored(&app).await;
+    let count: usize = stored.values().map(BTreeMap::len).sum();
+    assert_eq!(count, kept.len());
+    let values: Vec<i64> = all.iter().map(|(_, _, v)| *v).collect();
+    assert_eq!(app.stats(None).await, window_checks::expected(&values));
+    for sensor in OLD_SENSORS {
+        let path = format!(
+            "/api/sensors/{}",
+            sensor.replace(' ', "%20").replace('/', "%2F")
+        );
+        let summary = window_checks::get_json(&app, &path, &[]).await;
+        let counted = all.iter().filter(|(s, _, _)| s == sensor).count();
+        assert_eq!(summary["Count"], counted, "{sensor}");
+    }
+    window_checks::check_windows(&app, &mut window_checks::Rng(0x90e), 30).await;
 }
 
 /// Whether the shards still count readings no rollup holds (`Σc > Σrc`).

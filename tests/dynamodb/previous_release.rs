@@ -51,16 +51,19 @@ fn aggregate_item(pk: String, sk: String, values: &[i64]) -> HashMap<String, Att
     ])
 }
 
-/// The table as the previous release left it after writing `readings` (each with distinct
-/// `(sensor, time)`): the readings, each sensor's aggregate item and the shards (reading `i`
-/// counted on shard `i % 16`), written whole with `BatchWriteItem` (the end state of the
-/// previous release's transactions, without their round trips).
-pub async fn write_table(client: &Client, table: &str, readings: &[Old]) {
+/// The table as the previous release left it after writing `readings` and `gone` (each with
+/// distinct `(sensor, time)`), the readings `gone` deleted by their TTL since: the readings
+/// kept, each sensor's aggregate item and the shards counting both (reading `i` counted on
+/// shard `i % 16`), written whole with `BatchWriteItem` (the end state of the previous
+/// release's transactions, without their round trips).
+pub async fn write_table(client: &Client, table: &str, readings: &[Old], gone: &[Old]) {
     let mut items = Vec::new();
     let mut sensors: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
     let mut shards: BTreeMap<usize, Vec<i64>> = BTreeMap::new();
-    for (i, (sensor, micros, value)) in readings.iter().enumerate() {
-        items.push(reading_item(sensor, *micros, *value));
+    for (i, (sensor, micros, value)) in readings.iter().chain(gone).enumerate() {
+        if i < readings.len() {
+            items.push(reading_item(sensor, *micros, *value));
+        }
         sensors.entry(sensor).or_default().push(*value);
         shards.entry(i % 16).or_default().push(*value);
     }

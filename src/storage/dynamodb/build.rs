@@ -21,10 +21,25 @@
 //! still writing, or readings written behind the cursor), and it starts another pass after a
 //! pause. A query that finds unfolded readings wakes the waiting build, so readings written by
 //! previous-version instances after a build finished are folded too.
+//!
+//! **Readings that are gone.** With `RETENTION_RAW`, DynamoDB's TTL deletes readings, and the
+//! previous version's counts still count the deleted ones, which no pass can find. A pass
+//! from the start that found no unmarked reading, under a lease renewed after every page (so
+//! no other builder ran), while `Σc − Σrc` stayed the same from its start to its end (a
+//! previous-version write would have raised it: only folds lower it), proves that the
+//! readings still unfolded are no longer in the table (a `Scan` returns every item that
+//! exists throughout it). The pass also lists the sensor items with `c > rc`; each is then
+//! *written off*: its `rc` set to its `c`, and one shard's `rc` raised by as much, in one
+//! transaction conditioned on both items' versions and counts (a write meanwhile cancels it,
+//! and a later pass tries again). Those readings stay in the all-time stats and summaries
+//! (as every deleted reading does) and are in no window, as if deleted after being folded
+//! with their rollups expired.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use tokio::sync::Notify;
 
@@ -33,10 +48,12 @@ use super::chunk::run_chunk;
 use super::partials::{ItemState, Origin};
 use super::query::batch_get;
 use super::schema::{
-    AGGREGATE_TOTAL_PK, BUILD_SK, FOLDED_MARK, META_PK, PARTITION_KEY, ROLLUPS_SK, SORT_KEY,
+    self, AGGREGATE_TOTAL_PK, BUILD_SK, COUNT, FOLDED_COUNT, FOLDED_MARK, META_PK, PARTITION_KEY,
+    ROLLUPS_SK, SORT_KEY,
 };
+use super::transaction::state_put;
 use super::writer::{NewReading, pack, sensor_key};
-use super::{Inner, query, sdk_error};
+use super::{Inner, query, sdk_error, shards};
 use crate::domain::{Reading, SensorId};
 use crate::storage::StorageError;
 
@@ -104,7 +121,8 @@ async fn run(weak: Weak<Inner>, owner: String) {
 
 /// One step: nothing to do, or one pass under the lease.
 async fn step(weak: &Weak<Inner>, inner: &Arc<Inner>, owner: &str) -> Result<Step, StorageError> {
-    if unfolded(inner).await? <= 0 {
+    let at_start = unfolded(inner).await?;
+    if at_start <= 0 {
         return Ok(Step::Done);
     }
     let Some(mut cursor) = take_lease(inner, owner).await? else {
@@ -114,14 +132,18 @@ async fn step(weak: &Weak<Inner>, inner: &Arc<Inner>, owner: &str) -> Result<Ste
         resumed = cursor.is_some(),
         "rollup build: folding the readings written by the previous version"
     );
-    let (mut pages, mut folded) = (0u64, 0u64);
+    let resumed = cursor.is_some();
+    let (mut pages, mut folded, mut found) = (0u64, 0u64, 0usize);
+    let mut short = BTreeSet::new();
     loop {
         // Stop with the store: the lease is given up, the cursor kept for the next holder.
         if weak.strong_count() <= 1 {
             release_lease(inner, owner).await?;
             return Ok(Step::Again);
         }
-        let (readings, next) = scan_page(inner, cursor.clone()).await?;
+        let (readings, sensors, next) = scan_page(inner, cursor.clone()).await?;
+        found += readings.len();
+        short.extend(sensors);
         folded += fold(inner, readings).await?;
         pages += 1;
         if !renew_lease(inner, owner, next.as_ref()).await? {
@@ -140,7 +162,18 @@ async fn step(weak: &Weak<Inner>, inner: &Arc<Inner>, owner: &str) -> Result<Ste
             break;
         }
     }
-    let left = unfolded(inner).await?;
+    let mut left = unfolded(inner).await?;
+    // See "Readings that are gone" (a resumed pass did not see the whole table).
+    if left > 0 && found == 0 && left == at_start && !resumed {
+        let gone = write_off(inner, &short).await?;
+        tracing::warn!(
+            gone,
+            "rollup build: readings of the previous version counted but no longer in the table \
+             (deleted by their TTL before the build folded them): kept in all-time stats, in \
+             no window"
+        );
+        left = unfolded(inner).await?;
+    }
     if left > 0 {
         release_lease(inner, owner).await?;
         tracing::info!(
@@ -166,20 +199,27 @@ pub(super) async fn unfolded(inner: &Inner) -> Result<i128, StorageError> {
 }
 
 /// One `Scan` page of reading items without the fold mark (strongly consistent, so marks
-/// just written are seen), and where the next page starts.
+/// just written are seen), the sensors whose items count readings not folded, and where the
+/// next page starts.
 async fn scan_page(
     inner: &Inner,
     start: Option<Item>,
-) -> Result<(Vec<Reading>, Option<Item>), StorageError> {
+) -> Result<(Vec<Reading>, Vec<SensorId>, Option<Item>), StorageError> {
     inner.count();
     let output = inner
         .client
         .scan()
         .table_name(&inner.table)
-        .filter_expression("begins_with(#pk, :reading) AND attribute_not_exists(#m)")
+        .filter_expression(
+            "(begins_with(#pk, :reading) AND attribute_not_exists(#m)) OR \
+             (begins_with(#pk, :sensor) AND (attribute_not_exists(#rc) OR #c <> #rc))",
+        )
         .expression_attribute_names("#pk", PARTITION_KEY)
         .expression_attribute_names("#m", FOLDED_MARK)
+        .expression_attribute_names("#rc", FOLDED_COUNT)
+        .expression_attribute_names("#c", COUNT)
         .expression_attribute_values(":reading", AttributeValue::S("reading#".into()))
+        .expression_attribute_values(":sensor", AttributeValue::S(SENSOR_PREFIX.into()))
         .consistent_read(true)
         .limit(PAGE_ITEMS)
         .set_exclusive_start_key(start)
@@ -187,8 +227,16 @@ async fn scan_page(
         .await
         .map_err(|e| sdk_error("Scan", e))?;
     let mut readings = Vec::with_capacity(output.items().len());
+    let mut sensors = Vec::new();
+    let id_of = |id: &str| SensorId::from_text(id).map_err(|e| StorageError::Internal(e.into()));
     for item in output.items() {
         let pk = string_of(item, PARTITION_KEY)?;
+        if let Some(id) = pk.strip_prefix(SENSOR_PREFIX) {
+            if ItemState::from_item(Some(item))?.unfolded() > 0 {
+                sensors.push(id_of(id)?);
+            }
+            continue;
+        }
         let id = pk.strip_prefix("reading#").unwrap_or(pk);
         readings.push(Reading {
             sensor_id: SensorId::from_text(id).map_err(|e| StorageError::Internal(e.into()))?,
@@ -200,7 +248,71 @@ async fn scan_page(
         .last_evaluated_key()
         .filter(|k| !k.is_empty())
         .cloned();
-    Ok((readings, next))
+    Ok((readings, sensors, next))
+}
+
+/// The `pk` prefix of sensor aggregate items.
+const SENSOR_PREFIX: &str = "aggregate#sensor#";
+
+/// Writes off, per sensor, the readings its item counts and no rollup holds (see "Readings
+/// that are gone"): its `rc` set to its `c` and one shard's `rc` raised by as much, in one
+/// transaction conditioned on both items as read. Returns how many were written off; a
+/// cancelled one (a write meanwhile) is left to a later pass.
+async fn write_off(inner: &Arc<Inner>, sensors: &BTreeSet<SensorId>) -> Result<u64, StorageError> {
+    let found = batch_get(inner, sensors.iter().map(sensor_key).collect()).await?;
+    let mut written = 0;
+    for sensor in sensors {
+        let state = ItemState::from_item(found.get(&sensor_key(sensor)))?;
+        let gap = match u64::try_from(state.unfolded()) {
+            Ok(gap) if gap > 0 => gap,
+            _ => continue,
+        };
+        let lease = shards::lease(inner);
+        let shard_key = (AGGREGATE_TOTAL_PK.to_owned(), schema::shard_sk(lease.shard));
+        let shard = ItemState::from_item(get_item(inner, shard_key.clone()).await?.as_ref())?;
+        let next_shard = shard.written_off(gap);
+        let (pk, sk) = sensor_key(sensor);
+        let items = vec![
+            state_put(inner, key(pk, sk), &state, &state.written_off(gap))?,
+            state_put(inner, key(shard_key.0, shard_key.1), &shard, &next_shard)?,
+        ];
+        inner.count();
+        inner.bill(4);
+        let result = inner
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => {
+                shards::learn(inner, lease.shard, next_shard);
+                written += gap;
+            }
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(TransactWriteItemsError::TransactionCanceledException(_))
+                ) => {}
+            Err(error) => return Err(sdk_error("TransactWriteItems", error)),
+        }
+    }
+    Ok(written)
+}
+
+/// One item, read consistently.
+async fn get_item(inner: &Inner, (pk, sk): (String, String)) -> Result<Option<Item>, StorageError> {
+    inner.count();
+    let output = inner
+        .client
+        .get_item()
+        .table_name(&inner.table)
+        .set_key(Some(key(pk, sk)))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| sdk_error("GetItem", e))?;
+    Ok(output.item().cloned())
 }
 
 /// Folds a page's readings, chunk after chunk (the writer's chunks, so the 100-action limit

@@ -130,11 +130,26 @@ impl ItemState {
                 aggregate: partial,
             });
         }
-        next.version = Version::At(match self.version {
+        next.version = self.next_version();
+        (next, deltas)
+    }
+
+    /// The state after counting `n` more readings as folded that no rollup can ever hold:
+    /// readings of the previous version that DynamoDB's TTL deleted before the build folded
+    /// them (see `build.rs`). Nothing else changes.
+    pub(crate) fn written_off(&self, n: u64) -> ItemState {
+        ItemState {
+            folded: self.folded + n,
+            version: self.next_version(),
+            ..self.clone()
+        }
+    }
+
+    fn next_version(&self) -> Version {
+        Version::At(match self.version {
             Version::At(v) => v + 1,
             Version::Absent | Version::Legacy => 1,
-        });
-        (next, deltas)
+        })
     }
 
     /// The state stored in `item` (`None`: no item).

@@ -206,7 +206,7 @@ fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StorageError {
 /// conditioned on `v` alone would overwrite it, losing an acknowledged reading from the
 /// all-time aggregate. With the count in the condition, such an `ADD` cancels this put and
 /// the retry folds into the stored state (`ALL_OLD`), which counts it.
-fn state_put(
+pub(super) fn state_put(
     inner: &Inner,
     mut item: Item,
     known: &ItemState,
