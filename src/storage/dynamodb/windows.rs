@@ -134,12 +134,12 @@
 //!   transaction action (2 WU) for the mark plus its share of the item puts and rollup deltas
 //!   (BENCHMARKS.md, "DynamoDB: write units per reading"), and its `Scan` reads the table once
 //!   per pass (read units).
-//! - **Left open.** A previous-version reading that DynamoDB's TTL (`RETENTION_RAW`) deletes
-//!   before the build folds it can never be folded (its mark's condition fails as for a
-//!   reading marked by another builder): its sensor's windows and the all-sensor windows then
-//!   answer 503 for good. DynamoDB deletes expired items only some time after they expire,
-//!   so this hits only readings that expire while the build runs and are deleted before its
-//!   scan reaches them; it is not handled yet.
+//! - **Readings that are gone.** Previous-version readings that DynamoDB's TTL
+//!   (`RETENTION_RAW`) deleted before the build folded them are still counted in `c` and can
+//!   never be folded. A full pass under the lease that finds no unmarked reading while
+//!   `Σc − Σrc` stays the same proves they are gone; they are then written off (`rc` raised
+//!   to `c` on their sensors' items, and on a shard by as much: `build.rs`). They stay in the
+//!   all-time stats and sensor counts, like every deleted reading, and are in no window.
 
 use super::attributes::{
     Item, aggregate_of, key, string_of, temperature_of, timestamp_of_sort_key,
