@@ -389,6 +389,69 @@ mod tests {
     }
 
     #[test]
+    fn a_previous_reading_is_marked_and_folded_without_counting_it_again() {
+        let sensor = SensorId::from_text("old").unwrap();
+        let reading = Reading {
+            sensor_id: sensor.clone(),
+            time: crate::domain::Timestamp::from_micros(1_633_338_000_000_000).unwrap(),
+            temperature: Temperature::from_micros(5_000_000).unwrap(),
+        };
+        let legacy = ItemState {
+            version: Version::Legacy,
+            aggregate: Aggregate::of([reading.temperature]),
+            ..ItemState::default()
+        };
+        let sensors = HashMap::from([(sensor.clone(), legacy.clone())]);
+        let rollups = HashMap::new();
+        let known = Knowledge {
+            sensors: &sensors,
+            shard: (3, &legacy),
+            rollups: &rollups,
+        };
+        let chunk = [NewReading {
+            request: 0,
+            index: 0,
+            reading,
+        }];
+        let built = transaction(&inner(), &chunk, &known, Origin::Previous).unwrap();
+        let kinds: Vec<&str> = built
+            .actions
+            .iter()
+            .map(|a| match a {
+                Action::Mark(_) => "mark",
+                Action::Sensor(_) => "sensor",
+                Action::Registry => "registry",
+                Action::Shard(_) => "shard",
+                Action::Reading(_) | Action::Rollup(_) => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["mark", "sensor", "registry", "shard"]);
+        let mark = built.items[0].update.as_ref().unwrap();
+        assert_eq!(
+            mark.condition_expression(),
+            Some("attribute_exists(#pk) AND attribute_not_exists(#m)")
+        );
+        for state in [&built.sensors[&sensor], &built.shard] {
+            assert_eq!(state.aggregate, legacy.aggregate, "counted once");
+            assert_eq!((state.folded, state.unfolded()), (1, 0));
+        }
+        let put = built.items[1].put.as_ref().unwrap();
+        assert_eq!(
+            put.condition_expression(),
+            Some("attribute_exists(#pk) AND attribute_not_exists(#v) AND #c = :c")
+        );
+        assert_eq!(
+            put.expression_attribute_values().unwrap()[":c"],
+            AttributeValue::N("1".into())
+        );
+        // A new reading's put carries the mark.
+        let built = transaction(&inner(), &chunk, &known, Origin::New).unwrap();
+        let item = built.items[0].put.as_ref().unwrap().item();
+        assert_eq!(item[FOLDED_MARK], AttributeValue::N("1".into()));
+        assert_eq!(built.sensors[&sensor].aggregate.count, 2);
+    }
+
+    #[test]
     fn aggregate_updates_add_always_and_set_min_max_only_when_they_extend() {
         let delta = Aggregate::of([3, -2].map(|m| Temperature::from_micros(m).unwrap()));
         let key = ("p".to_owned(), "s".to_owned());
