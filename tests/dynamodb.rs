@@ -623,34 +623,59 @@ async fn a_table_of_the_previous_release_builds_its_rollups_and_answers_windows_
 }
 
 /// A rolling deploy: instances of the previous release keep writing the table while this
-/// version runs on it, after its build is done. Windows answer 503, never a wrong answer,
-/// until the build (woken by the queries) has folded those readings too.
+/// version runs on it, during its build and after the build is done. Windows answer 503,
+/// never a wrong answer, until the build (woken by the queries once it is done) has folded
+/// those readings too.
 #[tokio::test]
 async fn readings_of_previous_release_instances_still_writing_are_folded_and_never_miscounted() {
     let store = dynamodb_store();
     let old = previous_release::readings(0x00dd_ba11, 300, &OLD_SENSORS);
     previous_release_table(&store, &old).await;
-    let app = spawn_app_on(&store).await;
-    await_build(&app).await;
     let client = sdk_client().await;
+    previous_release::hold_build_lease(&client, &store.table, true).await;
+    let app = spawn_app_on(&store).await;
     let taken: std::collections::HashSet<(&str, i64)> =
         old.iter().map(|(s, t, _)| (s.as_str(), *t)).collect();
-    let late = previous_release::readings(0x1a7e, 330, &OLD_SENSORS);
+    let late = previous_release::readings(0x1a7e, 340, &OLD_SENSORS);
     let late: Vec<_> = late
         .into_iter()
         .filter(|(s, t, _)| !taken.contains(&(s.as_str(), *t)))
-        .take(30)
+        .take(40)
         .collect();
-    // Interleaved with writes of this version on the same sensors and shards.
-    for (i, reading_) in late.iter().enumerate() {
-        previous_release::write_one(&client, &store.table, reading_, i % 16).await;
-        let time = format!("2021-10-05T12:00:{:02}Z", i);
-        app.put_ok(&reading(OLD_SENSORS[i % 3], &time, i as f64))
-            .await;
+    // Interleaved with writes of this version on the same sensors and shards: the first
+    // half before the build starts and while it runs, the second half once it is done.
+    let write = |i: usize| {
+        let (client, table, app, late) = (&client, &store.table, &app, &late);
+        async move {
+            previous_release::write_one(client, table, &late[i], i % 16).await;
+            let time = format!("2021-10-05T12:00:{i:02}Z");
+            app.put_ok(&reading(OLD_SENSORS[i % 3], &time, i as f64))
+                .await;
+        }
+    };
+    for i in 0..20 {
+        if i == 10 {
+            previous_release::hold_build_lease(&client, &store.table, false).await;
+        }
+        write(i).await;
     }
-    let stored = window_checks::stored(&app).await;
-    let count: usize = stored.values().map(BTreeMap::len).sum();
-    assert_eq!(count, old.len() + 2 * late.len());
+    windows_exact_once_folded(&app, old.len() + 2 * 20).await;
+    for i in 20..40 {
+        write(i).await;
+    }
+    let stored = windows_exact_once_folded(&app, old.len() + 2 * 40).await;
+    window_checks::check_sensors(&app, &stored).await;
+    window_checks::check_windows(&app, &mut window_checks::Rng(0xfeed), 30).await;
+}
+
+/// Polls a few windows until all answer (bounded): each answer meanwhile is 503 or exactly
+/// the recomputation from the `stored` readings (`count` of them). Returns them.
+async fn windows_exact_once_folded(
+    app: &helpers::TestApp,
+    count: usize,
+) -> BTreeMap<String, BTreeMap<i64, i64>> {
+    let stored = window_checks::stored(app).await;
+    assert_eq!(stored.values().map(BTreeMap::len).sum::<usize>(), count);
     let in_range = |sensor: Option<&str>, from: i64, to: i64| -> Value {
         let values: Vec<i64> = stored
             .iter()
@@ -660,7 +685,7 @@ async fn readings_of_previous_release_instances_still_writing_are_folded_and_nev
         window_checks::expected(&values)
     };
     const DAY0: i64 = 1_633_305_600_000_000;
-    let day = 86_400_000_000;
+    let (day, hour) = (86_400_000_000, 3_600_000_000);
     let windows = [
         (
             "/api/stats?from=2021-10-04T00:00:00.5Z&to=2021-10-06T00:00:00Z",
@@ -677,15 +702,13 @@ async fn readings_of_previous_release_instances_still_writing_are_folded_and_nev
         (
             "/api/stats?from=2021-10-04T01:00:00Z&to=2021-10-04T01:10:00Z&sensorID=gw%2F3",
             Some("gw/3"),
-            DAY0 + day / 24,
-            DAY0 + day / 24 + 600_000_000,
+            DAY0 + hour,
+            DAY0 + hour + 600_000_000,
         ),
     ];
     let deadline = Instant::now() + Duration::from_secs(180);
-    let mut pending = true;
-    while pending {
-        assert!(Instant::now() < deadline, "the readings were never folded");
-        pending = false;
+    loop {
+        let mut pending = false;
         for (path, sensor, from, to) in &windows {
             let response = app.get(path).await;
             if response.status() == StatusCode::SERVICE_UNAVAILABLE {
@@ -700,15 +723,15 @@ async fn readings_of_previous_release_instances_still_writing_are_folded_and_nev
                 "{path}: a wrong answer"
             );
         }
+        if !pending {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the readings were never folded");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(
-        app.stats(None).await,
-        in_range(None, i64::MIN, i64::MAX),
-        "all-time"
-    );
-    window_checks::check_sensors(&app, &stored).await;
-    window_checks::check_windows(&app, &mut window_checks::Rng(0xfeed), 30).await;
+    let all_time = in_range(None, i64::MIN, i64::MAX);
+    assert_eq!(app.stats(None).await, all_time, "all-time");
+    stored
 }
 
 /// A build stopped in the middle of a pass (its lease taken by another instance that then
