@@ -1,5 +1,6 @@
 //! DynamoDB-only tests: several instances on one table, DynamoDB going away and coming back,
-//! restarts, the start-up checks of the table, and requests per reading.
+//! restarts, the start-up checks of the table, tables written by the previous release (their
+//! rollup build, and instances of that release still writing), and requests per reading.
 //!
 //! They need a DynamoDB-compatible server at `AWS_ENDPOINT_URL` and
 //! `TELEMETRY_TEST_STORAGE=dynamodb`; `scripts/dynamodb-tests.sh` starts DynamoDB Local and runs
@@ -8,9 +9,12 @@
 
 #[path = "api/helpers.rs"]
 mod helpers;
+#[path = "dynamodb/previous_release.rs"]
+mod previous_release;
 #[path = "api/window_checks.rs"]
 mod window_checks;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -506,18 +510,22 @@ async fn a_table_with_the_wrong_key_schema_stops_start_up() {
     assert!(error.contains("\"pk\""), "{error}");
 }
 
-/// A table as the previous version left it (a reading, its sensor's aggregate and a shard, no
-/// version, partials, registry or rollup marker): the service starts, all-time stats and
-/// readings answer as before, new readings are stored and counted, and the four window routes
-/// answer a 501 problem that says why (their readings are in no rollup).
-#[tokio::test]
-async fn a_table_of_the_previous_version_serves_all_time_stats_and_refuses_windows() {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    let store = dynamodb_store();
-    spawn_app_on(&store).await.stop().await; // creates the table (and its marker)
+/// A table as the previous release leaves it: its readings (none marked folded), sensor items
+/// and shards with `c, s, mn, mx` only, no registry, no marker. The app's own start-up created
+/// the table first (and put the marker, which the previous release never wrote: deleted).
+async fn previous_release_table(store: &TestStore, readings: &[previous_release::Old]) {
+    previous_release_table_with_gone(store, readings, &[]).await;
+}
+
+/// [`previous_release_table`], where the readings `gone` were deleted by their TTL since.
+async fn previous_release_table_with_gone(
+    store: &TestStore,
+    readings: &[previous_release::Old],
+    gone: &[previous_release::Old],
+) {
+    spawn_app_on(store).await.stop().await;
     let client = sdk_client().await;
-    let n = |v: &str| AttributeValue::N(v.into());
-    let s = |v: &str| AttributeValue::S(v.into());
+    let s = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.into());
     client
         .delete_item()
         .table_name(&store.table)
@@ -526,64 +534,344 @@ async fn a_table_of_the_previous_version_serves_all_time_stats_and_refuses_windo
         .send()
         .await
         .expect("marker deleted");
-    let items = [
-        vec![
-            ("pk", s("reading#old")),
-            ("sk", s("2021-10-04T09:00:00.000000Z")),
-            ("t", n("5000000")),
-        ],
-        vec![
-            ("pk", s("aggregate#sensor#old")),
-            ("sk", s("aggregate")),
-            ("c", n("1")),
-            ("s", n("5000000")),
-            ("mn", n("5000000")),
-            ("mx", n("5000000")),
-        ],
-        vec![
-            ("pk", s("aggregate#total")),
-            ("sk", s("shard#03")),
-            ("c", n("1")),
-            ("s", n("5000000")),
-            ("mn", n("5000000")),
-            ("mx", n("5000000")),
-        ],
-    ];
-    for item in items {
-        let mut put = client.put_item().table_name(&store.table);
-        for (name, value) in item {
-            put = put.item(name, value);
+    previous_release::write_table(&client, &store.table, readings, gone).await;
+}
+
+/// The old sensors of these tests; `z` is left for readings written by this version.
+const OLD_SENSORS: [&str; 3] = ["107", "a b", "gw/3"];
+
+/// Waits (bounded) until the rollup build is done: `/api/sensors` answers 200. Every 503
+/// meanwhile must say why.
+async fn await_build(app: &helpers::TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let response = app.get("/api/sensors").await;
+        if response.status() == StatusCode::OK {
+            return;
         }
-        put.send().await.expect("previous-version item written");
-    }
-    let app = spawn_app_on(&store).await;
-    assert_eq!(app.stats(None).await["Count"], 1);
-    app.put_ok(&reading("old", "2021-10-04 09:00:01", 7.0))
-        .await;
-    app.put_ok(&reading("new", "2021-10-04 09:00:01", 9.0))
-        .await;
-    let stats = app.stats(Some("old")).await;
-    assert_eq!(
-        (stats["Count"].clone(), stats["Average"].clone()),
-        (json!(2), json!(6.0))
-    );
-    assert_eq!(app.stats(None).await["Count"], 3);
-    assert_eq!(app.series("old").await.len(), 2, "readings as stored");
-    for path in [
-        "/api/stats?from=2021-10-04%2000:00:00",
-        "/api/series?from=2021-10-04%2000:00:00&to=2021-10-05%2000:00:00&step=1h",
-        "/api/sensors",
-        "/api/sensors/old",
-    ] {
-        let body = helpers::assert_problem(app.get(path).await, StatusCode::NOT_IMPLEMENTED).await;
+        let body = helpers::assert_problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
         assert!(
             body["detail"]
                 .as_str()
                 .unwrap()
                 .contains("previous version"),
-            "{path}: {body}"
+            "{body}"
         );
+        assert!(Instant::now() < deadline, "the rollup build did not finish");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test]
+async fn a_table_of_the_previous_release_builds_its_rollups_and_answers_windows_exactly() {
+    let store = dynamodb_store();
+    let old = previous_release::readings(0x01d7_ab1e, 600, &OLD_SENSORS);
+    previous_release_table(&store, &old).await;
+    let client = sdk_client().await;
+    // Another instance holds the build's lease: the build cannot start yet.
+    previous_release::hold_build_lease(&client, &store.table, true).await;
+    let app = spawn_app_on(&store).await;
+    assert_eq!(
+        app.get("/api/ready").await.status(),
+        StatusCode::OK,
+        "ready at once"
+    );
+    let values: Vec<i64> = old.iter().map(|(_, _, v)| *v).collect();
+    assert_eq!(app.stats(None).await, window_checks::expected(&values));
+    for path in [
+        "/api/stats?from=2021-10-04T00:00:00.5Z&to=2021-10-05T00:00:00Z",
+        "/api/stats?from=2021-10-04T00:00:00Z&sensorID=107",
+        "/api/series?from=2021-10-04T00:00:00Z&to=2021-10-05T00:00:00Z&step=1h",
+        "/api/sensors",
+        "/api/sensors/107",
+    ] {
+        let response = app.get(path).await;
+        assert!(response.headers().contains_key("retry-after"), "{path}");
+        let body = helpers::assert_problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains("previous version"), "{path}: {body}");
+        assert!(detail.contains("readings left"), "{path}: {body}");
+    }
+    // New readings while the build waits, in the old readings' buckets, of an old sensor and
+    // of a new one: counted once, by their own writes.
+    let mut rng = window_checks::Rng(0x5eed_0021);
+    window_checks::write_random_readings(&app, &mut rng, &["z"]).await;
+    app.put_ok(&reading("107", "2021-10-04T01:00:00.25Z", 21.5))
+        .await;
+    previous_release::hold_build_lease(&client, &store.table, false).await;
+    await_build(&app).await;
+    let stored = window_checks::stored(&app).await;
+    let all: Vec<i64> = stored.values().flat_map(|r| r.values().copied()).collect();
+    assert_eq!(all.len(), old.len() + stored["z"].len() + 1);
+    assert_eq!(app.stats(None).await, window_checks::expected(&all));
+    window_checks::check_sensors(&app, &stored).await;
+    window_checks::check_windows(&app, &mut rng, 40).await;
+    // And after: new readings of every sensor (at a fraction no old reading has: readings
+    // are immutable), in old and new buckets, windows still exact.
+    window_checks::write_random_readings(&app, &mut window_checks::Rng(0x5eed_0022), &["z"]).await;
+    for (i, sensor) in OLD_SENSORS.iter().enumerate() {
+        let batch: Vec<Value> = (0..20)
+            .map(|k| {
+                let time = format!("2021-10-0{}T01:{:02}:{:02}.654321Z", 4 + k % 3, k, i * 7);
+                reading(sensor, &time, f64::from(k) - 3.5)
+            })
+            .collect();
+        app.put_ok(&Value::Array(batch)).await;
+    }
+    window_checks::check_windows(&app, &mut rng, 20).await;
+    window_checks::check_sensors(&app, &window_checks::stored(&app).await).await;
+}
+
+/// A rolling deploy: instances of the previous release keep writing the table while this
+/// version runs on it, during its build and after the build is done. Windows answer 503,
+/// never a wrong answer, until the build (woken by the queries once it is done) has folded
+/// those readings too.
+#[tokio::test]
+async fn readings_of_previous_release_instances_still_writing_are_folded_and_never_miscounted() {
+    let store = dynamodb_store();
+    let old = previous_release::readings(0x00dd_ba11, 300, &OLD_SENSORS);
+    previous_release_table(&store, &old).await;
+    let client = sdk_client().await;
+    previous_release::hold_build_lease(&client, &store.table, true).await;
+    let app = spawn_app_on(&store).await;
+    let taken: std::collections::HashSet<(&str, i64)> =
+        old.iter().map(|(s, t, _)| (s.as_str(), *t)).collect();
+    let late = previous_release::readings(0x1a7e, 340, &OLD_SENSORS);
+    let late: Vec<_> = late
+        .into_iter()
+        .filter(|(s, t, _)| !taken.contains(&(s.as_str(), *t)))
+        .take(40)
+        .collect();
+    // Interleaved with writes of this version on the same sensors and shards: the first
+    // half before the build starts and while it runs, the second half once it is done.
+    let write = |i: usize| {
+        let (client, table, app, late) = (&client, &store.table, &app, &late);
+        async move {
+            previous_release::write_one(client, table, &late[i], i % 16).await;
+            let time = format!("2021-10-05T12:00:{i:02}Z");
+            app.put_ok(&reading(OLD_SENSORS[i % 3], &time, i as f64))
+                .await;
+        }
+    };
+    for i in 0..20 {
+        if i == 10 {
+            previous_release::hold_build_lease(&client, &store.table, false).await;
+        }
+        write(i).await;
+    }
+    windows_exact_once_folded(&app, old.len() + 2 * 20).await;
+    for i in 20..40 {
+        write(i).await;
+    }
+    let stored = windows_exact_once_folded(&app, old.len() + 2 * 40).await;
+    window_checks::check_sensors(&app, &stored).await;
+    window_checks::check_windows(&app, &mut window_checks::Rng(0xfeed), 30).await;
+}
+
+/// Polls a few windows until all answer (bounded): each answer meanwhile is 503 or exactly
+/// the recomputation from the `stored` readings (`count` of them). Returns them.
+async fn windows_exact_once_folded(
+    app: &helpers::TestApp,
+    count: usize,
+) -> BTreeMap<String, BTreeMap<i64, i64>> {
+    let stored = window_checks::stored(app).await;
+    assert_eq!(stored.values().map(BTreeMap::len).sum::<usize>(), count);
+    let in_range = |sensor: Option<&str>, from: i64, to: i64| -> Value {
+        let values: Vec<i64> = stored
+            .iter()
+            .filter(|(s, _)| sensor.is_none_or(|x| x == s.as_str()))
+            .flat_map(|(_, r)| r.range(from..to).map(|(_, v)| *v))
+            .collect();
+        window_checks::expected(&values)
+    };
+    const DAY0: i64 = 1_633_305_600_000_000;
+    let (day, hour) = (86_400_000_000, 3_600_000_000);
+    let windows = [
+        (
+            "/api/stats?from=2021-10-04T00:00:00.5Z&to=2021-10-06T00:00:00Z",
+            None,
+            DAY0 + 500_000,
+            DAY0 + 2 * day,
+        ),
+        (
+            "/api/stats?from=2021-10-04T00:00:00Z&to=2021-10-07T00:00:00Z&sensorID=107",
+            Some("107"),
+            DAY0,
+            DAY0 + 3 * day,
+        ),
+        (
+            "/api/stats?from=2021-10-04T01:00:00Z&to=2021-10-04T01:10:00Z&sensorID=gw%2F3",
+            Some("gw/3"),
+            DAY0 + hour,
+            DAY0 + hour + 600_000_000,
+        ),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let mut pending = false;
+        for (path, sensor, from, to) in &windows {
+            let response = app.get(path).await;
+            if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+                pending = true;
+                continue;
+            }
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(
+                body,
+                in_range(*sensor, *from, *to),
+                "{path}: a wrong answer"
+            );
+        }
+        if !pending {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the readings were never folded");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let all_time = in_range(None, i64::MIN, i64::MAX);
+    assert_eq!(app.stats(None).await, all_time, "all-time");
+    stored
+}
+
+/// A build stopped in the middle of a pass (its lease taken by another instance that then
+/// stops, as in a crash; this instance is restarted meanwhile) continues from the stored
+/// cursor, and still folds every reading exactly once.
+#[tokio::test]
+async fn an_interrupted_rollup_build_resumes_and_counts_every_reading_once() {
+    let store = dynamodb_store();
+    let old = previous_release::readings(0x00c0_ffee, 1_500, &OLD_SENSORS);
+    previous_release_table(&store, &old).await;
+    let client = sdk_client().await;
+    let app = spawn_app_on(&store).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !previous_release::take_build_lease_mid_pass(&client, &store.table).await {
+        assert!(
+            Instant::now() < deadline,
+            "no pass with a stored cursor seen"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    app.stop().await;
+    assert!(
+        shards_count_unfolded_readings(&client, &store.table).await,
+        "the pass was stopped before its end"
+    );
+    // The other instance is gone: its lease expires.
+    previous_release::hold_build_lease(&client, &store.table, false).await;
+    let app = spawn_app_on(&store).await;
+    await_build(&app).await;
+    let stored = window_checks::stored(&app).await;
+    let count: usize = stored.values().map(BTreeMap::len).sum();
+    assert_eq!(count, old.len());
+    let values: Vec<i64> = old.iter().map(|(_, _, v)| *v).collect();
+    assert_eq!(app.stats(None).await, window_checks::expected(&values));
+    window_checks::check_sensors(&app, &stored).await;
+    window_checks::check_windows(&app, &mut window_checks::Rng(0xabc), 30).await;
+}
+
+/// Readings of the previous release that DynamoDB's TTL deleted before the build could fold
+/// them are written off: the build ends, windows answer exactly for the readings stored, and
+/// all-time stats and sensor counts still count the deleted ones (as for any deleted reading).
+#[tokio::test]
+async fn readings_deleted_before_the_build_folded_them_are_written_off() {
+    let store = dynamodb_store();
+    let all = previous_release::readings(0x7711, 400, &OLD_SENSORS);
+    let (gone, kept): (Vec<_>, Vec<_>) = all.iter().cloned().partition(|(_, t, _)| t % 7 == 3);
+    let (gone, kept): (Vec<_>, Vec<_>) = if gone.is_empty() {
+        (all[..40].to_vec(), all[40..].to_vec())
+    } else {
+        (gone, kept)
+    };
+    previous_release_table_with_gone(&store, &kept, &gone).await;
+    let app = spawn_app_on(&store).await;
+    await_build(&app).await;
+    let stored = window_checks::stored(&app).await;
+    let count: usize = stored.values().map(BTreeMap::len).sum();
+    assert_eq!(count, kept.len());
+    let values: Vec<i64> = all.iter().map(|(_, _, v)| *v).collect();
+    assert_eq!(app.stats(None).await, window_checks::expected(&values));
+    for sensor in OLD_SENSORS {
+        let path = format!(
+            "/api/sensors/{}",
+            sensor.replace(' ', "%20").replace('/', "%2F")
+        );
+        let summary = window_checks::get_json(&app, &path, &[]).await;
+        let counted = all.iter().filter(|(s, _, _)| s == sensor).count();
+        assert_eq!(summary["Count"], counted, "{sensor}");
+    }
+    window_checks::check_windows(&app, &mut window_checks::Rng(0x90e), 30).await;
+}
+
+/// Whether the shards still count readings no rollup holds (`Σc > Σrc`).
+async fn shards_count_unfolded_readings(client: &aws_sdk_dynamodb::Client, table: &str) -> bool {
+    let shards = client
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("aggregate#total".into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("shards read");
+    let number =
+        |item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+         name: &str| {
+            item.get(name)
+                .map_or(0, |v| v.as_n().unwrap().parse::<i64>().unwrap())
+        };
+    let (c, rc) = shards.items().iter().fold((0, 0), |(c, rc), item| {
+        (c + number(item, "c"), rc + number(item, "rc"))
+    });
+    c > rc
+}
+
+/// A rolling deploy: an instance of the previous release `ADD`s to a shard this instance
+/// knows (its cached state, one version behind nothing: the `ADD` leaves `v` alone). This
+/// instance's next write to that shard must not overwrite the `ADD`: every acknowledged
+/// reading stays counted.
+#[tokio::test]
+async fn a_previous_version_add_between_two_writes_is_never_overwritten() {
+    let store = dynamodb_store();
+    let app = spawn_app_on(&store).await;
+    app.put_ok(&reading("mix", "2021-10-04 09:00:00", 1.0))
+        .await;
+    // The shard the app wrote (and whose state it now caches): the only one with a count.
+    let client = sdk_client().await;
+    let shards = client
+        .query()
+        .table_name(&store.table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("aggregate#total".into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("shards read");
+    let written: Vec<usize> = shards
+        .items()
+        .iter()
+        .filter(|item| item.get("c").is_some_and(|c| c.as_n().unwrap() != "0"))
+        .map(|item| {
+            item["sk"].as_s().unwrap()["shard#".len()..]
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(written.len(), 1, "one shard written: {written:?}");
+    let old = ("mix".to_owned(), 1_633_338_001_000_000, 2_000_000); // 09:00:01, 2 °C
+    previous_release::write_one(&client, &store.table, &old, written[0]).await;
+    // A lightly loaded instance keeps leasing its preferred shard: the same one, known stale.
+    app.put_ok(&reading("mix", "2021-10-04 09:00:02", 3.0))
+        .await;
+    let all = json!({"Average": 2.0, "Maximum": 3.0, "Minimum": 1.0, "Count": 3});
+    assert_eq!(app.stats(None).await, all, "over all sensors");
+    assert_eq!(app.stats(Some("mix")).await, all, "the sensor");
 }
 
 #[tokio::test]
@@ -909,4 +1197,50 @@ async fn write_units_per_reading_of_a_fleet_a_gateway_and_one_sensor() {
         3_000,
         &dynamo,
     );
+}
+
+/// **Measurement, run by hand** (`scripts/dynamodb-tests.sh --ignored
+/// write_units_of_the_rollup_build`): the write units the rollup build spends per reading of
+/// the previous release, counted from the requests as [`DynamoStore::write_units`] does
+/// (BENCHMARKS.md). The table: a fleet of 100 sensors at 1 Hz for a minute, from 09:00:30
+/// (so each sensor's readings cross a minute's end), and one sensor with 3,000 consecutive
+/// seconds.
+#[tokio::test]
+#[ignore = "a measurement, run by hand"]
+async fn write_units_of_the_rollup_build_per_previous_release_reading() {
+    let client = sdk_client().await;
+    let at = |second: i64| (1_633_338_000 + 30 + second) * 1_000_000;
+    let fleet: Vec<previous_release::Old> = (0..100)
+        .flat_map(|s| (0..60).map(move |t| (format!("f{s}"), at(t), t * 250_000)))
+        .collect();
+    let one: Vec<previous_release::Old> = (0..3_000)
+        .map(|t| ("one".to_owned(), at(t), t * 125_000))
+        .collect();
+    for (name, readings) in [("1 Hz fleet, 100 sensors", fleet), ("one sensor", one)] {
+        let store = dynamodb_store();
+        previous_release_table(&store, &readings).await;
+        let dynamo = DynamoStore::open(&dynamodb_settings(&store.config()), unobserved())
+            .await
+            .expect("store opens");
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(600);
+        while shards_count_unfolded_readings(&client, &store.table).await {
+            assert!(Instant::now() < deadline, "the build did not finish");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let units = dynamo.write_units();
+        let (rollups, cancelled) = dynamo.write_unit_breakdown();
+        let per = |n: u64| n as f64 / readings.len() as f64;
+        eprintln!(
+            "rollup build, {name}: {units} write units for {} readings = {:.3} WU/reading \
+             (rollup and registry actions {:.3}, cancelled {:.3}; {:.3} requests/reading; \
+             {:.1} s on DynamoDB Local)",
+            readings.len(),
+            per(units),
+            per(rollups),
+            per(cancelled),
+            per(dynamo.request_count()),
+            started.elapsed().as_secs_f64()
+        );
+    }
 }

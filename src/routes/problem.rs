@@ -96,6 +96,10 @@ impl From<StorageError> for Problem {
             StorageError::Unsupported(what) => {
                 Problem::new(StatusCode::NOT_IMPLEMENTED, what.to_string())
             }
+            StorageError::Pending(what) => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, what.to_string())
+                    .retry_after(RETRY_AFTER_SECONDS)
+            }
             StorageError::Internal(cause) => {
                 // Logged in full, never sent: internals are not the client's business.
                 tracing::error!(%cause, "storage failure");
@@ -169,6 +173,15 @@ mod tests {
         let problem = Problem::from(StorageError::Unavailable("secret host down".into()));
         assert_eq!(problem.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(!problem.body().to_string().contains("secret"));
+        let response = problem.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+
+    #[test]
+    fn pending_work_is_503_with_retry_after_and_says_what_it_waits_for() {
+        let problem = Problem::from(StorageError::Pending("rollups being built".into()));
+        assert_eq!(problem.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(problem.body()["detail"], "rollups being built");
         let response = problem.into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
     }

@@ -401,7 +401,7 @@ impl From<LineBatchError> for WriteError {
 impl From<StorageError> for WriteError {
     fn from(error: StorageError) -> Self {
         let status = match &error {
-            StorageError::Unavailable(cause) => {
+            StorageError::Unavailable(cause) | StorageError::Pending(cause) => {
                 tracing::warn!(%cause, "storage unavailable");
                 StatusCode::SERVICE_UNAVAILABLE
             }

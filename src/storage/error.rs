@@ -17,13 +17,20 @@ pub enum StorageError {
     Internal(Cause),
     /// This backend does not offer the operation yet (501; the message says what).
     Unsupported(Cause),
+    /// The answer waits for work in progress that finishes by itself, such as a rollup build:
+    /// retrying later helps (503 + Retry-After). Unlike `Unavailable`, the message is the
+    /// client's business (it says what is in progress) and is sent.
+    Pending(Cause),
 }
 
 impl StorageError {
     /// What failed, without its sources.
     pub fn cause(&self) -> &Cause {
         match self {
-            Self::Unavailable(cause) | Self::Internal(cause) | Self::Unsupported(cause) => cause,
+            Self::Unavailable(cause)
+            | Self::Internal(cause)
+            | Self::Unsupported(cause)
+            | Self::Pending(cause) => cause,
         }
     }
 }
@@ -34,6 +41,7 @@ impl fmt::Display for StorageError {
             Self::Unavailable(cause) => write!(f, "storage unavailable: {cause}"),
             Self::Internal(cause) => write!(f, "storage failure: {cause}"),
             Self::Unsupported(cause) => write!(f, "not supported by this storage backend: {cause}"),
+            Self::Pending(cause) => write!(f, "not answerable yet: {cause}"),
         }
     }
 }

@@ -236,7 +236,7 @@ impl Storage {
         let result = call.await;
         let failure = match &result {
             Ok(_) => None,
-            Err(StorageError::Unavailable(_)) => Some("unavailable"),
+            Err(StorageError::Unavailable(_) | StorageError::Pending(_)) => Some("unavailable"),
             Err(StorageError::Internal(_)) => Some("internal"),
             Err(StorageError::Unsupported(_)) => Some("unsupported"),
         };

@@ -293,3 +293,40 @@ pub async fn put_retrying(app: &TestApp, body: &Value) {
     }
     panic!("PUT {body} still answered 503 after 10 tries");
 }
+
+/// `/api/sensors` and `/api/sensors/{id}` against `stored`: every sensor with readings listed
+/// once, with its count, first and latest reading recomputed from them.
+pub async fn check_sensors(app: &TestApp, stored: &BTreeMap<String, BTreeMap<i64, i64>>) {
+    let listed = get_json(app, "/api/sensors", &[("limit", "1000".into())]).await;
+    let listed = listed["sensors"].as_array().unwrap().clone();
+    let with_readings: Vec<&String> = stored
+        .iter()
+        .filter(|(_, r)| !r.is_empty())
+        .map(|(s, _)| s)
+        .collect();
+    let names: Vec<&str> = listed
+        .iter()
+        .map(|s| s["sensorID"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, with_readings, "listed sensors");
+    for summary in &listed {
+        let name = summary["sensorID"].as_str().unwrap();
+        let own = &stored[name];
+        assert_eq!(summary["Count"], own.len(), "{name}");
+        let (first, _) = own.first_key_value().unwrap();
+        let (last, value) = own.last_key_value().unwrap();
+        assert_eq!(summary["first"], rfc3339_short(*first), "{name}");
+        assert_eq!(summary["latest"]["time"], rfc3339_short(*last), "{name}");
+        assert_eq!(
+            summary["latest"]["temperature"],
+            *value as f64 / 1e6,
+            "{name}"
+        );
+        let path = format!(
+            "/api/sensors/{}",
+            name.replace(' ', "%20").replace('/', "%2F")
+        );
+        let one = get_json(app, &path, &[]).await;
+        assert_eq!(one, *summary, "{path}");
+    }
+}

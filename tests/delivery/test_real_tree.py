@@ -115,7 +115,7 @@ def test_task_role_only_table_item_actions(module):
     assert set(dynamo[0]["actions"]) == {
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
         "dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem",
-        "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable",
+        "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable", "dynamodb:Scan",
     }
     assert dynamo[0]["resources"] == ["${aws_dynamodb_table.this.arn}"]
 

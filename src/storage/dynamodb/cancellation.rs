@@ -75,6 +75,10 @@ pub(super) async fn read_reasons(
                 }
                 retry.drop_positions.insert(*position);
             }
+            // Folded by another builder meanwhile (or deleted by its TTL): not this one's.
+            ("ConditionalCheckFailed", Action::Mark(position)) => {
+                retry.drop_positions.insert(*position);
+            }
             ("ConditionalCheckFailed", Action::Sensor(sensor)) => {
                 let item = old_item(inner, reason, sensor_key(sensor)).await?;
                 let state = ItemState::from_item(item.as_ref())?;

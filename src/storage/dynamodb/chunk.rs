@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::CancellationReason;
 
 use super::attributes::aggregate_of;
 use super::cancellation::read_reasons;
-use super::partials::ItemState;
+use super::partials::{ItemState, Origin};
 use super::query::batch_get;
 use super::shards;
 use super::transaction::{Action, Knowledge, MAX_ACTIONS, RollupKey, Transaction, transaction};
@@ -51,7 +51,8 @@ enum Attempt {
     Failed(StorageError),
 }
 
-/// Commits one chunk (its readings sorted by sensor) on a leased shard: readings that would
+/// Commits one chunk (its readings sorted by sensor, all from `origin`) on a leased shard:
+/// readings that would
 /// push its transaction over [`MAX_ACTIONS`] (rollup deltas of late readings, closing
 /// buckets) are split off into a next transaction; a cancelled transaction is retried without
 /// the readings found stored meanwhile and with the states learnt, until it commits, fails,
@@ -61,6 +62,7 @@ pub(super) async fn run_chunk(
     chunk: Vec<NewReading>,
     sensors: HashMap<SensorId, ItemState>,
     deadline: Instant,
+    origin: Origin,
 ) -> ChunkReport {
     let lease = shards::lease(inner);
     let mut report = ChunkReport {
@@ -78,7 +80,7 @@ pub(super) async fn run_chunk(
             &mut report,
             &mut rollups,
             lease.shard,
-            deadline,
+            (deadline, origin),
         )
         .await;
         if let Err((left, error)) = committed {
@@ -101,7 +103,7 @@ async fn commit_part(
     report: &mut ChunkReport,
     rollups: &mut HashMap<RollupKey, Extent>,
     shard: usize,
-    deadline: Instant,
+    (deadline, origin): (Instant, Origin),
 ) -> Result<(), (Vec<NewReading>, StorageError)> {
     for attempt in 0..MAX_TRANSACTION_ATTEMPTS {
         if chunk.is_empty() {
@@ -124,7 +126,7 @@ async fn commit_part(
                 shard: (shard, &shard_state),
                 rollups,
             };
-            match transaction(inner, &chunk, &known) {
+            match transaction(inner, &chunk, &known, origin) {
                 Ok(built) if built.items.len() > MAX_ACTIONS && chunk.len() > 1 => {
                     let last = chunk.pop().expect("more than one reading");
                     rest.insert(0, last);

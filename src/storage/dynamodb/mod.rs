@@ -61,7 +61,8 @@
 //!
 //! Only `GetItem`, `PutItem`, `UpdateItem`, `DeleteItem`, `Query`, `BatchGetItem`,
 //! `DescribeTable` and `TransactWriteItems` (authorised through the per-item actions and
-//! `ConditionCheckItem`) are used at run time; `CreateTable` only with
+//! `ConditionCheckItem`) are used at run time, and `Scan` by the rollup build of a table the
+//! previous version wrote (`build.rs`); `CreateTable` only with
 //! `DYNAMODB_CREATE_TABLE=true` (local runs). `telemetry-lambda` opens the store with
 //! [`DynamoStore::connect`] and only deletes `/picus` items: it calls `DeleteItem` alone.
 //!
@@ -73,9 +74,13 @@
 //! - `writer.rs`: the group-commit writer (rounds, pre-check, chunks); `transaction.rs`: one
 //!   chunk's `TransactWriteItems`; `cancellation.rs`: reading its `CancellationReasons`;
 //!   `chunk.rs`: one chunk's commit and retries;
+//! - `windows.rs`: windows, series and sensor summaries; `partials.rs`: an aggregate item's
+//!   state and how readings move it on; `shards.rs`: the global shards one instance knows;
+//!   `build.rs`: the rollup build of a table the previous version wrote;
 //! - `store.rs`: the storage contract ([`super::Store`]) on DynamoDB, `/picus` items included.
 
 mod attributes;
+mod build;
 mod cancellation;
 mod chunk;
 mod partials;
@@ -88,7 +93,7 @@ mod transaction;
 mod windows;
 mod writer;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -161,9 +166,8 @@ pub(crate) struct Inner {
     retention_raw: Period,
     /// `RETENTION_MINUTE`/`HOUR`/`DAY`: how long after its end a rollup item expires.
     retention: Retention,
-    /// Whether every stored reading is counted in the rollups (see `windows.rs`, "Tables
-    /// written by the previous version").
-    rollups_complete: AtomicBool,
+    /// Wakes this instance's rollup build (see `build.rs`).
+    build: build::Signal,
 }
 
 /// What is known of an aggregate item's min and max: the stored values are at least this
@@ -255,20 +259,18 @@ impl DynamoStore {
     ) -> Result<Self, StorageError> {
         let store = Self::connect(settings, on_group).await?;
         table::ensure_table(&store.inner, settings.create_table).await?;
-        let complete = windows::check_rollups(&store.inner).await?;
-        if !complete {
-            tracing::warn!(
+        if !windows::check_rollups(&store.inner).await? {
+            tracing::info!(
                 table = store.inner.table,
-                "the DynamoDB table was written by a version that kept no rollups: windows, \
-                 series and sensor summaries answer 501 on it (see storage/dynamodb/windows.rs)"
+                "the DynamoDB table was written by a version that kept no rollups: building \
+                 them in the background; windows, series and sensor summaries answer 503 until \
+                 then (see storage/dynamodb/windows.rs)"
             );
         }
-        store
-            .inner
-            .rollups_complete
-            .store(complete, Ordering::Relaxed);
         // Learn the shards' min/max once, so the first writes rarely need a retry.
         store.stats(None).await?;
+        // Not waited for: the instance is ready at once (see `build.rs`).
+        build::spawn(&store.inner);
         Ok(store)
     }
 
@@ -320,7 +322,7 @@ impl DynamoStore {
             shards: Mutex::new(shards::Shards::default()),
             retention_raw: settings.retention_raw,
             retention: settings.retention,
-            rollups_complete: AtomicBool::new(false),
+            build: build::Signal::default(),
         });
         Ok(Self {
             writer: GroupCommit::spawn(

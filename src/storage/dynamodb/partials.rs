@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::attributes::{Item, aggregate_of, number};
-use super::schema::{COUNT, FIRST, LATEST_TEMPERATURE, LATEST_TIME, MAX, MIN, SUM, VERSION};
+use super::schema::{
+    COUNT, FIRST, FOLDED_COUNT, LATEST_TEMPERATURE, LATEST_TIME, MAX, MIN, SUM, VERSION,
+};
 use crate::domain::rollup::{Level, SENSOR_LEVELS};
 use crate::domain::{Aggregate, Point, SensorSummary, Temperature, Timestamp};
 use crate::storage::StorageError;
@@ -44,6 +46,11 @@ pub(crate) struct Partial {
 pub(crate) struct ItemState {
     pub version: Version,
     pub aggregate: Aggregate,
+    /// `rc`: how many of the readings counted in `aggregate` this item has folded into its
+    /// partials and rollup deltas. Writes of this version bump it with the count; the
+    /// previous version bumped only the count, so `count - folded` of this item's readings
+    /// are in no rollup yet (see `windows.rs`, "Tables written by the previous version").
+    pub folded: u64,
     /// Earliest reading time (µs).
     pub first: Option<i64>,
     /// Latest reading by reading time: (µs, µ°C).
@@ -55,17 +62,38 @@ pub(crate) struct ItemState {
 /// Rollup deltas of one item's write: `(level, bucket start)` → what to add to that rollup item.
 pub(crate) type Deltas = BTreeMap<(Level, i64), Aggregate>;
 
+/// Where the readings a fold moves an item on with come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// New readings: counted in the all-time aggregate and folded, both now.
+    New,
+    /// Readings the previous version stored and counted (`c, s, mn, mx`) but never folded:
+    /// the rollup build folds them, leaving the all-time aggregate as it is.
+    Previous,
+}
+
 impl ItemState {
     /// The state after adding `points` (new readings, `(µs, µ°C)`), and the rollup deltas: for
     /// each level the item's current bucket becomes the latest of its own and the readings'
     /// buckets; the partial of a bucket left behind and every reading of an earlier bucket are
     /// deltas of their buckets' rollup items.
+    #[cfg(test)]
     pub(crate) fn fold(&self, points: &[(i64, i64)]) -> (ItemState, Deltas) {
+        self.fold_from(Origin::New, points)
+    }
+
+    /// [`Self::fold`] of readings from `origin`: [`Origin::Previous`] readings move the
+    /// partials, first and latest reading, rollup deltas and `folded` on exactly as new ones,
+    /// but are already in the all-time aggregate.
+    pub(crate) fn fold_from(&self, origin: Origin, points: &[(i64, i64)]) -> (ItemState, Deltas) {
         let mut next = self.clone();
         let mut deltas = Deltas::new();
+        next.folded += points.len() as u64;
         for &(time, value) in points {
             let temperature = Temperature::from_micros(value).expect("a stored temperature");
-            next.aggregate.add(temperature);
+            if origin == Origin::New {
+                next.aggregate.add(temperature);
+            }
             if next.first.is_none_or(|first| time < first) {
                 next.first = Some(time);
             }
@@ -102,11 +130,26 @@ impl ItemState {
                 aggregate: partial,
             });
         }
-        next.version = Version::At(match self.version {
+        next.version = self.next_version();
+        (next, deltas)
+    }
+
+    /// The state after counting `n` more readings as folded that no rollup can ever hold:
+    /// readings of the previous version that DynamoDB's TTL deleted before the build folded
+    /// them (see `build.rs`). Nothing else changes.
+    pub(crate) fn written_off(&self, n: u64) -> ItemState {
+        ItemState {
+            folded: self.folded + n,
+            version: self.next_version(),
+            ..self.clone()
+        }
+    }
+
+    fn next_version(&self) -> Version {
+        Version::At(match self.version {
             Version::At(v) => v + 1,
             Version::Absent | Version::Legacy => 1,
-        });
-        (next, deltas)
+        })
     }
 
     /// The state stored in `item` (`None`: no item).
@@ -143,9 +186,18 @@ impl ItemState {
                 aggregate: aggregate_of(Some(&fields))?,
             });
         }
+        let aggregate = aggregate_of(Some(item))?;
+        // Legacy items folded nothing; items of development builds that kept partials but no
+        // `rc` only ever ran on complete tables, so they folded everything they counted.
+        let folded = match (version, number(item, FOLDED_COUNT)?) {
+            (_, Some(rc)) => u64::try_from(rc).map_err(|_| corrupt(FOLDED_COUNT))?,
+            (Version::Legacy, None) => 0,
+            (_, None) => aggregate.count,
+        };
         Ok(Self {
             version,
-            aggregate: aggregate_of(Some(item))?,
+            aggregate,
+            folded,
             first: time(FIRST)?,
             latest,
             partials,
@@ -162,6 +214,7 @@ impl ItemState {
         };
         item.insert(VERSION.into(), n(version.to_string()));
         put_aggregate(&mut item, "", &self.aggregate);
+        item.insert(FOLDED_COUNT.into(), n(self.folded.to_string()));
         if let Some(first) = self.first {
             item.insert(FIRST.into(), n(first.to_string()));
         }
@@ -176,6 +229,14 @@ impl ItemState {
             }
         }
         item
+    }
+
+    /// How many readings this item counts that no rollup or partial holds yet (written by the
+    /// previous version and not folded by the build). Over the shards only the sum means
+    /// anything: the build folds a reading on whichever shard it leases, not on the one the
+    /// previous version counted it on.
+    pub(crate) fn unfolded(&self) -> i128 {
+        i128::from(self.aggregate.count) - i128::from(self.folded)
     }
 
     /// The partial of `level`'s current bucket, if any.
@@ -317,5 +378,26 @@ mod tests {
         assert_eq!(legacy.version, Version::Legacy);
         assert_eq!(legacy.aggregate, state.aggregate);
         assert_eq!(legacy.partials, [None; 3]);
+        assert_eq!((legacy.folded, legacy.unfolded()), (0, 2));
+        let mut development = item.clone();
+        development.remove(FOLDED_COUNT);
+        let development = ItemState::from_item(Some(&development)).unwrap();
+        assert_eq!((development.folded, development.unfolded()), (2, 0));
+    }
+
+    #[test]
+    fn folding_previous_readings_moves_everything_on_but_the_all_time_aggregate() {
+        let points = [(T0 + 1, 10), (T0 + MINUTE_MICROS, 20)];
+        let (new, new_deltas) = ItemState::default().fold(&points);
+        let legacy = ItemState {
+            version: Version::Legacy,
+            aggregate: new.aggregate,
+            ..ItemState::default()
+        };
+        assert_eq!(legacy.unfolded(), 2);
+        let (built, built_deltas) = legacy.fold_from(Origin::Previous, &points);
+        assert_eq!(built_deltas, new_deltas);
+        assert_eq!(built, new, "the same state as if written by this version");
+        assert_eq!(built.unfolded(), 0);
     }
 }

@@ -9,9 +9,9 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
-//! | reading | `reading#<sensorID>` | time, fixed-width RFC 3339 UTC: `2021-10-04T09:00:00.000000Z` | `t` (N): temperature in integer micro-degrees Celsius; `expires_at` (N): with `RETENTION_RAW` set, the reading's time plus that period in Unix seconds (rounded up), the table's TTL attribute |
-//! | per-sensor aggregate | `aggregate#sensor#<sensorID>` | `aggregate` | `c` (N) count, `s` (N) sum of micro-degrees, `mn`/`mx` (N) min/max micro-degrees |
-//! | global aggregate shard | `aggregate#total` | `shard#NN` (`00`..) | `c`, `s`, `mn`, `mx` as above |
+//! | reading | `reading#<sensorID>` | time, fixed-width RFC 3339 UTC: `2021-10-04T09:00:00.000000Z` | `t` (N): temperature in integer micro-degrees Celsius; `expires_at` (N): with `RETENTION_RAW` set, the reading's time plus that period in Unix seconds (rounded up), the table's TTL attribute; `r` (N, 1): folded into the rollups (absent on readings of the previous version until the rollup build folds them) |
+//! | per-sensor aggregate | `aggregate#sensor#<sensorID>` | `aggregate` | `c` (N) count, `s` (N) sum of micro-degrees, `mn`/`mx` (N) min/max micro-degrees; `rc` (N) readings folded into rollups, `v` (N) version, partials and first/latest (see `partials.rs`) |
+//! | global aggregate shard | `aggregate#total` | `shard#NN` (`00`..) | `c`, `s`, `mn`, `mx`, `rc`, `v` and partials as above |
 //! | `/picus` item | `item` | id, zero-padded to 20 digits: `00000000000000000042` | `json` (S): the item's JSON object |
 //! | `/picus` id counter | `counter` | `picus` | `n` (N): last id handed out |
 //!
@@ -50,6 +50,12 @@ pub const MIN: &str = "mn";
 pub const MAX: &str = "mx";
 /// Aggregate items' version (`N`), bumped by every write; writes are conditioned on it.
 pub const VERSION: &str = "v";
+/// Aggregate items (`N`): how many of the readings counted in `c` are folded into rollups and
+/// partials (see `windows.rs`, "Tables written by the previous version").
+pub const FOLDED_COUNT: &str = "rc";
+/// Reading items (`N`, always 1): the reading is folded into rollups and partials. Readings of
+/// the previous version lack it until the rollup build folds them.
+pub const FOLDED_MARK: &str = "r";
 /// Per-sensor aggregate: earliest reading time, latest reading's time and temperature (`N`, µs
 /// and µ°C).
 pub const FIRST: &str = "f";
@@ -70,9 +76,12 @@ pub const COUNTER_PK: &str = "counter";
 pub const PICUS_COUNTER_SK: &str = "picus";
 /// The sensor registry's partition: one item per sensor, `sk` its id.
 pub const REGISTRY_PK: &str = "sensors";
-/// The table's rollup marker: present when every reading is counted in the rollups.
+/// The table's rollup marker: present once a rollup build found every reading folded (or the
+/// table had none). Informational: queries check the counts themselves.
 pub const META_PK: &str = "meta";
 pub const ROLLUPS_SK: &str = "rollups";
+/// The rollup build's lease and cursor (`meta`/`rollup-build`).
+pub const BUILD_SK: &str = "rollup-build";
 
 pub fn reading_pk(sensor_id: &str) -> String {
     format!("reading#{sensor_id}")

@@ -39,14 +39,18 @@ impl Default for Shards {
 }
 
 impl Shards {
-    /// Keeps `state` unless a later version of the shard is known already.
+    /// Keeps `state` unless a later state of the shard is known already: a later version, or
+    /// the same version with at least the count (an instance of the previous version `ADD`s
+    /// to the count without changing the version, and counts only grow).
     pub(crate) fn learn(&mut self, shard: usize, state: ItemState) {
         let Some(slot) = self.known.get_mut(shard) else {
             return;
         };
-        let newer = match (slot.as_ref().map(|s| s.version), state.version) {
-            (Some(Version::At(known)), Version::At(new)) => new > known,
-            (Some(Version::At(_)), _) => false,
+        let newer = match slot.as_ref().map(|s| (s.version, s.aggregate.count)) {
+            Some((Version::At(known), count)) => match state.version {
+                Version::At(new) => new > known || (new == known && state.aggregate.count > count),
+                _ => false,
+            },
             _ => true,
         };
         if newer {
@@ -138,5 +142,12 @@ mod tests {
         assert_eq!(shards.known[3], Some(at(6)));
         shards.learn(3, ItemState::default());
         assert_eq!(shards.known[3], Some(at(6)));
+        // The same version with a higher count: a previous-version `ADD` since.
+        let mut added = at(6);
+        added.aggregate.count = 1;
+        shards.learn(3, added.clone());
+        assert_eq!(shards.known[3], Some(added.clone()));
+        shards.learn(3, at(6));
+        assert_eq!(shards.known[3], Some(added));
     }
 }

@@ -80,7 +80,7 @@ impl Store for DynamoStore {
 
     /// **Benchmark baseline only**: one sensor's aggregate computed by a paginated `Query` over
     /// all its readings (what the stored aggregates avoid). Over every sensor it would need a
-    /// `Scan`, which this backend never does (nor may, under the task role's IAM policy).
+    /// `Scan` of the whole table, which this backend does only for a one-time rollup build.
     async fn scan_stats(&self, sensor: Option<&SensorId>) -> Result<Aggregate, StorageError> {
         let Some(sensor) = sensor else {
             return Err(StorageError::Internal(

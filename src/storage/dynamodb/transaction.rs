@@ -1,7 +1,10 @@
 //! One chunk's `TransactWriteItems`: a conditional `Put` per new reading; per sensor of the
-//! chunk, its aggregate item written whole (conditioned on its version), its registry item
-//! when it is new, and its rollup deltas; one global aggregate shard, likewise, with its
-//! all-sensor rollup deltas (see `windows.rs`).
+//! chunk, its aggregate item written whole (conditioned on its version and count), its
+//! registry item when it is new, and its rollup deltas; one global aggregate shard, likewise,
+//! with its all-sensor rollup deltas (see `windows.rs`). The rollup build's chunks of readings
+//! of the previous version ([`Origin::Previous`]) are the same transaction, except that each
+//! reading is marked folded (an `Update` on condition it is not yet) instead of put, and the
+//! aggregate items' all-time counts stay as they are.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -10,15 +13,15 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::attributes::{Item, key};
-use super::partials::{Deltas, ItemState, Version};
+use super::partials::{Deltas, ItemState, Origin, Version};
 use super::schema::{
-    self, AGGREGATE_TOTAL_PK, COUNT, MAX, MIN, PARTITION_KEY, REGISTRY_PK, SUM, TEMPERATURE,
-    TTL_ATTRIBUTE, VERSION,
+    self, AGGREGATE_TOTAL_PK, COUNT, FOLDED_MARK, MAX, MIN, PARTITION_KEY, REGISTRY_PK, SUM,
+    TEMPERATURE, TTL_ATTRIBUTE, VERSION,
 };
 use super::writer::{NewReading, key_item, reading_key, sensor_key};
 use super::{Extent, Inner};
 use crate::domain::rollup::Level;
-use crate::domain::{Aggregate, SensorId};
+use crate::domain::{Aggregate, Reading, SensorId};
 use crate::storage::{Cause, StorageError};
 
 /// DynamoDB's limit of actions in one `TransactWriteItems`.
@@ -30,6 +33,8 @@ pub(super) type RollupKey = (String, String);
 /// What each action of a transaction is, to read its cancellation reason.
 pub(super) enum Action {
     Reading(usize),
+    /// A reading of the previous version marked folded (the rollup build).
+    Mark(usize),
     Sensor(SensorId),
     Registry,
     Shard(usize),
@@ -58,38 +63,28 @@ pub(super) struct Knowledge<'a> {
     pub rollups: &'a HashMap<RollupKey, Extent>,
 }
 
-/// The transaction of a chunk (see the module documentation).
+/// The transaction of a chunk of readings from `origin` (see the module documentation).
 pub(super) fn transaction(
     inner: &Inner,
     chunk: &[NewReading],
     known: &Knowledge<'_>,
+    origin: Origin,
 ) -> Result<Transaction, StorageError> {
     let mut items = Vec::with_capacity(MAX_ACTIONS);
     let mut actions = Vec::with_capacity(MAX_ACTIONS);
     let mut points: BTreeMap<SensorId, Vec<(i64, i64)>> = BTreeMap::new();
     for (position, pending) in chunk.iter().enumerate() {
         let reading = &pending.reading;
-        let mut item = key_item(reading_key(reading));
-        item.insert(
-            TEMPERATURE.to_owned(),
-            AttributeValue::N(reading.temperature.micros().to_string()),
-        );
-        if let Some(expires_at) = inner.expires_at(reading.time.micros()) {
-            item.insert(
-                TTL_ATTRIBUTE.to_owned(),
-                AttributeValue::N(expires_at.to_string()),
-            );
+        match origin {
+            Origin::New => {
+                items.push(reading_put(inner, reading)?);
+                actions.push(Action::Reading(position));
+            }
+            Origin::Previous => {
+                items.push(reading_mark(inner, reading)?);
+                actions.push(Action::Mark(position));
+            }
         }
-        let put = Put::builder()
-            .table_name(&inner.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", PARTITION_KEY)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(build_error)?;
-        items.push(TransactWriteItem::builder().put(put).build());
-        actions.push(Action::Reading(position));
         points
             .entry(reading.sensor_id.clone())
             .or_default()
@@ -102,11 +97,13 @@ pub(super) fn transaction(
     for (sensor, points) in &points {
         all.extend_from_slice(points);
         let state = known.sensors.get(sensor).cloned().unwrap_or_default();
-        let (next, deltas) = state.fold(points);
+        let (next, deltas) = state.fold_from(origin, points);
         let (pk, sk) = sensor_key(sensor);
         items.push(state_put(inner, key(pk, sk), &state, &next)?);
         actions.push(Action::Sensor(sensor.clone()));
-        if state.version == Version::Absent {
+        // The previous version registered no sensor: its items are registered by the first
+        // write of this version (a new reading or the build's fold), which gives them a `v`.
+        if matches!(state.version, Version::Absent | Version::Legacy) {
             let registry = Put::builder()
                 .table_name(&inner.table)
                 .set_item(Some(key(REGISTRY_PK, sensor.as_str())))
@@ -131,7 +128,7 @@ pub(super) fn transaction(
         sensors.insert(sensor.clone(), next);
     }
     let (shard, state) = known.shard;
-    let (next, deltas) = state.fold(&all);
+    let (next, deltas) = state.fold_from(origin, &all);
     let shard_key = key(AGGREGATE_TOTAL_PK, schema::shard_sk(shard));
     items.push(state_put(inner, shard_key, state, &next)?);
     actions.push(Action::Shard(shard));
@@ -158,12 +155,58 @@ pub(super) fn transaction(
     })
 }
 
+/// A new reading's `Put` (marked folded), on condition that it is not stored yet.
+fn reading_put(inner: &Inner, reading: &Reading) -> Result<TransactWriteItem, StorageError> {
+    let mut item = key_item(reading_key(reading));
+    item.insert(
+        TEMPERATURE.to_owned(),
+        AttributeValue::N(reading.temperature.micros().to_string()),
+    );
+    item.insert(FOLDED_MARK.to_owned(), AttributeValue::N("1".into()));
+    if let Some(expires_at) = inner.expires_at(reading.time.micros()) {
+        item.insert(
+            TTL_ATTRIBUTE.to_owned(),
+            AttributeValue::N(expires_at.to_string()),
+        );
+    }
+    let put = Put::builder()
+        .table_name(&inner.table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(#pk)")
+        .expression_attribute_names("#pk", PARTITION_KEY)
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .build()
+        .map_err(build_error)?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// A stored reading of the previous version marked folded, on condition that it is still
+/// there and not marked yet: so each is folded once, however many builders run.
+fn reading_mark(inner: &Inner, reading: &Reading) -> Result<TransactWriteItem, StorageError> {
+    let update = Update::builder()
+        .table_name(&inner.table)
+        .set_key(Some(key_item(reading_key(reading))))
+        .update_expression("SET #m = :one")
+        .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#m)")
+        .expression_attribute_names("#pk", PARTITION_KEY)
+        .expression_attribute_names("#m", FOLDED_MARK)
+        .expression_attribute_values(":one", AttributeValue::N("1".into()))
+        .build()
+        .map_err(build_error)?;
+    Ok(TransactWriteItem::builder().update(update).build())
+}
+
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StorageError {
     StorageError::Internal(Cause::new("building TransactWriteItems", e))
 }
 
-/// The item written whole in its next state, on condition that it is still as known.
-fn state_put(
+/// The item written whole in its next state, on condition that it is still as known: the same
+/// version **and the same count**. The count matters while instances of the previous version
+/// still write the table (a rolling deploy): their `ADD c, s` leaves `v` as it is, and a put
+/// conditioned on `v` alone would overwrite it, losing an acknowledged reading from the
+/// all-time aggregate. With the count in the condition, such an `ADD` cancels this put and
+/// the retry folds into the stored state (`ALL_OLD`), which counts it.
+pub(super) fn state_put(
     inner: &Inner,
     mut item: Item,
     known: &ItemState,
@@ -175,15 +218,21 @@ fn state_put(
         .set_item(Some(item))
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
         .expression_attribute_names("#pk", PARTITION_KEY);
+    let count = AttributeValue::N(known.aggregate.count.to_string());
     put = match known.version {
+        // An `ADD` of the previous version creates the item: this condition fails then too.
         Version::Absent => put.condition_expression("attribute_not_exists(#pk)"),
         Version::Legacy => put
-            .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#v)")
-            .expression_attribute_names("#v", VERSION),
-        Version::At(v) => put
-            .condition_expression("attribute_exists(#pk) AND #v = :v")
+            .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#v) AND #c = :c")
             .expression_attribute_names("#v", VERSION)
-            .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
+            .expression_attribute_names("#c", COUNT)
+            .expression_attribute_values(":c", count),
+        Version::At(v) => put
+            .condition_expression("attribute_exists(#pk) AND #v = :v AND #c = :c")
+            .expression_attribute_names("#v", VERSION)
+            .expression_attribute_names("#c", COUNT)
+            .expression_attribute_values(":v", AttributeValue::N(v.to_string()))
+            .expression_attribute_values(":c", count),
     };
     Ok(TransactWriteItem::builder()
         .put(put.build().map_err(build_error)?)
@@ -323,7 +372,7 @@ mod tests {
             shards: Default::default(),
             retention_raw: crate::domain::retention::Period::FOREVER,
             retention: Default::default(),
-            rollups_complete: Default::default(),
+            build: Default::default(),
         }
     }
 
@@ -337,6 +386,69 @@ mod tests {
         // Rounded up to the next whole second, never before the horizon.
         assert_eq!(inner.expires_at(1_633_338_000_000_000), Some(1_633_338_061));
         assert_eq!(inner.expires_at(1_633_338_000_250_000), Some(1_633_338_061));
+    }
+
+    #[test]
+    fn a_previous_reading_is_marked_and_folded_without_counting_it_again() {
+        let sensor = SensorId::from_text("old").unwrap();
+        let reading = Reading {
+            sensor_id: sensor.clone(),
+            time: crate::domain::Timestamp::from_micros(1_633_338_000_000_000).unwrap(),
+            temperature: Temperature::from_micros(5_000_000).unwrap(),
+        };
+        let legacy = ItemState {
+            version: Version::Legacy,
+            aggregate: Aggregate::of([reading.temperature]),
+            ..ItemState::default()
+        };
+        let sensors = HashMap::from([(sensor.clone(), legacy.clone())]);
+        let rollups = HashMap::new();
+        let known = Knowledge {
+            sensors: &sensors,
+            shard: (3, &legacy),
+            rollups: &rollups,
+        };
+        let chunk = [NewReading {
+            request: 0,
+            index: 0,
+            reading,
+        }];
+        let built = transaction(&inner(), &chunk, &known, Origin::Previous).unwrap();
+        let kinds: Vec<&str> = built
+            .actions
+            .iter()
+            .map(|a| match a {
+                Action::Mark(_) => "mark",
+                Action::Sensor(_) => "sensor",
+                Action::Registry => "registry",
+                Action::Shard(_) => "shard",
+                Action::Reading(_) | Action::Rollup(_) => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["mark", "sensor", "registry", "shard"]);
+        let mark = built.items[0].update.as_ref().unwrap();
+        assert_eq!(
+            mark.condition_expression(),
+            Some("attribute_exists(#pk) AND attribute_not_exists(#m)")
+        );
+        for state in [&built.sensors[&sensor], &built.shard] {
+            assert_eq!(state.aggregate, legacy.aggregate, "counted once");
+            assert_eq!((state.folded, state.unfolded()), (1, 0));
+        }
+        let put = built.items[1].put.as_ref().unwrap();
+        assert_eq!(
+            put.condition_expression(),
+            Some("attribute_exists(#pk) AND attribute_not_exists(#v) AND #c = :c")
+        );
+        assert_eq!(
+            put.expression_attribute_values().unwrap()[":c"],
+            AttributeValue::N("1".into())
+        );
+        // A new reading's put carries the mark.
+        let built = transaction(&inner(), &chunk, &known, Origin::New).unwrap();
+        let item = built.items[0].put.as_ref().unwrap().item();
+        assert_eq!(item[FOLDED_MARK], AttributeValue::N("1".into()));
+        assert_eq!(built.sensors[&sensor].aggregate.count, 2);
     }
 
     #[test]

@@ -26,7 +26,7 @@
 //! - **Each reading is counted once.** Its conditional `Put` (`attribute_not_exists`) commits
 //!   at most once, in the transaction that also adds it to its sensor's item and to one shard.
 //! - **Each item's states form one chain.** Every write of a sensor item or shard is
-//!   conditioned on the version it was computed from, and a transaction is all-or-nothing: a
+//!   conditioned on the version and count it was computed from, and a transaction is all-or-nothing: a
 //!   concurrent writer (another instance, or a retry) fails its condition, the cancellation
 //!   returns the stored item (`ALL_OLD`), and the retry folds its readings into that state.
 //!   Within one instance a chunk *leases* its shard (`shards.rs`), so the instance's own
@@ -86,13 +86,60 @@
 //!
 //! # Tables written by the previous version
 //!
-//! Their readings are in no rollup. At start-up, a table with the marker item `meta`/`rollups`
-//! is complete; a table without any shard item holds no reading (every reading transaction
-//! writes a shard), so it gets the marker; any other table predates rollups: the four routes
-//! answer 501 saying so (not 503: retrying would not help), while writes (which start keeping
-//! partials from then on), readings and all-time stats work (tested in `tests/dynamodb.rs`).
-//! **Not implemented yet:** the resumable build that would fold such a table's readings into
-//! rollups and then set the marker.
+//! The previous release wrote each reading with a conditional `Put` plus `ADD c, s` (and
+//! guarded `SET mn/mx`) on its sensor's item and one shard, with no version and no rollup. Its
+//! readings are in no rollup, and during a rolling or blue/green deploy its instances keep
+//! writing the same table for a while. What keeps every answer exact:
+//!
+//! - **Counting what is folded.** Every aggregate item this version writes carries `rc`, the
+//!   readings folded into rollups and partials by that item, bumped with `c` by each write; a
+//!   previous-version write bumps `c` alone, and its `ADD` cancels our count-conditioned put
+//!   (`transaction.rs`), so it is never overwritten. So `c − rc` readings of an item are in no
+//!   rollup. A legacy item (no `v`) has `rc = 0`; an item with `v` but no `rc` (written by
+//!   unreleased development builds, which only ran on complete tables) counts `rc = c`.
+//! - **Marking what is folded.** Every reading this version writes carries the mark `r`;
+//!   previous-version readings lack it until the build folds them.
+//! - **Queries guard themselves.** A window over one sensor, and `/api/sensors/{id}`, is
+//!   answered only if that sensor's item (read for the snapshot anyway) has `c == rc`; over all
+//!   sensors, and `/api/sensors` (whose registry the previous version never filled), only if
+//!   `Σc == Σrc` over the 16 shards (read anyway; `/api/sensors` reads them too). Both snapshot
+//!   reads are checked. Otherwise the answer is 503 + `Retry-After` saying how many readings
+//!   are left (`Σc − Σrc`), and the instance's build is woken. All-time stats and readings
+//!   are always served (the previous version kept `c, s, mn, mx` exactly).
+//! - **The build** (`build.rs`), a background task of each instance started by
+//!   [`DynamoStore::open`] (not by `connect`, the Lambda's): under a lease (a conditional
+//!   update of `meta`/`rollup-build` with an expiry time) one instance at a time pages
+//!   through a `Scan` of the unmarked readings, storing its `LastEvaluatedKey` on the lease
+//!   item after every page, so a restart continues there. Each reading is folded exactly
+//!   once: in one transaction, the reading is marked on condition it is still unmarked, and
+//!   its sensor's item and one shard take the same versioned fold as a normal write — its
+//!   partials, first/latest reading and rollup deltas, and `rc` — except that `c, s, mn, mx`,
+//!   which count it already, stay; the sensor's registry item is put with the sensor's first
+//!   fold. These are the writer's chunks (100-action limit, retries from `ALL_OLD`); a reading
+//!   marked by another builder meanwhile is dropped from the retry. After a pass, `Σc == Σrc`
+//!   puts the marker `meta`/`rollups` (a record, never trusted by queries); otherwise
+//!   (previous-version instances still writing, readings behind the cursor) another pass
+//!   follows after a pause. Progress (readings folded, pages, readings left) is logged per
+//!   page. `/api/ready` does not wait for it: in a deploy the new tasks must become healthy
+//!   while old ones still write, and the guard keeps answers exact meanwhile.
+//! - **Why exact.** Each previous-version reading is in `c` of its sensor item and of one
+//!   shard, and in no rollup, until the transaction that marks it adds it to partials or
+//!   rollup deltas and to `rc` of its sensor item and of one shard (any: so only the sum over
+//!   the shards means anything). So `c == rc` on a sensor item means every reading it counts
+//!   is in its rollups/partials, and `Σc == Σrc` the same over all sensors (and every sensor
+//!   with readings registered, since each first fold or write of this version registers it).
+//!   Readings folded or written during a query may or may not be counted; none twice.
+//! - **Costs.** Per reading this version writes, the mark adds 3 bytes to an item far below
+//!   1 KB: no write unit. The build costs, per previous-version reading, about one
+//!   transaction action (2 WU) for the mark plus its share of the item puts and rollup deltas
+//!   (BENCHMARKS.md, "DynamoDB: write units per reading"), and its `Scan` reads the table once
+//!   per pass (read units).
+//! - **Readings that are gone.** Previous-version readings that DynamoDB's TTL
+//!   (`RETENTION_RAW`) deleted before the build folded them are still counted in `c` and can
+//!   never be folded. A full pass under the lease that finds no unmarked reading while
+//!   `Σc − Σrc` stays the same proves they are gone; they are then written off (`rc` raised
+//!   to `c` on their sensors' items, and on a shard by as much: `build.rs`). They stay in the
+//!   all-time stats and sensor counts, like every deleted reading, and are in no window.
 
 use super::attributes::{
     Item, aggregate_of, key, string_of, temperature_of, timestamp_of_sort_key,
@@ -119,7 +166,6 @@ impl DynamoStore {
         sensor: Option<&SensorId>,
         window: Span,
     ) -> Result<Aggregate, StorageError> {
-        self.rollups_ready()?;
         let pieces = plan(window, &LEVELS);
         let mut total = Aggregate::default();
         Box::pin(self.evaluate(sensor, &pieces, |_, a| total = total.merge(a))).await?;
@@ -131,7 +177,6 @@ impl DynamoStore {
         sensor: Option<&SensorId>,
         plan: &SeriesPlan,
     ) -> Result<Vec<Aggregate>, StorageError> {
-        self.rollups_ready()?;
         // Planned again with this backend's levels (no seconds over all sensors).
         let plan = SeriesPlan::new(plan.window, plan.step, &LEVELS)
             .map_err(|e| StorageError::Internal(format!("series plan: {e:?}").into()))?;
@@ -145,7 +190,8 @@ impl DynamoStore {
         after: Option<&SensorId>,
         limit: usize,
     ) -> Result<SensorsPage, StorageError> {
-        self.rollups_ready()?;
+        let shards = Box::pin(states(&self.inner, None)).await?;
+        self.all_folded(&shards)?;
         let wanted = limit.saturating_add(1);
         let ids = Box::pin(registry_page(&self.inner, after, wanted)).await?;
         let keys = ids.iter().map(sensor_key).collect();
@@ -162,26 +208,28 @@ impl DynamoStore {
     }
 
     pub async fn sensor(&self, sensor: &SensorId) -> Result<Option<SensorSummary>, StorageError> {
-        self.rollups_ready()?;
         let item = Box::pin(get(&self.inner, sensor_key(sensor))).await?;
-        ItemState::from_item(item.as_ref())?.summary()
+        let state = ItemState::from_item(item.as_ref())?;
+        self.all_folded(&[(String::new(), state.clone())])?;
+        state.summary()
     }
 
-    /// Windows need every reading counted in the rollups (see "Tables written by the previous
-    /// version").
-    fn rollups_ready(&self) -> Result<(), StorageError> {
-        if self
-            .inner
-            .rollups_complete
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
+    /// Answers need every reading they cover folded (see "Tables written by the previous
+    /// version"): over the items read — the sensor's item, or every shard — the counts equal
+    /// the folded counts. Otherwise 503 saying how many are left, and the build is woken.
+    fn all_folded(&self, states: &[(String, ItemState)]) -> Result<(), StorageError> {
+        let left: i128 = states.iter().map(|(_, state)| state.unfolded()).sum();
+        if left <= 0 {
             return Ok(());
         }
-        Err(StorageError::Unsupported(
-            "this DynamoDB table was written by a previous version, which kept no rollups: \
-             windows, series and sensor summaries are not available on it (all-time stats and \
-             readings are)"
-                .into(),
+        self.inner.build.wake();
+        Err(StorageError::Pending(
+            format!(
+                "the rollups of readings written by the previous version are being built: \
+                 {left} readings left to fold; retry later (all-time stats and readings are \
+                 served meanwhile)"
+            )
+            .into(),
         ))
     }
 
@@ -205,6 +253,7 @@ impl DynamoStore {
             .collect();
         for _ in 0..SNAPSHOT_ATTEMPTS {
             let before = Box::pin(states(inner, sensor)).await?;
+            self.all_folded(&before)?;
             let mut found: Vec<(i64, Aggregate)> = Vec::new();
             for piece in pieces {
                 match *piece {
@@ -224,6 +273,7 @@ impl DynamoStore {
                 return Ok(());
             }
             let after = Box::pin(states(inner, sensor)).await?;
+            self.all_folded(&after)?;
             if current_buckets(&before) != current_buckets(&after) {
                 continue; // a bucket closed meanwhile: read again
             }
@@ -368,10 +418,10 @@ async fn get(inner: &Inner, (pk, sk): (String, String)) -> Result<Option<Item>, 
     Ok(output.item().cloned())
 }
 
-/// At start-up: whether every reading of the table is counted in the rollups. A table with the
-/// marker item is; a table without any aggregate shard holds no reading yet (every reading's
+/// At start-up: whether the table is known complete. A table with the marker item is (a build
+/// finished on it); a table without any aggregate shard holds no reading yet (every reading's
 /// transaction writes one), so it gets the marker and is; any other table was written by the
-/// previous version.
+/// previous version and needs the build (whose first step checks the counts anyway).
 pub(super) async fn check_rollups(inner: &Inner) -> Result<bool, StorageError> {
     if get(inner, (META_PK.into(), ROLLUPS_SK.into()))
         .await?

@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use super::Inner;
 use super::attributes::{Item, key, temperature_of};
 use super::chunk::{ChunkReport, run_chunk};
-use super::partials::ItemState;
+use super::partials::{ItemState, Origin};
 use super::query::batch_get;
 use super::schema::{self, SENSOR_AGGREGATE_SK};
 use super::transaction::MAX_ACTIONS;
@@ -285,7 +285,9 @@ async fn run_waves(
                 })
                 .collect();
             let inner = inner.clone();
-            tasks.spawn(async move { run_chunk(&inner, chunk, chunk_states, deadline).await });
+            tasks.spawn(async move {
+                run_chunk(&inner, chunk, chunk_states, deadline, Origin::New).await
+            });
         }
         while let Some(report) = tasks.join_next().await {
             let report = match report {
@@ -326,7 +328,7 @@ fn merge(requests: &mut [Request], report: ChunkReport, states: &mut HashMap<Sen
 
 /// Packs readings (sorted by sensor) into transactions of at most [`MAX_ACTIONS`] actions:
 /// one per reading, one per sensor of the chunk and one for the global shard.
-fn pack(pending: Vec<NewReading>) -> Vec<Vec<NewReading>> {
+pub(super) fn pack(pending: Vec<NewReading>) -> Vec<Vec<NewReading>> {
     let mut chunks = Vec::new();
     let mut current: Vec<NewReading> = Vec::new();
     let mut sensors = 0;

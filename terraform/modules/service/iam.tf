@@ -90,6 +90,8 @@ data "aws_iam_policy_document" "task" {
     # TransactWriteItems / TransactGetItems have no IAM action of their own: each Put,
     # Update, Delete and ConditionCheck inside is authorised as PutItem, UpdateItem,
     # DeleteItem and ConditionCheckItem. DescribeTable: start-up check of the key schema.
+    # Scan: only the one-time rollup build of a table the previous version wrote
+    # (src/storage/dynamodb/build.rs); every other read is a GetItem, Query or BatchGetItem.
     actions = [
       "dynamodb:GetItem",
       "dynamodb:PutItem",
@@ -100,6 +102,7 @@ data "aws_iam_policy_document" "task" {
       "dynamodb:BatchWriteItem",
       "dynamodb:ConditionCheckItem",
       "dynamodb:DescribeTable",
+      "dynamodb:Scan",
     ]
     resources = [aws_dynamodb_table.this.arn]
   }
