@@ -62,8 +62,12 @@ use crate::storage::StorageError;
 const PAGE_ITEMS: i32 = 200;
 /// How long a lease lasts unless renewed (every page renews it).
 const LEASE: Duration = Duration::from_secs(30);
-/// Pause before another pass while readings are left, and before trying a held lease again.
+/// Pause before another pass while readings are left, and before trying a held lease again;
+/// it doubles after every such step, up to [`MAX_PAUSE`], and starts over once the build is
+/// done. Each pass reads the whole table, so while previous-version instances go on writing
+/// (a slow rolling deploy) the passes grow rarer instead of scanning the table back to back.
 const PAUSE: Duration = Duration::from_secs(2);
+const MAX_PAUSE: Duration = Duration::from_secs(300);
 /// Pause after a failed page or lease call (DynamoDB unreachable, throttled).
 const ERROR_PAUSE: Duration = Duration::from_secs(5);
 
@@ -99,18 +103,30 @@ enum Step {
 }
 
 async fn run(weak: Weak<Inner>, owner: String) {
+    let mut pause = PAUSE;
     loop {
         let Some(inner) = weak.upgrade() else { return };
         let step = step(&weak, &inner, &owner).await;
         drop(inner);
         match step {
             Ok(Step::Done) => {
-                let Some(inner) = weak.upgrade() else { return };
-                // Waiting holds the store: check now and then whether it is gone.
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(5), inner.build.0.notified()).await;
+                pause = PAUSE;
+                // Until a query finds unfolded readings: no DynamoDB call meanwhile. Waiting
+                // holds the store, so check now and then whether it is gone.
+                loop {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let woken =
+                        tokio::time::timeout(Duration::from_secs(5), inner.build.0.notified())
+                            .await;
+                    if woken.is_ok() {
+                        break;
+                    }
+                }
             }
-            Ok(Step::Again) => tokio::time::sleep(PAUSE).await,
+            Ok(Step::Again) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_PAUSE);
+            }
             Err(error) => {
                 tracing::warn!(%error, "rollup build: a call failed; trying again shortly");
                 tokio::time::sleep(ERROR_PAUSE).await;
