@@ -138,7 +138,10 @@ impl<'t> Tables<'t> {
     }
 
     /// Merges what the partials left of the group's deltas into the stored rollup rows,
-    /// `touched` in key order (each B-tree walk then starts where the last one ended).
+    /// `touched` in key order (each B-tree walk then starts where the last one ended). Each
+    /// delta is inserted first, and merged with the row it replaced only when there was one:
+    /// a new bucket (the usual case as time moves on) costs one B-tree descent, not a lookup
+    /// and an insert.
     pub(super) fn write_rollups(
         &mut self,
         touched: &mut [(&String, &mut Touched)],
@@ -148,13 +151,16 @@ impl<'t> Tables<'t> {
             // Left by the partials: buckets a sensor left, and late readings (rare).
             for &(level, bucket, delta) in &entry.rollups {
                 let key = (sensor.as_str(), level.code(), bucket);
-                let stored = match sensors.get(key).map_err(storage_error)? {
-                    Some(bytes) => decode(bytes.value(), sensor)?,
-                    None => Aggregate::default(),
-                };
-                sensors
-                    .insert(key, stored.merge(&delta).encode().as_slice())
-                    .map_err(storage_error)?;
+                let replaced = sensors
+                    .insert(key, delta.encode().as_slice())
+                    .map_err(storage_error)?
+                    .map(|bytes| decode(bytes.value(), sensor))
+                    .transpose()?;
+                if let Some(stored) = replaced {
+                    sensors
+                        .insert(key, stored.merge(&delta).encode().as_slice())
+                        .map_err(storage_error)?;
+                }
             }
         }
         let mut totals = self.txn.open_table(TOTAL_ROLLUPS).map_err(storage_error)?;
@@ -162,13 +168,16 @@ impl<'t> Tables<'t> {
         deltas.sort_unstable_by_key(|((level, bucket), _)| (level.code(), *bucket));
         for ((level, bucket), delta) in deltas {
             let key = (level.code(), bucket);
-            let stored = match totals.get(key).map_err(storage_error)? {
-                Some(bytes) => decode(bytes.value(), "of all sensors")?,
-                None => Aggregate::default(),
-            };
-            totals
-                .insert(key, stored.merge(&delta).encode().as_slice())
-                .map_err(storage_error)?;
+            let replaced = totals
+                .insert(key, delta.encode().as_slice())
+                .map_err(storage_error)?
+                .map(|bytes| decode(bytes.value(), "of all sensors"))
+                .transpose()?;
+            if let Some(stored) = replaced {
+                totals
+                    .insert(key, stored.merge(&delta).encode().as_slice())
+                    .map_err(storage_error)?;
+            }
         }
         Ok(())
     }
