@@ -53,7 +53,7 @@ use super::schema::{
 };
 use super::transaction::state_put;
 use super::writer::{NewReading, pack, sensor_key};
-use super::{Inner, query, sdk_error, shards};
+use super::{Inner, query, sdk_error, shards, windows};
 use crate::domain::{Reading, SensorId};
 use crate::storage::StorageError;
 
@@ -285,7 +285,7 @@ async fn write_off(inner: &Arc<Inner>, sensors: &BTreeSet<SensorId>) -> Result<u
         };
         let lease = shards::lease(inner);
         let shard_key = (AGGREGATE_TOTAL_PK.to_owned(), schema::shard_sk(lease.shard));
-        let shard = ItemState::from_item(get_item(inner, shard_key.clone()).await?.as_ref())?;
+        let shard = ItemState::from_item(windows::get(inner, shard_key.clone()).await?.as_ref())?;
         let next_shard = shard.written_off(gap);
         let (pk, sk) = sensor_key(sensor);
         let items = vec![
@@ -314,21 +314,6 @@ async fn write_off(inner: &Arc<Inner>, sensors: &BTreeSet<SensorId>) -> Result<u
         }
     }
     Ok(written)
-}
-
-/// One item, read consistently.
-async fn get_item(inner: &Inner, (pk, sk): (String, String)) -> Result<Option<Item>, StorageError> {
-    inner.count();
-    let output = inner
-        .client
-        .get_item()
-        .table_name(&inner.table)
-        .set_key(Some(key(pk, sk)))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(|e| sdk_error("GetItem", e))?;
-    Ok(output.item().cloned())
 }
 
 /// Folds a page's readings, chunk after chunk (the writer's chunks, so the 100-action limit

@@ -404,7 +404,10 @@ async fn registry_page(
 }
 
 /// One item, read consistently.
-async fn get(inner: &Inner, (pk, sk): (String, String)) -> Result<Option<Item>, StorageError> {
+pub(super) async fn get(
+    inner: &Inner,
+    (pk, sk): (String, String),
+) -> Result<Option<Item>, StorageError> {
     inner.count();
     let output = inner
         .client
