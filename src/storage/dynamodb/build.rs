@@ -484,7 +484,7 @@ async fn release_lease(inner: &Inner, owner: &str) -> Result<(), StorageError> {
 }
 
 /// The marker: a build found every reading folded.
-async fn put_marker(inner: &Inner) -> Result<(), StorageError> {
+pub(super) async fn put_marker(inner: &Inner) -> Result<(), StorageError> {
     inner.count();
     inner.bill(1);
     inner

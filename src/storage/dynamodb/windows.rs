@@ -436,15 +436,6 @@ pub(super) async fn check_rollups(inner: &Inner) -> Result<bool, StorageError> {
     if !shards.is_empty() {
         return Ok(false);
     }
-    inner.count();
-    inner.bill(1);
-    inner
-        .client
-        .put_item()
-        .table_name(&inner.table)
-        .set_item(Some(key(META_PK, ROLLUPS_SK)))
-        .send()
-        .await
-        .map_err(|e| sdk_error("PutItem", e))?;
+    super::build::put_marker(inner).await?;
     Ok(true)
 }
