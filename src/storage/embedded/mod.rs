@@ -78,6 +78,7 @@ mod record;
 mod recovery;
 mod retention;
 mod rollups;
+mod second_blocks;
 mod tables;
 #[cfg(test)]
 mod tests;

@@ -39,12 +39,13 @@ use redb::{ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
 use super::rollups::{SENSOR_ROLLUPS, TOTAL_ROLLUPS};
+use super::second_blocks::BLOCK_CODE;
 use super::storage_error;
 use super::tables::Tables;
 use super::writer::{QueuedWrite, WriterHandle};
 use crate::domain::Batch;
 use crate::domain::retention::Retention;
-use crate::domain::rollup::{Level, SENSOR_LEVELS, TOTAL_LEVELS};
+use crate::domain::rollup::{Level, MINUTE_MICROS, SENSOR_LEVELS, TOTAL_LEVELS};
 use crate::metrics::Metrics;
 use crate::storage::{PutOutcome, StorageError};
 
@@ -312,6 +313,21 @@ impl Tables<'_> {
                 if early {
                     complete = false;
                     break;
+                }
+                if level == Level::Second {
+                    // Whole minutes of seconds below the cut; the minute holding the cut keeps
+                    // its earlier seconds until the next pass after it (windows never ask for
+                    // buckets beyond a level's horizon, so they are never read).
+                    let below = cut.saturating_sub(MINUTE_MICROS - 1);
+                    let extract = totals
+                        .extract_from_if((BLOCK_CODE, i64::MIN)..(BLOCK_CODE, below), |_, _| true)
+                        .map_err(storage_error)?;
+                    let (deleted, early) = budget.drain(extract)?;
+                    progress.rollups += deleted;
+                    if early {
+                        complete = false;
+                        break;
+                    }
                 }
             }
             progress.done = complete;
@@ -676,6 +692,54 @@ mod tests {
         assert_eq!(readings, 30);
         assert_eq!(store.stats(None).await.unwrap(), stats);
         assert_eq!(first_hour(&store).await, hour);
+    }
+
+    /// Seconds over all sensors are kept in blocks of a minute: a pass deletes the blocks that
+    /// end at or before the cut and keeps the one holding it whole.
+    #[tokio::test]
+    async fn a_pass_deletes_the_minutes_of_seconds_that_end_before_the_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        fill(&store).await;
+        let second = |from: i64, to: i64| Span::new(from, to);
+        let late_minute = second(T0 + 2 * HOUR, T0 + 2 * HOUR + 1_000_000);
+        assert_eq!(
+            store
+                .window_stats(None, second(T0, T0 + 10_000_000))
+                .await
+                .unwrap()
+                .count,
+            30
+        );
+        let mut levels = [None; 4];
+        levels[usize::from(Level::Second.code())] = Some(T0 + 2 * HOUR + 30_000_000);
+        let cutoffs = Cutoffs { raw: None, levels };
+        let mut deleted = 0;
+        for _ in 0..100 {
+            let progress = store
+                .write(|reply| QueuedWrite::Sweep { cutoffs, reply })
+                .await
+                .unwrap();
+            deleted += progress.rollups;
+            if progress.done {
+                break;
+            }
+        }
+        // The minute at T0 (ten seconds, one block) went; the one holding the cut stayed.
+        assert_eq!(deleted, 1);
+        assert_eq!(
+            store
+                .window_stats(None, second(T0, T0 + 10_000_000))
+                .await
+                .unwrap()
+                .count,
+            0
+        );
+        assert_eq!(
+            store.window_stats(None, late_minute).await.unwrap().count,
+            3
+        );
+        assert_eq!(store.stats(None).await.unwrap().count, 33);
     }
 
     #[test]

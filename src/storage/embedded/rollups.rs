@@ -4,7 +4,8 @@
 //!
 //! Tables:
 //! - `sensor_rollups`: `(sensor_id, level code, bucket start µs)` → encoded [`Aggregate`]
-//! - `total_rollups`: `(level code, bucket start µs)` → encoded [`Aggregate`]
+//! - `total_rollups`: `(level code, bucket start µs)` → encoded [`Aggregate`], except seconds:
+//!   `(`[`BLOCK_CODE`]`, minute start µs)` → the minute's seconds (see [`second_blocks`])
 //! - `rollup_build`: `"cursor"` → the last `(sensor_id, time µs)` reading the build counted
 //!
 //! # How rollups stay exact
@@ -31,11 +32,13 @@
 //! build is done, readiness and the window, series and sensor routes answer 503; all-time
 //! stats (kept by the previous version already) are answered throughout. Progress is logged.
 
+use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition};
 
 use super::partials;
+use super::second_blocks::{self, BLOCK_CODE, Block};
 use super::storage_error;
 use super::tables::{READINGS, SENSOR_AGGREGATES, Tables, Touched, TouchedSensors};
 use crate::domain::rollup::{Level, SENSOR_LEVELS, TOTAL_LEVELS};
@@ -164,7 +167,19 @@ impl<'t> Tables<'t> {
             }
         }
         let mut totals = self.txn.open_table(TOTAL_ROLLUPS).map_err(storage_error)?;
-        let mut deltas: Vec<_> = self.total_deltas.drain().collect();
+        // Seconds go into their minute's block (see [`second_blocks`]), the rest into rows.
+        let mut blocks: BTreeMap<i64, Block> = BTreeMap::new();
+        let mut deltas = Vec::with_capacity(self.total_deltas.len());
+        for ((level, bucket), delta) in self.total_deltas.drain() {
+            if level == Level::Second {
+                blocks
+                    .entry(second_blocks::minute_of(bucket))
+                    .or_default()
+                    .merge_at(bucket, &delta);
+            } else {
+                deltas.push(((level, bucket), delta));
+            }
+        }
         deltas.sort_unstable_by_key(|((level, bucket), _)| (level.code(), *bucket));
         for ((level, bucket), delta) in deltas {
             let key = (level.code(), bucket);
@@ -176,6 +191,21 @@ impl<'t> Tables<'t> {
             if let Some(stored) = replaced {
                 totals
                     .insert(key, stored.merge(&delta).encode().as_slice())
+                    .map_err(storage_error)?;
+            }
+        }
+        // Blocks after the rows: their code sorts after every level's.
+        for (minute, delta) in blocks {
+            let key = (BLOCK_CODE, minute);
+            let replaced = totals
+                .insert(key, delta.encode().as_slice())
+                .map_err(storage_error)?
+                .map(|bytes| Block::decode(bytes.value()))
+                .transpose()?;
+            if let Some(mut stored) = replaced {
+                stored.merge(&delta);
+                totals
+                    .insert(key, stored.encode().as_slice())
                     .map_err(storage_error)?;
             }
         }
@@ -293,6 +323,22 @@ pub(super) fn evaluate(
                     {
                         let (key, value) = row.map_err(storage_error)?;
                         sink(key.value().1, &decode(value.value(), "of all sensors")?);
+                    }
+                    if level == Level::Second {
+                        // A second is its row (above) merged with its slot of a block.
+                        let first = second_blocks::minute_of(span.from);
+                        for row in table
+                            .range((BLOCK_CODE, first)..(BLOCK_CODE, span.to))
+                            .map_err(storage_error)?
+                        {
+                            let (key, value) = row.map_err(storage_error)?;
+                            let block = Block::decode(value.value())?;
+                            for (second, aggregate) in block.seconds(key.value().1) {
+                                if span.contains(second) {
+                                    sink(second, aggregate);
+                                }
+                            }
+                        }
                     }
                 }
             },

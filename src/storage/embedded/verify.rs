@@ -13,6 +13,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 
 use super::partials::{self, Partials};
 use super::rollups::{ROLLUPS_VERSION, SENSOR_ROLLUPS, TOTAL_ROLLUPS};
+use super::second_blocks::{BLOCK_CODE, Block};
 use super::tables::{COUNTERS, READINGS, SENSOR_AGGREGATES, TOTAL_KEY, TOTALS, read_aggregate};
 use super::{FILE_NAME, storage_error};
 use crate::domain::rollup::{Level, SENSOR_LEVELS, TOTAL_LEVELS};
@@ -203,9 +204,21 @@ fn check(txn: &ReadTransaction) -> Result<Verification, StorageError> {
             .map_err(storage_error)?
         {
             let (key, value) = row.map_err(storage_error)?;
-            stored.insert(key.value(), decode_rollup(value.value())?);
+            found.rollup_rows += 1;
+            // A second is its row merged with its slot of its minute's block.
+            let mut merge = |key: (u8, i64), aggregate: &Aggregate| {
+                let entry = stored.entry(key).or_default();
+                *entry = entry.merge(aggregate);
+            };
+            match key.value() {
+                (BLOCK_CODE, minute) => {
+                    for (second, aggregate) in Block::decode(value.value())?.seconds(minute) {
+                        merge((Level::Second.code(), second), aggregate);
+                    }
+                }
+                key => merge(key, &decode_rollup(value.value())?),
+            }
         }
-        found.rollup_rows += stored.len() as u64;
         compare_rollups(&mut found, "all sensors", &stored, &total_rollups);
     }
     let stored_total = read_aggregate(&txn.open_table(TOTALS).map_err(storage_error)?, TOTAL_KEY)?;
