@@ -361,12 +361,16 @@ pub(super) fn evaluate(
                 match sensor {
                     Some(sensor) => add_sensor(sensor)?,
                     // Over all sensors, a bound inside a second: each sensor's readings of
-                    // that partial second.
+                    // that partial second, skipping the sensors whose first and latest readings
+                    // say they have none there (a window ending now, or a retired sensor).
                     None => {
                         let sensors = txn.open_table(SENSOR_AGGREGATES).map_err(storage_error)?;
                         for entry in sensors.iter().map_err(storage_error)? {
-                            let (key, _) = entry.map_err(storage_error)?;
-                            add_sensor(key.value())?;
+                            let (key, value) = entry.map_err(storage_error)?;
+                            let sensor = key.value();
+                            if may_hold(&decode_summary(value.value(), sensor)?, span) {
+                                add_sensor(sensor)?;
+                            }
                         }
                     }
                 }
@@ -409,7 +413,46 @@ fn sensor_buckets(
     Ok(buckets)
 }
 
+/// Whether a sensor with this summary may have readings in `span`: not when its first reading
+/// is at or after the span's end, or its latest before the span's start. A summary that does
+/// not know (a row of an earlier version) may.
+fn may_hold(summary: &SensorSummary, span: Span) -> bool {
+    let after_end = summary.first.is_some_and(|first| first.micros() >= span.to);
+    let before_start = summary
+        .latest
+        .is_some_and(|latest| latest.time.micros() < span.from);
+    !(after_end || before_start)
+}
+
 /// A stored sensor summary (the row's partials aside), decoding earlier versions' rows too.
 pub(super) fn decode_summary(bytes: &[u8], sensor: &str) -> Result<SensorSummary, StorageError> {
     partials::decode_row(bytes, sensor).map(|(summary, _)| summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(first: i64, latest: i64) -> SensorSummary {
+        let point = |micros| Point {
+            time: Timestamp::from_micros(micros).unwrap(),
+            temperature: Temperature::from_micros(1).unwrap(),
+        };
+        let mut summary = SensorSummary::default();
+        summary.add(point(first));
+        summary.add(point(latest));
+        summary
+    }
+
+    #[test]
+    fn a_sensor_is_skipped_only_when_its_readings_lie_wholly_outside_the_span() {
+        let span = Span::new(1_000, 2_000);
+        assert!(may_hold(&summary(500, 1_000), span));
+        assert!(may_hold(&summary(1_999, 5_000), span));
+        assert!(may_hold(&summary(0, 9_000), span));
+        assert!(!may_hold(&summary(500, 999), span));
+        assert!(!may_hold(&summary(2_000, 3_000), span));
+        // An earlier version's row knows neither: it is read.
+        assert!(may_hold(&SensorSummary::default(), span));
+    }
 }
