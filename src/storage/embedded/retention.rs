@@ -299,35 +299,29 @@ impl Tables<'_> {
         }
         if pass.stage == Stage::Totals && !budget.spent() {
             let mut totals = self.txn.open_table(TOTAL_ROLLUPS).map_err(storage_error)?;
-            let mut complete = true;
+            // Rows of each level below its cut, then whole minutes of second blocks below the
+            // seconds' cut: the minute holding the cut keeps its earlier seconds until a later
+            // pass (windows never ask for buckets beyond a level's horizon, so they are never
+            // read).
+            let mut ranges = Vec::with_capacity(TOTAL_LEVELS.len() + 1);
             for level in TOTAL_LEVELS {
-                let Some(cut) = pass.cutoffs.level(level) else {
-                    continue;
-                };
-                let code = level.code();
+                if let Some(cut) = pass.cutoffs.level(level) {
+                    ranges.push((level.code(), cut));
+                }
+            }
+            if let Some(cut) = pass.cutoffs.level(Level::Second) {
+                ranges.push((BLOCK_CODE, cut.saturating_sub(MINUTE_MICROS - 1)));
+            }
+            let mut complete = true;
+            for (code, below) in ranges {
                 let extract = totals
-                    .extract_from_if((code, i64::MIN)..(code, cut), |_, _| true)
+                    .extract_from_if((code, i64::MIN)..(code, below), |_, _| true)
                     .map_err(storage_error)?;
                 let (deleted, early) = budget.drain(extract)?;
                 progress.rollups += deleted;
                 if early {
                     complete = false;
                     break;
-                }
-                if level == Level::Second {
-                    // Whole minutes of seconds below the cut; the minute holding the cut keeps
-                    // its earlier seconds until the next pass after it (windows never ask for
-                    // buckets beyond a level's horizon, so they are never read).
-                    let below = cut.saturating_sub(MINUTE_MICROS - 1);
-                    let extract = totals
-                        .extract_from_if((BLOCK_CODE, i64::MIN)..(BLOCK_CODE, below), |_, _| true)
-                        .map_err(storage_error)?;
-                    let (deleted, early) = budget.drain(extract)?;
-                    progress.rollups += deleted;
-                    if early {
-                        complete = false;
-                        break;
-                    }
                 }
             }
             progress.done = complete;
@@ -701,16 +695,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         fill(&store).await;
-        let second = |from: i64, to: i64| Span::new(from, to);
-        let late_minute = second(T0 + 2 * HOUR, T0 + 2 * HOUR + 1_000_000);
-        assert_eq!(
-            store
-                .window_stats(None, second(T0, T0 + 10_000_000))
-                .await
-                .unwrap()
-                .count,
-            30
-        );
+        let count_in = |from: i64, to: i64| {
+            let store = &store;
+            async move {
+                store
+                    .window_stats(None, Span::new(from, to))
+                    .await
+                    .unwrap()
+                    .count
+            }
+        };
+        let late_second = (T0 + 2 * HOUR, T0 + 2 * HOUR + 1_000_000);
+        assert_eq!(count_in(T0, T0 + 10_000_000).await, 30);
         let mut levels = [None; 4];
         levels[usize::from(Level::Second.code())] = Some(T0 + 2 * HOUR + 30_000_000);
         let cutoffs = Cutoffs { raw: None, levels };
@@ -727,18 +723,8 @@ mod tests {
         }
         // The minute at T0 (ten seconds, one block) went; the one holding the cut stayed.
         assert_eq!(deleted, 1);
-        assert_eq!(
-            store
-                .window_stats(None, second(T0, T0 + 10_000_000))
-                .await
-                .unwrap()
-                .count,
-            0
-        );
-        assert_eq!(
-            store.window_stats(None, late_minute).await.unwrap().count,
-            3
-        );
+        assert_eq!(count_in(T0, T0 + 10_000_000).await, 0);
+        assert_eq!(count_in(late_second.0, late_second.1).await, 3);
         assert_eq!(store.stats(None).await.unwrap().count, 33);
     }
 
