@@ -241,15 +241,27 @@ async fn a_full_disk_answers_503_and_the_instance_recovers_without_a_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let recovery = freed.elapsed();
-    let reopened = server
-        .log
-        .lock()
-        .unwrap()
-        .iter()
-        .rev()
-        .find(|line| line.contains("reopened after a storage fault"))
-        .cloned()
-        .expect("the reopen is logged");
+    // Readiness comes back as the writer reopens, just before it logs so, and the log is read
+    // from the server's stderr by another thread: wait for the line (bounded).
+    let logged = Instant::now();
+    let reopened = loop {
+        let line = server
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|line| line.contains("reopened after a storage fault"))
+            .cloned();
+        if let Some(line) = line {
+            break line;
+        }
+        assert!(
+            logged.elapsed() < Duration::from_secs(10),
+            "the reopen is not logged within 10 s of readiness"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     eprintln!("{reopened}");
     // The refused batches again (readings are idempotent), then new ones: all acknowledged.
     for &again in &refused {
