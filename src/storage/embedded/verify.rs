@@ -16,7 +16,7 @@ use super::rollups::{ROLLUPS_VERSION, SENSOR_ROLLUPS, TOTAL_ROLLUPS};
 use super::second_blocks::{BLOCK_CODE, Block};
 use super::tables::{COUNTERS, READINGS, SENSOR_AGGREGATES, TOTAL_KEY, TOTALS, read_aggregate};
 use super::{FILE_NAME, storage_error};
-use crate::domain::rollup::{Level, SENSOR_LEVELS, TOTAL_LEVELS};
+use crate::domain::rollup::{Level, SECOND_MICROS, SENSOR_LEVELS, TOTAL_LEVELS};
 use crate::domain::{Aggregate, Point, SensorSummary, Temperature, Timestamp};
 use crate::storage::{Cause, StorageError};
 
@@ -108,6 +108,8 @@ fn check(txn: &ReadTransaction) -> Result<Verification, StorageError> {
     let mut total = Aggregate::default();
     let mut total_rollups = Rollups::new();
     let mut seen: HashSet<String> = HashSet::new();
+    // Seconds holding a reading that is not at the second's start.
+    let mut off_start: HashSet<i64> = HashSet::new();
     // The sensor being summed (readings come in (sensor, time) order).
     let mut current: Option<(String, SensorSummary, Rollups)> = None;
     let mut finish = |found: &mut Verification,
@@ -169,6 +171,9 @@ fn check(txn: &ReadTransaction) -> Result<Verification, StorageError> {
         summary.add(Point { time, temperature });
         add_rollups(rollups, &SENSOR_LEVELS, micros, temperature);
         add_rollups(&mut total_rollups, &TOTAL_LEVELS, micros, temperature);
+        if micros.rem_euclid(SECOND_MICROS) != 0 {
+            off_start.insert(Level::Second.bucket_of(micros));
+        }
         total.add(temperature);
     }
     if let Some(done) = current.take() {
@@ -212,8 +217,16 @@ fn check(txn: &ReadTransaction) -> Result<Verification, StorageError> {
             };
             match key.value() {
                 (BLOCK_CODE, minute) => {
-                    for (second, aggregate) in Block::decode(value.value())?.seconds(minute) {
+                    let block = Block::decode(value.value())?;
+                    for (second, aggregate) in block.seconds(minute) {
                         merge((Level::Second.code(), second), aggregate);
+                        // Windows trust a second that says so to hold readings at its start only.
+                        if !block.may_hold_off_start(second) && off_start.contains(&second) {
+                            found.differs(format!(
+                                "the block of seconds over all sensors says second {second} µs \
+                                 holds readings at its start only, but it holds one after"
+                            ));
+                        }
                     }
                 }
                 key => merge(key, &decode_rollup(value.value())?),
@@ -318,6 +331,51 @@ mod tests {
                 .iter()
                 .any(|d| d
                     .contains("all sensors: hour rollup at 0 µs is stored but covers no reading")),
+            "{:?}",
+            found.differences
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_marked_as_holding_readings_at_its_start_only_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), 1 << 20, unobserved()).unwrap();
+        let body = json!([
+            {"sensorID": "a", "time": "2021-10-04T00:00:01Z", "temperature": 1},
+            {"sensorID": "b", "time": "2021-10-04T00:00:01.25Z", "temperature": 2},
+        ]);
+        store
+            .put_readings(Batch::parse(&body).unwrap())
+            .await
+            .unwrap();
+        drop(store);
+        let clean = verify(dir.path()).unwrap();
+        assert!(clean.is_consistent(), "{:?}", clean.differences);
+
+        // Clear the block's bitmap of seconds off their start (bytes 8..16 of its value).
+        let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut table = txn.open_table(TOTAL_ROLLUPS).unwrap();
+            let minute = 1_633_305_600_000_000;
+            let mut bytes = table
+                .get((BLOCK_CODE, minute))
+                .unwrap()
+                .unwrap()
+                .value()
+                .to_vec();
+            assert_ne!(bytes[8..16], [0; 8]);
+            bytes[8..16].fill(0);
+            table
+                .insert((BLOCK_CODE, minute), bytes.as_slice())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+        drop(db);
+        let found = verify(dir.path()).unwrap();
+        assert_eq!(found.difference_count, 1, "{:?}", found.differences);
+        assert!(
+            found.differences[0].contains("second 1633305601000000 µs holds readings at its start"),
             "{:?}",
             found.differences
         );
