@@ -20,7 +20,7 @@ use telemetry::config::StorageKind;
 
 use crate::helpers::{TestStore, spawn_app_on};
 use crate::window_checks::{
-    DAY, Rng, T0, check_windows, expected, get_json, in_window, rfc3339, stored,
+    DAY, Rng, T0, check_windows, expected, get_json, in_window, put_retrying, rfc3339, stored,
     write_random_readings,
 };
 
@@ -107,7 +107,8 @@ async fn a_store_that_kept_every_bucket_in_rows_goes_on_exactly_with_partials() 
     let sensors = ["107", "a b", "gw/3"];
     let app = spawn_app_on(&store).await;
     assert_eq!(app.get("/api/ready").await.status(), StatusCode::OK);
-    let before: usize = stored(&app).await.values().map(|r| r.len()).sum();
+    let fixture = stored(&app).await;
+    let before: usize = fixture.values().map(|r| r.len()).sum();
     assert!(before > 300, "the fixture holds {before} readings");
     let mut rng = Rng(0x0dd_ba11);
     check_windows(&app, &mut rng, 20).await;
@@ -118,6 +119,29 @@ async fn a_store_that_kept_every_bucket_in_rows_goes_on_exactly_with_partials() 
     let after: usize = stored(&app).await.values().map(|r| r.len()).sum();
     assert!(after > before + 300, "{before} readings, then {after}");
     check_windows(&app, &mut rng, 40).await;
+    // A second whose readings off its start are counted in the fixture's row of that second,
+    // and whose block (written now) holds one reading at its start only: an edge inside that
+    // second must read the readings, not trust the block.
+    let off_start = fixture
+        .values()
+        .flat_map(|readings| readings.keys())
+        .find(|micros| *micros % 1_000_000 != 0)
+        .copied()
+        .expect("the fixture holds readings off a second's start");
+    let second = off_start - off_start.rem_euclid(1_000_000);
+    let at_start = json!({"sensorID": "z", "time": rfc3339(second), "temperature": 1});
+    put_retrying(&app, &at_start).await;
+    let readings = stored(&app).await;
+    let (from, to) = (second + 1, second + 1_000_000);
+    let stats = get_json(
+        &app,
+        "/api/stats",
+        &[("from", rfc3339(from)), ("to", rfc3339(to))],
+    )
+    .await;
+    let want = in_window(&readings, None, from, to);
+    assert!(!want.is_empty());
+    assert_eq!(stats, expected(&want), "after the start of {second} µs");
     // Whole days and hours of one sensor are answered from its rows merged with its partials
     // (the fixture left rows for the buckets that are current again now).
     let readings = stored(&app).await;
