@@ -16,6 +16,12 @@
 //!   in-order reading is appended to its sensor's last block, which the writer keeps in memory,
 //!   and each block a group touched is written once.
 //!
+//! - **LSM rows** (the `fjall` crate, instead of redb): the same rows, keyed by the sensor's name
+//!   (length-prefixed) and the big-endian time, written as one atomic batch per group into a
+//!   memtable and fjall's journal; an LSM insert does not return the previous value, so the
+//!   duplicate check is a point read, skipped for a reading newer than its sensor's latest
+//!   (which the writer already keeps per sensor), as it is here for every reading (in order).
+//!
 //! and for the per-sensor rows a group rewrites, either **4 per sensor** (summary + minute, hour
 //! and day rollup rows, as today) or **1 per sensor** (the current buckets' partials inside the
 //! summary, rollup rows written only when a bucket is left, as the DynamoDB backend does).
@@ -25,12 +31,22 @@
 //! eighth group with `Durability::Immediate` (the writer's checkpoints). Each layout first loads
 //! 30 groups (480,000 readings, so the trees have their depth), then 40 groups are timed.
 //!
+//! Durability: the embedded store makes a group durable by fsyncing its own log, not redb, so
+//! the redb cases time redb's work only (no fsync but the checkpoints). fjall's journal is its
+//! log: the LSM case is timed the same way (journal written to the OS per group, fsync'd every
+//! eighth), and once more with an fdatasync of the journal per group, the cost a real group
+//! would pay. An LSM defers work: the timed run ends with the memtable flushed to a table on
+//! disk, and "CPU ns" counts every thread of the process (fjall flushes and compacts in the
+//! background), so deferred work is not hidden from the figures.
+//!
 //! Run: `cargo bench --bench layouts` (about a minute). Not a criterion benchmark: each case is
 //! one long, stateful run, printed as a table.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
+use fjall::{KeyspaceCreateOptions, PersistMode};
 use redb::{Database, Durability, TableDefinition};
 
 const SENSORS: usize = 1_000;
@@ -53,6 +69,10 @@ enum Layout {
     Rows,
     RowsU128,
     Blocks,
+    /// fjall; `true`: the journal fdatasync'd every group.
+    Lsm {
+        sync_every_group: bool,
+    },
 }
 
 impl Layout {
@@ -61,6 +81,12 @@ impl Layout {
             Layout::Rows => "rows (sensor, µs) → µ°C",
             Layout::RowsU128 => "rows, u128 key",
             Layout::Blocks => "blocks of 128",
+            Layout::Lsm {
+                sync_every_group: false,
+            } => "LSM rows (fjall)",
+            Layout::Lsm {
+                sync_every_group: true,
+            } => "LSM rows, fsync a group",
         }
     }
 }
@@ -196,6 +222,7 @@ impl Writer {
                     }
                 }
             }
+            Layout::Lsm { .. } => unreachable!("run_lsm writes the LSM layout"),
         }
         self.derived_rows(&txn, &group);
         txn.commit().expect("commit");
@@ -233,7 +260,66 @@ impl Writer {
     }
 }
 
+/// CPU time of every thread of this process so far: utime + stime of `/proc/self/stat`
+/// (fields 14 and 15, in ticks of USER_HZ, which is 100 on Linux).
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields[i].parse::<u64>().expect("ticks");
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// Bytes of every file under `dir`.
+fn disk_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .expect("directory")
+        .map(|entry| {
+            let entry = entry.expect("entry");
+            let meta = entry.metadata().expect("metadata");
+            if meta.is_dir() {
+                disk_bytes(&entry.path())
+            } else {
+                meta.len()
+            }
+        })
+        .sum()
+}
+
+/// What one timed run measured.
+struct Figures {
+    stored: usize,
+    wall: Duration,
+    cpu: Duration,
+    disk: u64,
+}
+
+fn print(layout: Layout, derived: Derived, figures: &Figures) {
+    let readings = figures.stored as f64;
+    println!(
+        "{:<26} {:<16} {:>12.0} {:>10.0} {:>10.0} {:>12.1}",
+        layout.name(),
+        match derived {
+            Derived::FourRows => "4 per sensor",
+            Derived::OneRow => "1 per sensor",
+        },
+        readings / figures.wall.as_secs_f64(),
+        figures.wall.as_secs_f64() * 1e9 / readings,
+        figures.cpu.as_secs_f64() * 1e9 / readings,
+        figures.disk as f64 / ((PREFILL_GROUPS + TIMED_GROUPS) * GROUP) as f64,
+    );
+}
+
 fn run(layout: Layout, derived: Derived) {
+    let figures = match layout {
+        Layout::Lsm { sync_every_group } => run_lsm(derived, sync_every_group),
+        _ => run_redb(layout, derived),
+    };
+    assert_eq!(figures.stored, TIMED_GROUPS * GROUP, "every reading new");
+    print(layout, derived, &figures);
+}
+
+fn run_redb(layout: Layout, derived: Derived) -> Figures {
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = dir.path().join("layout.redb");
     let db = Database::builder()
@@ -244,23 +330,106 @@ fn run(layout: Layout, derived: Derived) {
     for g in 0..PREFILL_GROUPS {
         writer.group(&db, g * GROUP, (g + 1) % CHECKPOINT_EVERY == 0);
     }
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), process_cpu());
     let mut stored = 0;
     for g in PREFILL_GROUPS..PREFILL_GROUPS + TIMED_GROUPS {
         stored += writer.group(&db, g * GROUP, (g + 1) % CHECKPOINT_EVERY == 0);
     }
-    let seconds = started.elapsed().as_secs_f64();
-    assert_eq!(stored, TIMED_GROUPS * GROUP, "every reading new");
-    println!(
-        "{:<26} {:<16} {:>12.0} {:>10.0}",
-        layout.name(),
-        match derived {
-            Derived::FourRows => "4 per sensor",
-            Derived::OneRow => "1 per sensor",
-        },
-        stored as f64 / seconds,
-        seconds * 1e9 / stored as f64,
-    );
+    Figures {
+        stored,
+        wall: started.elapsed(),
+        cpu: process_cpu() - cpu,
+        disk: disk_bytes(dir.path()),
+    }
+}
+
+/// An LSM key: the sensor's name, length-prefixed, then the time, big-endian with the sign bit
+/// flipped, so keys sort as `(sensor, time)` do.
+fn lsm_key(sensor: &str, micros: i64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + sensor.len() + 8);
+    key.push(sensor.len() as u8);
+    key.extend_from_slice(sensor.as_bytes());
+    key.extend_from_slice(&((micros as u64) ^ (1 << 63)).to_be_bytes());
+    key
+}
+
+fn run_lsm(derived: Derived, sync_every_group: bool) -> Figures {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let db = fjall::Database::builder(dir.path())
+        .cache_size(32 * 1024 * 1024)
+        .manual_journal_persist(true)
+        .open()
+        .expect("database");
+    let readings = db
+        .keyspace("readings", KeyspaceCreateOptions::default)
+        .expect("keyspace");
+    let summaries = db
+        .keyspace("sensor_aggregates", KeyspaceCreateOptions::default)
+        .expect("keyspace");
+    let rollups = db
+        .keyspace("sensor_rollups", KeyspaceCreateOptions::default)
+        .expect("keyspace");
+    let names: Vec<String> = (0..SENSORS).map(sensor_name).collect();
+    // The writer's per-sensor latest time (it keeps each sensor's summary in memory).
+    let mut latest: Vec<Option<i64>> = vec![None; SENSORS];
+    let mut group = |from: usize, durable: bool| -> usize {
+        let mut batch = db.batch();
+        let mut stored = 0;
+        let mut last_time = vec![None; SENSORS];
+        for (s, time, value) in (from..from + GROUP).map(reading) {
+            let key = lsm_key(&names[s], time);
+            // The duplicate check: only a reading at or before its sensor's latest can be one.
+            if latest[s].is_some_and(|l| time <= l) {
+                assert!(readings.get(&key).expect("get").is_none(), "in order");
+            }
+            batch.insert(&readings, key, value.to_le_bytes());
+            latest[s] = Some(time);
+            last_time[s] = Some(time);
+            stored += 1;
+        }
+        let summary = [7u8; 72];
+        let row = [3u8; 40];
+        for (s, time) in last_time.iter().enumerate() {
+            let Some(time) = *time else { continue };
+            batch.insert(&summaries, names[s].as_bytes(), summary);
+            if derived == Derived::FourRows {
+                for (level, width) in [
+                    (0u8, 60_000_000i64),
+                    (1, 3_600_000_000),
+                    (2, 86_400_000_000),
+                ] {
+                    let mut key = lsm_key(&names[s], time - time.rem_euclid(width));
+                    key.insert(0, level);
+                    batch.insert(&rollups, key, row);
+                }
+            }
+        }
+        batch.commit().expect("commit");
+        if sync_every_group {
+            db.persist(PersistMode::SyncData).expect("persist");
+        } else if durable {
+            db.persist(PersistMode::SyncAll).expect("persist");
+        }
+        stored
+    };
+    for g in 0..PREFILL_GROUPS {
+        group(g * GROUP, (g + 1) % CHECKPOINT_EVERY == 0);
+    }
+    let (started, cpu) = (Instant::now(), process_cpu());
+    let mut stored = 0;
+    for g in PREFILL_GROUPS..PREFILL_GROUPS + TIMED_GROUPS {
+        stored += group(g * GROUP, (g + 1) % CHECKPOINT_EVERY == 0);
+    }
+    // Deferred work, paid within the timed run: the memtables become tables on disk.
+    for keyspace in [&readings, &summaries, &rollups] {
+        keyspace.rotate_memtable_and_wait().expect("flush");
+    }
+    Figures {
+        stored,
+        wall: started.elapsed(),
+        cpu: process_cpu() - cpu,
+        disk: disk_bytes(dir.path()),
+    }
 }
 
 fn main() {
@@ -268,13 +437,23 @@ fn main() {
     // under `cargo test` (no `--bench`), only check that one small case runs.
     let benchmarking = std::env::args().any(|a| a == "--bench");
     println!(
-        "{:<26} {:<16} {:>12} {:>10}",
-        "readings layout", "derived rows", "readings/s", "ns/reading"
+        "{:<26} {:<16} {:>12} {:>10} {:>10} {:>12}",
+        "readings layout", "derived rows", "readings/s", "ns/reading", "CPU ns", "disk B/rdg"
     );
     if !benchmarking {
         return;
     }
-    for layout in [Layout::Rows, Layout::RowsU128, Layout::Blocks] {
+    for layout in [
+        Layout::Rows,
+        Layout::RowsU128,
+        Layout::Blocks,
+        Layout::Lsm {
+            sync_every_group: false,
+        },
+        Layout::Lsm {
+            sync_every_group: true,
+        },
+    ] {
         for derived in [Derived::FourRows, Derived::OneRow] {
             run(layout, derived);
         }
