@@ -75,7 +75,7 @@ pub const STORAGE_OPERATIONS: [&str; 12] = [
 ];
 
 /// The `kind` label of `telemetry_storage_errors_total`.
-pub const STORAGE_ERROR_KINDS: [&str; 3] = ["unavailable", "internal", "unsupported"];
+pub const STORAGE_ERROR_KINDS: [&str; 4] = ["unavailable", "pending", "internal", "unsupported"];
 
 /// Latency buckets from 0.5 ms to 5 s.
 const LATENCY_BUCKETS: [f64; 13] = [

@@ -4,6 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -12,8 +13,10 @@ pub struct Server {
     pub child: Child,
     pub port: u16,
     pub base: String,
-    /// Every line the server has logged so far.
+    /// Every line the server has logged so far (every line, once `terminate` returned).
     pub log: Arc<Mutex<Vec<String>>>,
+    /// The thread that drains the log; it ends when the server's stdout closes.
+    drain: Option<JoinHandle<()>>,
 }
 
 /// Starts the binary on 127.0.0.1 with an OS-chosen port, read back from its JSON log.
@@ -53,7 +56,7 @@ pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
     };
     // Keep draining the log so the child never blocks on a full pipe.
     let kept = log.clone();
-    std::thread::spawn(move || {
+    let drain = std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
             kept.lock().unwrap().push(line);
         }
@@ -63,11 +66,13 @@ pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
         port,
         base: format!("http://127.0.0.1:{port}"),
         log,
+        drain: Some(drain),
     }
 }
 
 impl Server {
-    /// Sends SIGTERM and waits (bounded) for the exit status.
+    /// Sends SIGTERM and waits (bounded) for the exit status; then the log holds every line
+    /// the server wrote (the drain thread has read its stdout to the end).
     pub fn terminate(&mut self, within: Duration) -> ExitStatus {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -77,6 +82,9 @@ impl Server {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().expect("waitable") {
+                if let Some(drain) = self.drain.take() {
+                    drain.join().expect("the log drain does not panic");
+                }
                 return status;
             }
             assert!(
