@@ -74,6 +74,7 @@
 mod build;
 mod health;
 mod partials;
+mod reading_blocks;
 mod record;
 mod recovery;
 mod retention;
@@ -89,15 +90,17 @@ mod writer;
 pub use self::recovery::RecoveryOptions;
 pub use self::verify::{Verification, verify};
 
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadableDatabase};
 use tokio::sync::oneshot;
 
 use self::health::Health;
+use self::reading_blocks::READING_BLOCKS;
 use self::recovery::Truncation;
 use self::rollups::{Coverage, decode_summary};
 use self::tables::{ITEMS, READINGS, SENSOR_AGGREGATES, TOTAL_KEY, TOTALS, read_aggregate};
@@ -402,17 +405,28 @@ impl Store for EmbeddedStore {
     async fn scan_stats(&self, sensor: Option<&SensorId>) -> Result<Aggregate, StorageError> {
         let sensor = sensor.cloned();
         self.read(move |txn| {
-            let table = txn.open_table(READINGS).map_err(storage_error)?;
-            let entries = match &sensor {
-                None => table.iter(),
-                Some(s) => table.range((s.as_str(), i64::MIN)..=(s.as_str(), i64::MAX)),
-            }
-            .map_err(storage_error)?;
+            let rows = txn.open_table(READINGS).map_err(storage_error)?;
+            let blocks = txn.open_table(READING_BLOCKS).map_err(storage_error)?;
+            let values: Vec<i64> = match &sensor {
+                None => reading_blocks::all(&rows, &blocks)?
+                    .map(|reading| reading.map(|(_, _, value)| value))
+                    .collect::<Result<_, _>>()?,
+                Some(s) => reading_blocks::range(
+                    &rows,
+                    &blocks,
+                    s.as_str(),
+                    i64::MIN,
+                    Bound::Unbounded,
+                    usize::MAX,
+                )?
+                .into_iter()
+                .map(|(_, value)| value)
+                .collect(),
+            };
             let mut aggregate = Aggregate::default();
-            for entry in entries {
-                let (_, value) = entry.map_err(storage_error)?;
+            for value in values {
                 aggregate.add(
-                    Temperature::from_micros(value.value())
+                    Temperature::from_micros(value)
                         .map_err(|e| StorageError::Internal(e.into()))?,
                 );
             }
@@ -423,7 +437,8 @@ impl Store for EmbeddedStore {
 
     async fn readings(&self, query: ReadingsQuery) -> Result<ReadingsPage, StorageError> {
         self.read(move |txn| {
-            let table = txn.open_table(READINGS).map_err(storage_error)?;
+            let rows = txn.open_table(READINGS).map_err(storage_error)?;
+            let blocks = txn.open_table(READING_BLOCKS).map_err(storage_error)?;
             let sensor = query.sensor_id.as_str();
             let start = match (query.from, query.after) {
                 (from, Some(after)) => {
@@ -437,15 +452,14 @@ impl Store for EmbeddedStore {
             let wanted = query.limit.saturating_add(1);
             let mut found = Vec::with_capacity(wanted.min(1_024));
             if start < end || query.to.is_none() {
-                let range = if query.to.is_some() {
-                    table.range((sensor, start)..(sensor, end))
+                let end = if query.to.is_some() {
+                    Bound::Excluded(end)
                 } else {
-                    table.range((sensor, start)..=(sensor, end))
-                }
-                .map_err(storage_error)?;
-                for entry in range.take(wanted) {
-                    let (key, value) = entry.map_err(storage_error)?;
-                    let (_, micros) = key.value();
+                    Bound::Included(end)
+                };
+                for (micros, value) in
+                    reading_blocks::range(&rows, &blocks, sensor, start, end, wanted)?
+                {
                     let time = Timestamp::from_micros(micros).ok_or_else(|| {
                         StorageError::Internal(
                             format!("corrupt time {micros} for {sensor:?}").into(),
@@ -454,7 +468,7 @@ impl Store for EmbeddedStore {
                     found.push(Reading {
                         sensor_id: query.sensor_id.clone(),
                         time,
-                        temperature: Temperature::from_micros(value.value())
+                        temperature: Temperature::from_micros(value)
                             .map_err(|e| StorageError::Internal(e.into()))?,
                     });
                 }

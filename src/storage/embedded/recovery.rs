@@ -121,15 +121,11 @@ impl Tables<'_> {
                     micros,
                     temperature,
                 } => {
-                    if self
-                        .readings
-                        .get((sensor, micros))
-                        .map_err(storage_error)?
-                        .is_none()
-                    {
+                    if self.stored(sensor, micros)?.is_none() {
                         let temperature = Temperature::from_micros(temperature)
                             .map_err(|e| StorageError::Internal(e.into()))?;
-                        self.insert_reading(sensor, micros, temperature, &mut touched)?;
+                        let append_after = self.append_after(sensor, &mut touched)?;
+                        self.store_fresh(sensor, micros, temperature, append_after, &mut touched)?;
                     }
                 }
                 Op::ItemPut { id, json } => {

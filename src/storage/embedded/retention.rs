@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 use redb::{ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
+use super::reading_blocks::{self, BlockBuf};
 use super::rollups::{SENSOR_ROLLUPS, TOTAL_ROLLUPS};
 use super::second_blocks::BLOCK_CODE;
 use super::storage_error;
@@ -83,6 +84,17 @@ impl Budget {
 
     fn spent(&self) -> bool {
         self.rows == 0 || Instant::now() >= self.until
+    }
+
+    /// Takes up to `wanted` deletions at once (a block's readings): how many it may do. With
+    /// budget left that is at least one of a non-empty `wanted`.
+    fn take(&mut self, wanted: usize) -> usize {
+        if Instant::now() >= self.until {
+            self.rows = self.rows.min(1);
+        }
+        let granted = wanted.min(self.rows);
+        self.rows -= granted;
+        granted
     }
 
     /// Takes (so deletes: every entry taken from `extract` is removed) entries until it ends or
@@ -372,6 +384,11 @@ impl Tables<'_> {
             if early {
                 return Ok((readings, 0, false));
             }
+            let (deleted, early) = self.sweep_blocks(sensor, cut, budget)?;
+            readings += deleted;
+            if early {
+                return Ok((readings, 0, false));
+            }
         }
         let mut rollups = 0;
         let mut table = self.txn.open_table(SENSOR_ROLLUPS).map_err(storage_error)?;
@@ -390,6 +407,57 @@ impl Tables<'_> {
             }
         }
         Ok((readings, rollups, true))
+    }
+}
+
+impl Tables<'_> {
+    /// Deletes a sensor's readings older than `cut` from its blocks, oldest first, within
+    /// `budget`: a block wholly older is removed, one holding the cut (or the budget's end)
+    /// is written back with its newer readings, keyed by the first of them. Returns how many
+    /// readings it deleted and whether it stopped early.
+    fn sweep_blocks(
+        &mut self,
+        sensor: &str,
+        cut: i64,
+        budget: &mut Budget,
+    ) -> Result<(u64, bool), StorageError> {
+        let mut deleted = 0;
+        loop {
+            let oldest = self
+                .blocks
+                .range((sensor, i64::MIN)..(sensor, cut))
+                .map_err(storage_error)?
+                .next()
+                .transpose()
+                .map_err(storage_error)?
+                .map(|(key, value)| (key.value().1, value.value().to_vec()));
+            let Some((first, bytes)) = oldest else {
+                return Ok((deleted, false));
+            };
+            let readings = reading_blocks::decode(sensor, first, &bytes)?;
+            let expired = readings.partition_point(|&(micros, _)| micros < cut);
+            let taken = budget.take(expired);
+            if taken == 0 {
+                return Ok((deleted, true));
+            }
+            self.blocks.remove((sensor, first)).map_err(storage_error)?;
+            if let Some(&(start, value)) = readings.get(taken) {
+                let mut kept = BlockBuf::starting(start, value);
+                for &(micros, value) in &readings[taken + 1..] {
+                    kept.push(micros, value);
+                }
+                self.blocks
+                    .insert((sensor, start), kept.encoded())
+                    .map_err(storage_error)?;
+            }
+            deleted += taken as u64;
+            if taken < expired {
+                return Ok((deleted, true));
+            }
+            if expired < readings.len() {
+                return Ok((deleted, false));
+            }
+        }
     }
 }
 

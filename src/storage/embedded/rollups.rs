@@ -38,6 +38,7 @@ use std::ops::Bound;
 use redb::{ReadTransaction, ReadableTable, TableDefinition};
 
 use super::partials;
+use super::reading_blocks::{self, READING_BLOCKS};
 use super::second_blocks::{self, BLOCK_CODE, Block};
 use super::storage_error;
 use super::tables::{READINGS, SENSOR_AGGREGATES, Tables, Touched, TouchedSensors};
@@ -292,7 +293,9 @@ impl<'t> Tables<'t> {
             let (sensor, micros) = cursor.value();
             return Ok(Coverage::Building(Some((sensor.to_owned(), micros))));
         }
-        if self.readings.first().map_err(storage_error)?.is_none() {
+        if self.readings.first().map_err(storage_error)?.is_none()
+            && self.blocks.first().map_err(storage_error)?.is_none()
+        {
             self.counters()?
                 .insert(ROLLUPS_VERSION, 1)
                 .map_err(storage_error)?;
@@ -348,15 +351,20 @@ pub(super) fn evaluate(
             },
             Piece::Raw { span } => {
                 let readings = txn.open_table(READINGS).map_err(storage_error)?;
+                let blocks = txn.open_table(READING_BLOCKS).map_err(storage_error)?;
                 let mut aggregate = Aggregate::default();
                 let mut add_sensor = |sensor: &str| -> Result<(), StorageError> {
-                    for entry in readings
-                        .range((sensor, span.from)..(sensor, span.to))
-                        .map_err(storage_error)?
-                    {
-                        let (_, value) = entry.map_err(storage_error)?;
+                    let end = Bound::Excluded(span.to);
+                    for (_, value) in reading_blocks::range(
+                        &readings,
+                        &blocks,
+                        sensor,
+                        span.from,
+                        end,
+                        usize::MAX,
+                    )? {
                         aggregate.add(
-                            Temperature::from_micros(value.value())
+                            Temperature::from_micros(value)
                                 .map_err(|e| StorageError::Internal(e.into()))?,
                         );
                     }

@@ -3,7 +3,9 @@
 //! the same transaction.
 //!
 //! Tables:
-//! - `readings`: `(sensor_id, time in µs since the epoch)` → temperature in µ°C
+//! - `readings`: `(sensor_id, time in µs since the epoch)` → temperature in µ°C, for the
+//!   readings that are not in a block: late and out-of-order ones, and those of earlier versions
+//! - `reading_blocks`: a sensor's in-order readings, packed (see [`super::reading_blocks`])
 //! - `sensor_aggregates`: `sensor_id` → encoded [`SensorSummary`] (its aggregate, first
 //!   reading time and latest reading) followed by the partials of its current buckets (see
 //!   [`super::partials`]; earlier versions stored the summary alone, or the bare aggregate)
@@ -16,6 +18,7 @@
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::partials::{self, Partials};
+use super::reading_blocks::{self, READING_BLOCKS};
 use super::record;
 use super::retention;
 use super::rollups::{Coverage, TotalDeltas};
@@ -41,6 +44,8 @@ pub(super) const WAL_SEQUENCE: &str = "wal_sequence";
 
 /// The sensors a group touched, by id (foldhash: hashed once or more per reading).
 pub(super) type TouchedSensors = foldhash::HashMap<String, Touched>;
+/// Per sensor, the readings a group appends to its blocks, in time order.
+pub(super) type Appends = foldhash::HashMap<String, Vec<(i64, i64)>>;
 /// Sensors' committed summary rows, by id.
 pub(super) type SummaryCache = foldhash::HashMap<String, Cached>;
 
@@ -64,6 +69,9 @@ pub(super) struct Touched {
 /// Every table, opened once per write transaction.
 pub(super) struct Tables<'t> {
     pub(super) readings: redb::Table<'t, (&'static str, i64), i64>,
+    pub(super) blocks: redb::Table<'t, (&'static str, i64), &'static [u8]>,
+    /// The group's in-order readings, written to their sensors' blocks with the aggregates.
+    pub(super) appends: Appends,
     pub(super) sensors: redb::Table<'t, &'static str, &'static [u8]>,
     pub(super) totals: redb::Table<'t, &'static str, &'static [u8]>,
     /// Opened on first use: most groups touch neither.
@@ -82,6 +90,8 @@ impl<'t> Tables<'t> {
     pub(super) fn open(txn: &'t WriteTransaction) -> Result<Self, StorageError> {
         Ok(Self {
             readings: txn.open_table(READINGS).map_err(storage_error)?,
+            blocks: txn.open_table(READING_BLOCKS).map_err(storage_error)?,
+            appends: Appends::default(),
             sensors: txn.open_table(SENSOR_AGGREGATES).map_err(storage_error)?,
             totals: txn.open_table(TOTALS).map_err(storage_error)?,
             items: None,
@@ -169,17 +179,75 @@ impl<'t> Tables<'t> {
         Ok(())
     }
 
-    pub(super) fn insert_reading(
+    /// Stores a reading known to be new (no reading of its sensor at its time): appended to
+    /// the sensor's blocks when `append_after` says it is newer than all of them, else a row.
+    /// Then counts it.
+    pub(super) fn store_fresh(
         &mut self,
         sensor: &str,
         micros: i64,
         temperature: Temperature,
+        append_after: Option<i64>,
         touched: &mut TouchedSensors,
     ) -> Result<(), StorageError> {
-        self.readings
-            .insert((sensor, micros), temperature.micros())
-            .map_err(storage_error)?;
+        if append_after.is_some_and(|after| micros > after) {
+            match self.appends.get_mut(sensor) {
+                Some(readings) => readings.push((micros, temperature.micros())),
+                None => {
+                    self.appends
+                        .insert(sensor.to_owned(), vec![(micros, temperature.micros())]);
+                }
+            }
+        } else {
+            self.readings
+                .insert((sensor, micros), temperature.micros())
+                .map_err(storage_error)?;
+        }
         self.count_reading(sensor, micros, temperature, touched)
+    }
+
+    /// The time after which a reading of `sensor` goes to its blocks without a lookup: it is
+    /// then newer than every stored reading of the sensor, this group's included. `None` while
+    /// the rollup build runs (it reads rows only) or when the sensor's summary does not say
+    /// (a summary of an earlier version without its latest reading).
+    pub(super) fn append_after(
+        &mut self,
+        sensor: &str,
+        touched: &mut TouchedSensors,
+    ) -> Result<Option<i64>, StorageError> {
+        if self.coverage != Coverage::Complete {
+            return Ok(None);
+        }
+        let summary = &self.touched_entry(sensor, touched)?.after;
+        Ok(match summary.latest {
+            Some(latest) => Some(latest.time.micros()),
+            None if summary.aggregate.count == 0 => Some(i64::MIN),
+            None => None,
+        })
+    }
+
+    /// The temperature stored for `(sensor, micros)`: a row, a block, or an append of this
+    /// group.
+    pub(super) fn stored(&self, sensor: &str, micros: i64) -> Result<Option<i64>, StorageError> {
+        if let Some(row) = self.readings.get((sensor, micros)).map_err(storage_error)? {
+            return Ok(Some(row.value()));
+        }
+        if let Some(appended) = self.appends.get(sensor)
+            && let Ok(at) = appended.binary_search_by_key(&micros, |&(time, _)| time)
+        {
+            return Ok(Some(appended[at].1));
+        }
+        reading_blocks::find(&self.blocks, sensor, micros)
+    }
+
+    /// Writes the group's appends to the sensors' blocks, in key order.
+    fn write_appends(&mut self) -> Result<(), StorageError> {
+        let mut appends: Vec<(String, Vec<(i64, i64)>)> = self.appends.drain().collect();
+        appends.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (sensor, readings) in &appends {
+            reading_blocks::append(&mut self.blocks, sensor, readings)?;
+        }
+        Ok(())
     }
 
     /// Adds a new reading to its sensor's summary in `touched` and to the rollups.
@@ -235,6 +303,7 @@ impl<'t> Tables<'t> {
         &mut self,
         touched: &mut TouchedSensors,
     ) -> Result<(), StorageError> {
+        self.write_appends()?;
         if touched.is_empty() {
             return Ok(());
         }
@@ -282,11 +351,11 @@ impl<'t> Tables<'t> {
         if let Some(refused) = retention::refusal(self.expired_in(batch)?) {
             return Ok(refused);
         }
-        // Insert first, look at what was there after: one B-tree descent per reading instead of
-        // a lookup and then an insert. A conflict puts the stored value back, and any conflict
-        // undoes the request's fresh inserts (all or nothing; keys are unique within a batch).
-        // In key order (redb's order for `(&str, i64)`): each insert walks to a leaf next to the
-        // last one. Conflicts are reported in request order below.
+        // Checked first, written after, so a conflict changes nothing (all or nothing; keys are
+        // unique within a batch). A reading newer than every stored reading of its sensor needs
+        // no lookup (the common case); any other is looked up. In key order (redb's order for
+        // `(&str, i64)`): each lookup walks to a leaf next to the last one, and a sensor's
+        // appends come in time order. Conflicts are reported in request order below.
         let mut in_key_order: Vec<&(usize, Reading)> = batch.readings.iter().collect();
         fn key_of<'r>((_, reading): &&'r (usize, Reading)) -> (&'r str, Timestamp) {
             (reading.sensor_id.as_str(), reading.time)
@@ -297,19 +366,27 @@ impl<'t> Tables<'t> {
         let mut fresh = Vec::with_capacity(batch.readings.len());
         let mut conflicts = Vec::new();
         let mut duplicates = batch.repeats;
+        // The sensor being checked, and the time after which its readings need no lookup.
+        let mut current: Option<(&str, Option<i64>)> = None;
         for (index, reading) in in_key_order {
-            let key = (reading.sensor_id.as_str(), reading.time.micros());
+            let (sensor, micros) = (reading.sensor_id.as_str(), reading.time.micros());
+            let append_after = match current {
+                Some((name, after)) if name == sensor => after,
+                _ => {
+                    let after = self.append_after(sensor, touched)?;
+                    current = Some((sensor, after));
+                    after
+                }
+            };
+            if append_after.is_some_and(|after| micros > after) {
+                fresh.push((reading, append_after));
+                continue;
+            }
             let incoming = reading.temperature.micros();
-            let previous = self
-                .readings
-                .insert(key, incoming)
-                .map_err(storage_error)?
-                .map(|stored| stored.value());
-            match previous {
-                None => fresh.push(reading),
+            match self.stored(sensor, micros)? {
+                None => fresh.push((reading, append_after)),
                 Some(stored) if stored == incoming => duplicates += 1,
                 Some(stored) => {
-                    self.readings.insert(key, stored).map_err(storage_error)?;
                     let stored = Reading {
                         temperature: Temperature::from_micros(stored)
                             .map_err(|e| StorageError::Internal(e.into()))?,
@@ -321,15 +398,11 @@ impl<'t> Tables<'t> {
         }
         if !conflicts.is_empty() {
             conflicts.sort_unstable_by_key(|conflict| conflict.index);
-            for reading in fresh {
-                let key = (reading.sensor_id.as_str(), reading.time.micros());
-                self.readings.remove(key).map_err(storage_error)?;
-            }
             return Ok(PutOutcome::Conflict(conflicts));
         }
-        for reading in &fresh {
+        for (reading, append_after) in &fresh {
             let (sensor, micros) = (reading.sensor_id.as_str(), reading.time.micros());
-            self.count_reading(sensor, micros, reading.temperature, touched)?;
+            self.store_fresh(sensor, micros, reading.temperature, *append_after, touched)?;
             record::reading(ops, sensor, micros, reading.temperature.micros());
         }
         Ok(PutOutcome::Stored {

@@ -169,6 +169,8 @@ async fn stats_come_from_stored_aggregates_not_from_the_readings() {
         let txn = store.health.database().unwrap().begin_write().unwrap();
         txn.delete_table(READINGS).unwrap();
         txn.open_table(READINGS).unwrap();
+        txn.delete_table(READING_BLOCKS).unwrap();
+        txn.open_table(READING_BLOCKS).unwrap();
         txn.commit().unwrap();
     }
     assert_eq!(
@@ -217,6 +219,134 @@ async fn rollup_rows_merged_from_memory_equal_a_recomputation() {
 
 /// A batch is inserted in key order, not request order: its conflicts are still named in
 /// request order, and a conflict still undoes every fresh insert of the batch.
+/// Rows and blocks of the `readings` and `reading_blocks` tables, for one sensor.
+fn stored_layout(store: &EmbeddedStore, name: &str) -> (Vec<i64>, Vec<i64>) {
+    let txn = store.health.database().unwrap().begin_read().unwrap();
+    let rows = txn.open_table(READINGS).unwrap();
+    let rows = rows
+        .range((name, i64::MIN)..=(name, i64::MAX))
+        .unwrap()
+        .map(|entry| entry.unwrap().0.value().1 / 1_000_000 % 60)
+        .collect();
+    let blocks = txn.open_table(READING_BLOCKS).unwrap();
+    let mut in_blocks = Vec::new();
+    for entry in blocks.range((name, i64::MIN)..=(name, i64::MAX)).unwrap() {
+        let (key, value) = entry.unwrap();
+        for (micros, _) in reading_blocks::decode(name, key.value().1, value.value()).unwrap() {
+            in_blocks.push(micros / 1_000_000 % 60);
+        }
+    }
+    (rows, in_blocks)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_order_readings_go_to_blocks_late_ones_to_rows_and_both_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let stored = |stored, duplicates| PutOutcome::Stored { stored, duplicates };
+    assert_eq!(
+        put(
+            &store,
+            json!([
+                reading("a", 10, 1_000),
+                reading("a", 12, 1_200),
+                reading("a", 14, 1_400)
+            ])
+        )
+        .await,
+        stored(3, 0)
+    );
+    // A late reading is a row; each place answers for its own readings.
+    assert_eq!(
+        put(&store, json!(reading("a", 11, 1_100))).await,
+        stored(1, 0)
+    );
+    assert_eq!(
+        put(&store, json!(reading("a", 11, 1_100))).await,
+        stored(0, 1)
+    );
+    assert_eq!(
+        put(&store, json!(reading("a", 12, 1_200))).await,
+        stored(0, 1)
+    );
+    for late in [reading("a", 11, 9_000), reading("a", 12, 9_000)] {
+        assert!(matches!(put(&store, late).await, PutOutcome::Conflict(_)));
+    }
+    // A conflict undoes the request's in-order reading too.
+    let body = json!([reading("a", 20, 2_000), reading("a", 14, 9_000)]);
+    assert!(matches!(put(&store, body).await, PutOutcome::Conflict(_)));
+    assert_eq!(stored_layout(&store, "a"), (vec![11], vec![10, 12, 14]));
+    // An earlier reading than all of them is late too; a later one is appended.
+    assert_eq!(
+        put(
+            &store,
+            json!([reading("a", 1, 100), reading("a", 15, 1_500)])
+        )
+        .await,
+        stored(2, 0)
+    );
+    assert_eq!(
+        stored_layout(&store, "a"),
+        (vec![1, 11], vec![10, 12, 14, 15])
+    );
+    let seconds: Vec<u32> = store
+        .readings(ReadingsQuery {
+            sensor_id: sensor("a"),
+            from: None,
+            to: None,
+            after: None,
+            limit: 100,
+        })
+        .await
+        .unwrap()
+        .readings
+        .iter()
+        .map(|r| r.time.to_datetime().timestamp() as u32 % 60)
+        .collect();
+    assert_eq!(seconds, [1, 10, 11, 12, 14, 15]);
+    assert_eq!(store.stats(None).await.unwrap().count, 6);
+    drop(store);
+    let verified = verify(dir.path()).unwrap();
+    assert!(verified.is_consistent(), "{:?}", verified.differences);
+    assert_eq!(verified.readings, 6);
+}
+
+#[test]
+fn a_group_finds_the_readings_it_appends_itself() {
+    // One group of three requests: the second repeats the first's in-order reading, the third
+    // contradicts it. Both must see the append, which is only written at the group's end.
+    let dir = tempfile::tempdir().unwrap();
+    let db = redb::Database::create(dir.path().join(FILE_NAME)).unwrap();
+    let txn = db.begin_write().unwrap();
+    let mut tables = tables::Tables::open(&txn).unwrap();
+    let request = |milli| QueuedWrite::Readings {
+        batch: Batch::parse(&reading("g", 5, milli)).unwrap(),
+        reply: oneshot::channel().0,
+    };
+    let group = [request(1_000), request(1_000), request(2_000)];
+    let (effects, _) = tables.apply(&group, &mut Vec::new()).unwrap();
+    let outcomes: Vec<String> = effects
+        .iter()
+        .map(|effect| match effect {
+            writer::Effect::Readings(PutOutcome::Stored { stored, duplicates }) => {
+                format!("stored {stored}, duplicates {duplicates}")
+            }
+            writer::Effect::Readings(PutOutcome::Conflict(_)) => "conflict".into(),
+            _ => "another effect".into(),
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "stored 1, duplicates 0",
+            "stored 0, duplicates 1",
+            "conflict"
+        ]
+    );
+    drop(tables);
+    txn.commit().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflicts_are_named_in_request_order_whatever_the_insert_order() {
     let dir = tempfile::tempdir().unwrap();

@@ -12,6 +12,7 @@ use std::path::Path;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 
 use super::partials::{self, Partials};
+use super::reading_blocks::{self, READING_BLOCKS};
 use super::rollups::{ROLLUPS_VERSION, SENSOR_ROLLUPS, TOTAL_ROLLUPS};
 use super::second_blocks::{BLOCK_CODE, Block};
 use super::tables::{COUNTERS, READINGS, SENSOR_AGGREGATES, TOTAL_KEY, TOTALS, read_aggregate};
@@ -102,7 +103,8 @@ fn check(txn: &ReadTransaction) -> Result<Verification, StorageError> {
                 .into(),
         );
     }
-    let readings = txn.open_table(READINGS).map_err(storage_error)?;
+    let rows = txn.open_table(READINGS).map_err(storage_error)?;
+    let blocks = txn.open_table(READING_BLOCKS).map_err(storage_error)?;
     let sensors = txn.open_table(SENSOR_AGGREGATES).map_err(storage_error)?;
     let sensor_rollups = txn.open_table(SENSOR_ROLLUPS).map_err(storage_error)?;
     let mut total = Aggregate::default();
@@ -147,16 +149,33 @@ fn check(txn: &ReadTransaction) -> Result<Verification, StorageError> {
         seen.insert(sensor);
         Ok(())
     };
-    for entry in readings.iter().map_err(storage_error)? {
-        let (key, value) = entry.map_err(storage_error)?;
-        let (sensor, micros) = key.value();
+    // Rows and blocks merged in key order; a key seen twice is a reading held twice.
+    let mut previous: Option<(String, i64)> = None;
+    for entry in reading_blocks::all(&rows, &blocks)? {
+        let (sensor, micros, value) = match entry {
+            Ok(reading) => reading,
+            Err(error) => {
+                found.differs(format!("{error}"));
+                continue;
+            }
+        };
+        let sensor = sensor.as_str();
+        if let Some((before, at)) = &previous
+            && (before.as_str(), *at) >= (sensor, micros)
+        {
+            found.differs(format!(
+                "reading ({sensor:?}, {micros} µs) is held twice (as a row and in a block, or \
+                 in two blocks)"
+            ));
+            continue;
+        }
+        previous = Some((sensor.to_owned(), micros));
         let (Ok(temperature), Some(time)) = (
-            Temperature::from_micros(value.value()),
+            Temperature::from_micros(value),
             Timestamp::from_micros(micros),
         ) else {
             found.differs(format!(
-                "reading ({sensor:?}, {micros} µs) holds an invalid time or temperature ({})",
-                value.value()
+                "reading ({sensor:?}, {micros} µs) holds an invalid time or temperature ({value})"
             ));
             continue;
         };
