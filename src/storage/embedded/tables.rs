@@ -66,6 +66,15 @@ pub(super) struct Touched {
     pub(super) partials: Partials,
 }
 
+/// Where a sensor's readings go in a group: after `committed` (its latest committed reading)
+/// to its blocks, and after `unchecked` (its latest reading, this group's included) without
+/// any lookup.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AppendRule {
+    committed: i64,
+    unchecked: i64,
+}
+
 /// Every table, opened once per write transaction.
 pub(super) struct Tables<'t> {
     pub(super) readings: redb::Table<'t, (&'static str, i64), i64>,
@@ -180,8 +189,9 @@ impl<'t> Tables<'t> {
     }
 
     /// Stores a reading known to be new (no reading of its sensor at its time): appended to
-    /// the sensor's blocks when `append_after` says it is newer than all of them, else a row.
-    /// Then counts it.
+    /// the sensor's blocks when `append_after` says it is newer than every committed reading of
+    /// the sensor (in time order among the group's appends: requests of concurrent clients
+    /// reach a group in any order), else a row. Then counts it.
     pub(super) fn store_fresh(
         &mut self,
         sensor: &str,
@@ -192,7 +202,15 @@ impl<'t> Tables<'t> {
     ) -> Result<(), StorageError> {
         if append_after.is_some_and(|after| micros > after) {
             match self.appends.get_mut(sensor) {
-                Some(readings) => readings.push((micros, temperature.micros())),
+                Some(readings) => {
+                    let at = match readings.last() {
+                        Some(&(last, _)) if last > micros => {
+                            readings.partition_point(|&(time, _)| time < micros)
+                        }
+                        _ => readings.len(),
+                    };
+                    readings.insert(at, (micros, temperature.micros()));
+                }
                 None => {
                     self.appends
                         .insert(sensor.to_owned(), vec![(micros, temperature.micros())]);
@@ -206,24 +224,49 @@ impl<'t> Tables<'t> {
         self.count_reading(sensor, micros, temperature, touched)
     }
 
-    /// The time after which a reading of `sensor` goes to its blocks without a lookup: it is
-    /// then newer than every stored reading of the sensor, this group's included. `None` while
-    /// the rollup build runs (it reads rows only) or when the sensor's summary does not say
-    /// (a summary of an earlier version without its latest reading).
+    /// The time after which a reading of `sensor` goes to its blocks: it is then newer than
+    /// every committed reading of the sensor. `None` while the rollup build runs (it reads rows
+    /// only) or when the sensor's summary does not say (a summary of an earlier version without
+    /// its latest reading).
     pub(super) fn append_after(
         &mut self,
         sensor: &str,
         touched: &mut TouchedSensors,
     ) -> Result<Option<i64>, StorageError> {
+        Ok(self
+            .append_rule(sensor, touched)?
+            .map(|rule| rule.committed))
+    }
+
+    /// [`Self::append_after`], and the time after which a reading of `sensor` needs no lookup
+    /// at all: it is then newer than this group's readings of it too.
+    fn append_rule(
+        &mut self,
+        sensor: &str,
+        touched: &mut TouchedSensors,
+    ) -> Result<Option<AppendRule>, StorageError> {
         if self.coverage != Coverage::Complete {
             return Ok(None);
         }
-        let summary = &self.touched_entry(sensor, touched)?.after;
-        Ok(match summary.latest {
+        let entry = self.touched_entry(sensor, touched)?;
+        let latest = |summary: &SensorSummary| match summary.latest {
             Some(latest) => Some(latest.time.micros()),
             None if summary.aggregate.count == 0 => Some(i64::MIN),
             None => None,
-        })
+        };
+        Ok(latest(&entry.before).map(|committed| AppendRule {
+            committed,
+            unchecked: latest(&entry.after).unwrap_or(committed).max(committed),
+        }))
+    }
+
+    /// The temperature of `(sensor, micros)` among the group's appends.
+    fn appended(&self, sensor: &str, micros: i64) -> Option<i64> {
+        let appended = self.appends.get(sensor)?;
+        let at = appended
+            .binary_search_by_key(&micros, |&(time, _)| time)
+            .ok()?;
+        Some(appended[at].1)
     }
 
     /// The temperature stored for `(sensor, micros)`: a row, a block, or an append of this
@@ -232,10 +275,8 @@ impl<'t> Tables<'t> {
         if let Some(row) = self.readings.get((sensor, micros)).map_err(storage_error)? {
             return Ok(Some(row.value()));
         }
-        if let Some(appended) = self.appends.get(sensor)
-            && let Ok(at) = appended.binary_search_by_key(&micros, |&(time, _)| time)
-        {
-            return Ok(Some(appended[at].1));
+        if let Some(appended) = self.appended(sensor, micros) {
+            return Ok(Some(appended));
         }
         reading_blocks::find(&self.blocks, sensor, micros)
     }
@@ -366,24 +407,27 @@ impl<'t> Tables<'t> {
         let mut fresh = Vec::with_capacity(batch.readings.len());
         let mut conflicts = Vec::new();
         let mut duplicates = batch.repeats;
-        // The sensor being checked, and the time after which its readings need no lookup.
-        let mut current: Option<(&str, Option<i64>)> = None;
+        // The sensor being checked, and where its readings go (see `append_rule`).
+        let mut current: Option<(&str, Option<AppendRule>)> = None;
         for (index, reading) in in_key_order {
             let (sensor, micros) = (reading.sensor_id.as_str(), reading.time.micros());
-            let append_after = match current {
-                Some((name, after)) if name == sensor => after,
+            let rule = match current {
+                Some((name, rule)) if name == sensor => rule,
                 _ => {
-                    let after = self.append_after(sensor, touched)?;
-                    current = Some((sensor, after));
-                    after
+                    let rule = self.append_rule(sensor, touched)?;
+                    current = Some((sensor, rule));
+                    rule
                 }
             };
-            if append_after.is_some_and(|after| micros > after) {
-                fresh.push((reading, append_after));
-                continue;
-            }
+            let append_after = rule.map(|rule| rule.committed);
             let incoming = reading.temperature.micros();
-            match self.stored(sensor, micros)? {
+            let stored = match rule {
+                Some(rule) if micros > rule.unchecked => None,
+                // Newer than anything committed: only the group's appends can hold it.
+                Some(rule) if micros > rule.committed => self.appended(sensor, micros),
+                _ => self.stored(sensor, micros)?,
+            };
+            match stored {
                 None => fresh.push((reading, append_after)),
                 Some(stored) if stored == incoming => duplicates += 1,
                 Some(stored) => {

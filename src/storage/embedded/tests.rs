@@ -313,17 +313,26 @@ async fn in_order_readings_go_to_blocks_late_ones_to_rows_and_both_are_checked()
 
 #[test]
 fn a_group_finds_the_readings_it_appends_itself() {
-    // One group of three requests: the second repeats the first's in-order reading, the third
-    // contradicts it. Both must see the append, which is only written at the group's end.
+    // One group of requests: the second repeats the first's in-order reading, the third
+    // contradicts it; both must see the append, which is only written at the group's end. The
+    // fourth is older than the first (concurrent clients' requests arrive in any order) but
+    // newer than anything committed: it joins the appends in time order.
     let dir = tempfile::tempdir().unwrap();
     let db = redb::Database::create(dir.path().join(FILE_NAME)).unwrap();
     let txn = db.begin_write().unwrap();
     let mut tables = tables::Tables::open(&txn).unwrap();
-    let request = |milli| QueuedWrite::Readings {
-        batch: Batch::parse(&reading("g", 5, milli)).unwrap(),
+    let request = |second, milli| QueuedWrite::Readings {
+        batch: Batch::parse(&reading("g", second, milli)).unwrap(),
         reply: oneshot::channel().0,
     };
-    let group = [request(1_000), request(1_000), request(2_000)];
+    let group = [
+        request(5, 1_000),
+        request(5, 1_000),
+        request(5, 2_000),
+        request(3, 500),
+        request(3, 500),
+        request(3, 600),
+    ];
     let (effects, _) = tables.apply(&group, &mut Vec::new()).unwrap();
     let outcomes: Vec<String> = effects
         .iter()
@@ -335,16 +344,22 @@ fn a_group_finds_the_readings_it_appends_itself() {
             _ => "another effect".into(),
         })
         .collect();
+    let (stored, repeated) = ("stored 1, duplicates 0", "stored 0, duplicates 1");
     assert_eq!(
         outcomes,
-        [
-            "stored 1, duplicates 0",
-            "stored 0, duplicates 1",
-            "conflict"
-        ]
+        [stored, repeated, "conflict", stored, repeated, "conflict"]
     );
     drop(tables);
     txn.commit().unwrap();
+    let txn = db.begin_read().unwrap();
+    let blocks = txn.open_table(READING_BLOCKS).unwrap();
+    let (key, value) = redb::ReadableTable::first(&blocks).unwrap().unwrap();
+    let seconds: Vec<(i64, i64)> = reading_blocks::decode("g", key.value().1, value.value())
+        .unwrap()
+        .into_iter()
+        .map(|(micros, value)| (micros / 1_000_000 % 60, value))
+        .collect();
+    assert_eq!(seconds, [(3, 500_000), (5, 1_000_000)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
