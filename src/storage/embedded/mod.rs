@@ -407,24 +407,29 @@ impl Store for EmbeddedStore {
         self.read(move |txn| {
             let rows = txn.open_table(READINGS).map_err(storage_error)?;
             let blocks = txn.open_table(READING_BLOCKS).map_err(storage_error)?;
-            let values: Vec<i64> = match &sensor {
-                None => reading_blocks::all(&rows, &blocks)?
-                    .map(|reading| reading.map(|(_, _, value)| value))
-                    .collect::<Result<_, _>>()?,
-                Some(s) => reading_blocks::range(
-                    &rows,
-                    &blocks,
-                    s.as_str(),
-                    i64::MIN,
-                    Bound::Unbounded,
-                    usize::MAX,
-                )?
-                .into_iter()
-                .map(|(_, value)| value)
-                .collect(),
+            // One sensor's readings are collected (a range merges rows and blocks); the whole
+            // store's are streamed.
+            let values: Box<dyn Iterator<Item = Result<i64, StorageError>>> = match &sensor {
+                None => Box::new(
+                    reading_blocks::all(&rows, &blocks)?
+                        .map(|reading| reading.map(|(_, _, value)| value)),
+                ),
+                Some(s) => Box::new(
+                    reading_blocks::range(
+                        &rows,
+                        &blocks,
+                        s.as_str(),
+                        i64::MIN,
+                        Bound::Unbounded,
+                        usize::MAX,
+                    )?
+                    .into_iter()
+                    .map(|(_, value)| Ok(value)),
+                ),
             };
             let mut aggregate = Aggregate::default();
             for value in values {
+                let value = value?;
                 aggregate.add(
                     Temperature::from_micros(value)
                         .map_err(|e| StorageError::Internal(e.into()))?,

@@ -4,7 +4,8 @@
 //!
 //! Tables:
 //! - `readings`: `(sensor_id, time in µs since the epoch)` → temperature in µ°C, for the
-//!   readings that are not in a block: late and out-of-order ones, and those of earlier versions
+//!   readings that are not in a block: late and out-of-order ones, those written while the
+//!   one-time rollup build runs, and those of earlier versions
 //! - `reading_blocks`: a sensor's in-order readings, packed (see [`super::reading_blocks`])
 //! - `sensor_aggregates`: `sensor_id` → encoded [`SensorSummary`] (its aggregate, first
 //!   reading time and latest reading) followed by the partials of its current buckets (see
