@@ -93,7 +93,7 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable {
         name: "EMBEDDED_CACHE_BYTES",
-        default: Some("33554432"),
+        default: Some("67108864"),
         meaning: "page cache of the embedded database",
     },
     Variable {
@@ -563,7 +563,7 @@ mod tests {
         let config = Config::from_vars(vars(&[])).unwrap();
         assert_eq!(config.bind_addr, IpAddr::V4(Ipv4Addr::LOCALHOST));
         assert_eq!(config.dynamodb_timeout_ms, 5_000);
-        assert_eq!(config.embedded_cache_bytes, 32 * 1024 * 1024);
+        assert_eq!(config.embedded_cache_bytes, 64 * 1024 * 1024);
         assert_eq!(config.shutdown_grace_seconds, 20);
         assert_eq!(config.table_name, None);
     }
