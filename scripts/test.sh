@@ -45,7 +45,17 @@ print_times() {
   printf '%s\n' "${STEP_TIMES[@]}"
   printf '%5ds  total\n' $((SECONDS - SUITE_START))
 }
-trap print_times EXIT
+# On any exit, the background installs below are stopped with everything they started (pip,
+# npm, downloads): a suite that failed early must not leave them writing venvs behind it.
+TOOLS_PID=""
+on_exit() {
+  if [ -n "$TOOLS_PID" ]; then
+    kill -TERM -- "-$TOOLS_PID" 2>/dev/null || true
+    wait "$TOOLS_PID" 2>/dev/null || true
+  fi
+  print_times
+}
+trap on_exit EXIT
 
 # apt_install PACKAGE...: Debian packages, through sudo when not root.
 apt_install() {
@@ -79,14 +89,15 @@ fi
 export REQUIRE_BROWSER=1
 
 # The Python venvs and npm packages of the later steps download while cargo compiles (one is
-# network-bound, the other CPU-bound); each step waits for them before it starts.
+# network-bound, the other CPU-bound); each step waits for them before it starts. In a process
+# group of their own (setsid), so that `on_exit` can stop all of it.
 TOOLS_LOG=$(mktemp)
-(
+setsid bash -euo pipefail -c '
   scripts/api-fuzz.sh --install
   scripts/influx-clients.sh --install
   scripts/delivery-checks.sh --install
   scripts/dynamodb-local.sh install
-) >"$TOOLS_LOG" 2>&1 &
+' >"$TOOLS_LOG" 2>&1 &
 TOOLS_PID=$!
 wait_for_tools() {
   [ -z "$TOOLS_PID" ] && return
