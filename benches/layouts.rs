@@ -14,7 +14,13 @@
 //!   dictionary in the high 64 bits, the time in the low 64), so comparing keys decodes nothing;
 //! - **blocks**: `(sensor, µs of the block's first reading) → up to 128 packed (µs, µ°C)`: an
 //!   in-order reading is appended to its sensor's last block, which the writer keeps in memory,
-//!   and each block a group touched is written once.
+//!   and each block a group touched is written once;
+//! - **blocks, at checkpoints**: the same blocks, but the non-durable groups write nothing to
+//!   redb (only a block that fills up leaves memory): the blocks and the derived rows of all
+//!   the groups since the last durable one are written by the durable group. That is the
+//!   ceiling of a writer that keeps recent groups in memory — the log keeps them durable, and
+//!   every reader would have to merge that memory (not measured here). With 4 rows per sensor
+//!   it writes every minute bucket the deferred groups touched, the others only each group's last.
 //!
 //! - **LSM rows** (the `fjall` crate, instead of redb): the same rows, keyed by the sensor's name
 //!   (length-prefixed) and the big-endian time, written as one atomic batch per group into a
@@ -69,6 +75,10 @@ enum Layout {
     Rows,
     RowsU128,
     Blocks,
+    /// Blocks, with the blocks and the derived rows written to redb only by the durable groups
+    /// (every [`CHECKPOINT_EVERY`]th): what a writer keeping the groups in between in memory
+    /// (with the log for durability, and readers merging that memory) would pay.
+    BlocksDeferred,
     /// fjall; `true`: the journal fdatasync'd every group.
     Lsm {
         sync_every_group: bool,
@@ -81,6 +91,7 @@ impl Layout {
             Layout::Rows => "rows (sensor, µs) → µ°C",
             Layout::RowsU128 => "rows, u128 key",
             Layout::Blocks => "blocks of 128",
+            Layout::BlocksDeferred => "blocks, at checkpoints",
             Layout::Lsm {
                 sync_every_group: false,
             } => "LSM rows (fjall)",
@@ -124,6 +135,8 @@ struct Writer {
     names: Vec<String>,
     numbers: HashMap<String, u64>,
     blocks: Vec<LastBlock>,
+    /// [`Layout::BlocksDeferred`]: the derived rows of the groups since the last durable one.
+    deferred_rows: Vec<(usize, i64)>,
 }
 
 impl Writer {
@@ -134,6 +147,7 @@ impl Writer {
             names: (0..SENSORS).map(sensor_name).collect(),
             numbers: HashMap::new(),
             blocks: vec![LastBlock::default(); SENSORS],
+            deferred_rows: Vec::new(),
         }
     }
 
@@ -177,7 +191,8 @@ impl Writer {
                     stored += usize::from(old.is_none());
                 }
             }
-            Layout::Blocks => {
+            Layout::Blocks | Layout::BlocksDeferred => {
+                let write_now = self.layout == Layout::Blocks || durable;
                 let mut table = txn.open_table(BLOCKS).expect("table");
                 for &(s, time, value) in &group {
                     let block = &mut self.blocks[s];
@@ -192,6 +207,7 @@ impl Writer {
                         "in-order readings only"
                     );
                     if block.bytes.len() == BLOCK_READINGS * 16 {
+                        // A full block is written at once in both cases (it leaves memory).
                         if block.dirty {
                             table
                                 .insert(
@@ -211,7 +227,7 @@ impl Writer {
                     stored += 1;
                 }
                 for (s, block) in self.blocks.iter_mut().enumerate() {
-                    if block.dirty {
+                    if block.dirty && write_now {
                         table
                             .insert(
                                 (self.names[s].as_str(), block.first),
@@ -224,22 +240,46 @@ impl Writer {
             }
             Layout::Lsm { .. } => unreachable!("run_lsm writes the LSM layout"),
         }
-        self.derived_rows(&txn, &group);
+        if self.layout == Layout::BlocksDeferred {
+            self.deferred_rows
+                .extend(group.iter().map(|&(s, time, _)| (s, time)));
+            if durable {
+                let rows = std::mem::take(&mut self.deferred_rows);
+                self.derived_rows(&txn, &rows);
+            }
+        } else {
+            let rows: Vec<(usize, i64)> = group.iter().map(|&(s, time, _)| (s, time)).collect();
+            self.derived_rows(&txn, &rows);
+        }
         txn.commit().expect("commit");
         stored
     }
 
     /// Per touched sensor: its summary (about the size of today's encoding) and, with
     /// [`Derived::FourRows`], its minute, hour and day rows.
-    fn derived_rows(&self, txn: &redb::WriteTransaction, group: &[(usize, i64, i64)]) {
+    /// With [`Layout::BlocksDeferred`], once per durable group for the readings of all the
+    /// groups since the last one: every rollup bucket they touched, not only the last.
+    fn derived_rows(&self, txn: &redb::WriteTransaction, readings: &[(usize, i64)]) {
         let mut summaries = txn.open_table(SUMMARIES).expect("table");
         let mut rollups = txn.open_table(ROLLUPS).expect("table");
         let mut last_time = vec![None; SENSORS];
-        for &(s, time, _) in group {
+        let mut buckets = std::collections::BTreeSet::new();
+        for &(s, time) in readings {
             last_time[s] = Some(time);
+            if self.layout == Layout::BlocksDeferred {
+                buckets.insert((s, time - time.rem_euclid(60_000_000)));
+            }
+        }
+        let row = [3u8; 40];
+        if self.derived == Derived::FourRows {
+            // The minute buckets the deferred groups left behind (the last one is written below).
+            for &(s, minute) in &buckets {
+                rollups
+                    .insert((self.names[s].as_str(), 0u8, minute), row.as_slice())
+                    .expect("insert");
+            }
         }
         let summary = [7u8; 72];
-        let row = [3u8; 40];
         for (s, time) in last_time.iter().enumerate() {
             let Some(time) = *time else { continue };
             let name = self.names[s].as_str();
@@ -447,6 +487,7 @@ fn main() {
         Layout::Rows,
         Layout::RowsU128,
         Layout::Blocks,
+        Layout::BlocksDeferred,
         Layout::Lsm {
             sync_every_group: false,
         },
