@@ -245,11 +245,10 @@ impl Writer {
                 .extend(group.iter().map(|&(s, time, _)| (s, time)));
             if durable {
                 let rows = std::mem::take(&mut self.deferred_rows);
-                self.derived_rows(&txn, &rows);
+                self.derived_rows(&txn, rows.into_iter());
             }
         } else {
-            let rows: Vec<(usize, i64)> = group.iter().map(|&(s, time, _)| (s, time)).collect();
-            self.derived_rows(&txn, &rows);
+            self.derived_rows(&txn, group.iter().map(|&(s, time, _)| (s, time)));
         }
         txn.commit().expect("commit");
         stored
@@ -259,12 +258,16 @@ impl Writer {
     /// [`Derived::FourRows`], its minute, hour and day rows.
     /// With [`Layout::BlocksDeferred`], once per durable group for the readings of all the
     /// groups since the last one: every rollup bucket they touched, not only the last.
-    fn derived_rows(&self, txn: &redb::WriteTransaction, readings: &[(usize, i64)]) {
+    fn derived_rows(
+        &self,
+        txn: &redb::WriteTransaction,
+        readings: impl Iterator<Item = (usize, i64)>,
+    ) {
         let mut summaries = txn.open_table(SUMMARIES).expect("table");
         let mut rollups = txn.open_table(ROLLUPS).expect("table");
         let mut last_time = vec![None; SENSORS];
         let mut buckets = std::collections::BTreeSet::new();
-        for &(s, time) in readings {
+        for (s, time) in readings {
             last_time[s] = Some(time);
             if self.layout == Layout::BlocksDeferred {
                 buckets.insert((s, time - time.rem_euclid(60_000_000)));
