@@ -79,6 +79,9 @@ enum Layout {
     /// (every [`CHECKPOINT_EVERY`]th): what a writer keeping the groups in between in memory
     /// (with the log for durability, and readers merging that memory) would pay.
     BlocksDeferred,
+    /// Blocks written to redb only by the durable groups, the derived rows by every group: a
+    /// writer keeping only its sensors' newest readings in memory between checkpoints.
+    BlocksDeferredRowsNow,
     /// fjall; `true`: the journal fdatasync'd every group.
     Lsm {
         sync_every_group: bool,
@@ -92,6 +95,7 @@ impl Layout {
             Layout::RowsU128 => "rows, u128 key",
             Layout::Blocks => "blocks of 128",
             Layout::BlocksDeferred => "blocks, at checkpoints",
+            Layout::BlocksDeferredRowsNow => "blocks at checkpoints only",
             Layout::Lsm {
                 sync_every_group: false,
             } => "LSM rows (fjall)",
@@ -191,7 +195,7 @@ impl Writer {
                     stored += usize::from(old.is_none());
                 }
             }
-            Layout::Blocks | Layout::BlocksDeferred => {
+            Layout::Blocks | Layout::BlocksDeferred | Layout::BlocksDeferredRowsNow => {
                 let write_now = self.layout == Layout::Blocks || durable;
                 let mut table = txn.open_table(BLOCKS).expect("table");
                 for &(s, time, value) in &group {
@@ -491,6 +495,7 @@ fn main() {
         Layout::RowsU128,
         Layout::Blocks,
         Layout::BlocksDeferred,
+        Layout::BlocksDeferredRowsNow,
         Layout::Lsm {
             sync_every_group: false,
         },
