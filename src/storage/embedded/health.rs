@@ -30,8 +30,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use redb::Database;
+use redb::{Database, ReadTransaction};
 
+use super::recent::{Published, RecentReadings};
 use crate::storage::StorageError;
 
 /// Least time between two attempts to reopen a faulted store.
@@ -58,6 +59,8 @@ pub(super) fn check_room(dir: &Path) -> std::io::Result<()> {
 pub(super) struct Health {
     /// The open database; `None` while the writer reopens it.
     db: RwLock<Option<Arc<Database>>>,
+    /// The writer's recent readings that go with each committed state (see [`super::recent`]).
+    pub(super) recent: Published,
     /// Why writes cannot succeed right now; `None` when they can.
     fault: Mutex<Option<String>>,
     /// Fast path for [`Self::fault`].
@@ -71,9 +74,11 @@ pub(super) struct Health {
 }
 
 impl Health {
-    pub(super) fn new(db: Arc<Database>) -> Arc<Self> {
+    /// `generation`: the recent readings' generation stored in `db` (see [`super::recent`]).
+    pub(super) fn new(db: Arc<Database>, generation: u64) -> Arc<Self> {
         Arc::new(Self {
             db: RwLock::new(Some(db)),
+            recent: Published::new(generation),
             fault: Mutex::new(None),
             faulted: AtomicBool::new(false),
             writer_alive: AtomicBool::new(true),
@@ -97,6 +102,12 @@ impl Health {
                         .into(),
                 )
             })
+    }
+
+    /// A read transaction and the writer's recent readings that go with it: what every reader
+    /// of readings needs (see [`super::recent`]).
+    pub(super) fn snapshot(&self) -> Result<(ReadTransaction, Arc<RecentReadings>), StorageError> {
+        self.recent.snapshot(&*self.database()?)
     }
 
     /// Takes the database out (readers get `Unavailable` until [`Self::put_database`]).

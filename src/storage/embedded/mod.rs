@@ -61,6 +61,8 @@
 //! # Files
 //! - this file: the store's API; each call is a read transaction or a write queued to the writer;
 //! - [`writer`]: the writer and syncer threads (group commit, checkpoints);
+//! - [`recent`]: the sensors' newest in-order readings, kept by the writer in memory between
+//!   checkpoints, and how readers pair them with their transactions;
 //! - [`tables`]: the redb tables, their encoding and what a write transaction does to them;
 //! - [`wal`]: the log's frame; [`record`]: the log record's payload (what a group changed);
 //! - [`recovery`]: the replay on open, and what start-up refuses;
@@ -75,6 +77,7 @@ mod build;
 mod health;
 mod partials;
 mod reading_blocks;
+mod recent;
 mod record;
 mod recovery;
 mod retention;
@@ -101,6 +104,7 @@ use tokio::sync::oneshot;
 
 use self::health::Health;
 use self::reading_blocks::READING_BLOCKS;
+use self::recent::RecentReadings;
 use self::recovery::Truncation;
 use self::rollups::{Coverage, decode_summary};
 use self::tables::{ITEMS, READINGS, SENSOR_AGGREGATES, TOTAL_KEY, TOTALS, read_aggregate};
@@ -154,11 +158,11 @@ impl EmbeddedStore {
     ) -> Result<Aggregate, StorageError> {
         self.rollups_ready()?;
         let sensor = sensor.cloned();
-        self.read(move |txn| {
+        self.read_readings(move |txn, recent| {
             let name = sensor.as_ref().map(SensorId::as_str);
             let pieces = plan(window, rollup::levels(name.is_some()));
             let mut total = Aggregate::default();
-            rollups::evaluate(txn, name, &pieces, |_, a| total = total.merge(a))?;
+            rollups::evaluate(txn, recent, name, &pieces, |_, a| total = total.merge(a))?;
             Ok(total)
         })
         .await
@@ -173,11 +177,12 @@ impl EmbeddedStore {
         self.rollups_ready()?;
         let sensor = sensor.cloned();
         let plan = plan.clone();
-        self.read(move |txn| {
+        self.read_readings(move |txn, recent| {
             let mut buckets = plan.empty();
             let pieces: &[Piece] = &plan.pieces;
             rollups::evaluate(
                 txn,
+                recent,
                 sensor.as_ref().map(SensorId::as_str),
                 pieces,
                 |at, a| buckets.add(at, a),
@@ -305,8 +310,9 @@ impl EmbeddedStore {
             refuse_or_truncate(&log_path, truncation, options)
         })?;
         log.rewind().map_err(log_error)?;
+        let generation = recent::stored_generation(&db.begin_read().map_err(storage_error)?)?;
         let db = Arc::new(db);
-        let health = Health::new(db.clone());
+        let health = Health::new(db.clone(), generation);
         let building = Arc::new(AtomicBool::new(coverage != Coverage::Complete));
         let writer = Arc::new(WriterHandle::start(
             writer::Reopen {
@@ -317,6 +323,7 @@ impl EmbeddedStore {
             db.clone(),
             log,
             sequence,
+            generation,
             coverage,
             checkpoint_every,
             on_group,
@@ -356,6 +363,24 @@ impl EmbeddedStore {
         answer.await.map_err(|_| {
             StorageError::Unavailable("the storage writer stopped before answering".into())
         })?
+    }
+
+    /// Runs a read-only closure on a blocking thread with a fresh read transaction and the
+    /// writer's recent readings that go with it: for every read of raw readings (see
+    /// [`recent`]).
+    async fn read_readings<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&redb::ReadTransaction, &RecentReadings) -> Result<T, StorageError>
+        + Send
+        + 'static,
+    ) -> Result<T, StorageError> {
+        let health = self.health.clone();
+        tokio::task::spawn_blocking(move || {
+            let (txn, recent) = health.snapshot()?;
+            f(&txn, &recent)
+        })
+        .await
+        .map_err(join_error)?
     }
 
     /// Runs a read-only closure on a blocking thread with a fresh read transaction.
@@ -404,20 +429,23 @@ impl Store for EmbeddedStore {
     /// never calls this; `benches/http_load.rs` times it against [`Self::stats`].
     async fn scan_stats(&self, sensor: Option<&SensorId>) -> Result<Aggregate, StorageError> {
         let sensor = sensor.cloned();
-        self.read(move |txn| {
+        self.read_readings(move |txn, recent| {
             let rows = txn.open_table(READINGS).map_err(storage_error)?;
             let blocks = txn.open_table(READING_BLOCKS).map_err(storage_error)?;
-            // One sensor's readings are collected (a range merges rows and blocks); the whole
-            // store's are streamed.
+            // One sensor's readings are collected (a range merges rows, blocks and the recent
+            // readings); the whole store's are streamed, the recent ones after them (an
+            // aggregate does not depend on the order).
             let values: Box<dyn Iterator<Item = Result<i64, StorageError>>> = match &sensor {
                 None => Box::new(
                     reading_blocks::all(&rows, &blocks)?
-                        .map(|reading| reading.map(|(_, _, value)| value)),
+                        .map(|reading| reading.map(|(_, _, value)| value))
+                        .chain(recent.values().map(Ok)),
                 ),
                 Some(s) => Box::new(
                     reading_blocks::range(
                         &rows,
                         &blocks,
+                        recent.of(s.as_str()),
                         s.as_str(),
                         i64::MIN,
                         Bound::Unbounded,
@@ -441,7 +469,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn readings(&self, query: ReadingsQuery) -> Result<ReadingsPage, StorageError> {
-        self.read(move |txn| {
+        self.read_readings(move |txn, recent| {
             let rows = txn.open_table(READINGS).map_err(storage_error)?;
             let blocks = txn.open_table(READING_BLOCKS).map_err(storage_error)?;
             let sensor = query.sensor_id.as_str();
@@ -462,9 +490,15 @@ impl Store for EmbeddedStore {
                 } else {
                     Bound::Included(end)
                 };
-                for (micros, value) in
-                    reading_blocks::range(&rows, &blocks, sensor, start, end, wanted)?
-                {
+                for (micros, value) in reading_blocks::range(
+                    &rows,
+                    &blocks,
+                    recent.of(sensor),
+                    sensor,
+                    start,
+                    end,
+                    wanted,
+                )? {
                     let time = Timestamp::from_micros(micros).ok_or_else(|| {
                         StorageError::Internal(
                             format!("corrupt time {micros} for {sensor:?}").into(),

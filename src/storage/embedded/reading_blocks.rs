@@ -195,10 +195,13 @@ pub(super) fn find(
 }
 
 /// One sensor's readings with `start <= time` and `time` within `end`, rows and blocks merged
-/// in time order, at most `limit` of them, as `(µs, µ°C)`.
+/// in time order, at most `limit` of them, as `(µs, µ°C)`. `newest`: the sensor's readings
+/// newer than all of its blocks' that are not in a block yet (the writer's recent readings, see
+/// [`super::recent`]), in time order: they follow its blocks.
 pub(super) fn range(
     rows: &impl ReadableTable<(&'static str, i64), i64>,
     blocks: &impl ReadableTable<(&'static str, i64), &'static [u8]>,
+    newest: &[(i64, i64)],
     sensor: &str,
     start: i64,
     end: Bound<i64>,
@@ -232,16 +235,32 @@ pub(super) fn range(
     let later = blocks
         .range::<(&str, i64)>((Bound::Included((sensor, start)), key_end))
         .map_err(storage_error)?;
+    // Whether a reading is taken; `false` once past the range or the limit.
+    let mut take = |(micros, temperature): (i64, i64)| {
+        if !within(micros) || from_blocks.len() == limit {
+            return false;
+        }
+        if micros >= start {
+            from_blocks.push((micros, temperature));
+        }
+        true
+    };
+    let mut more = true;
     'blocks: for entry in before.into_iter().chain(later) {
         let (key, value) = entry.map_err(storage_error)?;
-        for (micros, temperature) in decode(sensor, key.value().1, value.value())? {
-            if micros < start {
-                continue;
-            }
-            if !within(micros) || from_blocks.len() == limit {
+        for reading in decode(sensor, key.value().1, value.value())? {
+            if !take(reading) {
+                more = false;
                 break 'blocks;
             }
-            from_blocks.push((micros, temperature));
+        }
+    }
+    if more {
+        let from = newest.partition_point(|&(micros, _)| micros < start);
+        for &reading in &newest[from..] {
+            if !take(reading) {
+                break;
+            }
         }
     }
     Ok(merge(from_rows, from_blocks, limit))
@@ -490,13 +509,15 @@ mod tests {
     }
 
     #[test]
-    fn a_range_merges_rows_and_blocks_in_time_order_within_its_bounds_and_limit() {
+    fn a_range_merges_rows_blocks_and_the_newest_in_time_order_within_its_bounds_and_limit() {
         let (_dir, db) = database();
         let txn = db.begin_write().unwrap();
+        // The even readings below 600 in blocks, the rest not in a block yet.
+        let even: Vec<(i64, i64)> = (0..400).map(|i| (i * 2, i * 2)).collect();
+        let newest = &even[300..];
         {
             let mut blocks = txn.open_table(READING_BLOCKS).unwrap();
-            let even: Vec<(i64, i64)> = (0..400).map(|i| (i * 2, i * 2)).collect();
-            append(&mut blocks, "s", &even).unwrap();
+            append(&mut blocks, "s", &even[..300]).unwrap();
             append(&mut blocks, "r", &[(1, -1)]).unwrap();
             let mut rows = txn.open_table(READINGS).unwrap();
             for i in 0..400 {
@@ -509,7 +530,7 @@ mod tests {
         let rows = txn.open_table(READINGS).unwrap();
         let blocks = txn.open_table(READING_BLOCKS).unwrap();
         let all = |start, end, limit| {
-            range(&rows, &blocks, "s", start, end, limit)
+            range(&rows, &blocks, newest, "s", start, end, limit)
                 .unwrap()
                 .into_iter()
                 .map(|(micros, value)| {
@@ -536,17 +557,32 @@ mod tests {
             (301..308).collect::<Vec<_>>()
         );
         assert_eq!(all(900, Bound::Unbounded, 7), Vec::<i64>::new());
-        // Every reading of the store, sensor by sensor.
-        let whole: Vec<Owned> = all_readings(&rows, &blocks);
-        assert_eq!(whole.len(), 802);
-        assert_eq!(whole[0], ("r".into(), 1, -1));
-        assert!(
-            whole[1..801]
-                .iter()
-                .enumerate()
-                .all(|(i, r)| *r == ("s".into(), i as i64, i as i64))
+        // Across the last block and the newest, and within the newest alone.
+        assert_eq!(
+            all(590, Bound::Excluded(610), usize::MAX),
+            (590..610).collect::<Vec<_>>()
         );
-        assert_eq!(whole[801], ("t".into(), 3, 3));
+        assert_eq!(
+            all(701, Bound::Included(705), 3),
+            (701..704).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            all(301, Bound::Excluded(302), usize::MAX),
+            [301],
+            "a row, blocks and newest after it"
+        );
+        // Every reading of the tables (not the newest), sensor by sensor.
+        let whole: Vec<Owned> = all_readings(&rows, &blocks);
+        assert_eq!(whole.len(), 702);
+        assert_eq!(whole[0], ("r".into(), 1, -1));
+        let stored: Vec<i64> = (0..800).filter(|i| i % 2 == 1 || *i < 600).collect();
+        assert!(
+            whole[1..701]
+                .iter()
+                .zip(&stored)
+                .all(|(r, &i)| *r == ("s".into(), i, i))
+        );
+        assert_eq!(whole[701], ("t".into(), 3, 3));
     }
 
     fn all_readings(

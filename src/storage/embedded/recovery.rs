@@ -24,10 +24,12 @@
 
 use redb::{Database, ReadableTable};
 
+use super::reading_blocks;
+use super::recent::RECENT_SINCE;
 use super::record::{self, Op};
 use super::rollups::Coverage;
 use super::storage_error;
-use super::tables::{Tables, TouchedSensors, WAL_SEQUENCE};
+use super::tables::{Appends, Tables, TouchedSensors, WAL_SEQUENCE};
 use super::wal::Contents;
 use crate::domain::Temperature;
 use crate::storage::StorageError;
@@ -69,20 +71,44 @@ pub(super) fn recover(
         tables.items()?; // created here if new, like every table
         // Replay keeps the rollups as far as the build had got (see `rollups`).
         tables.coverage = tables.load_coverage()?;
-        let checkpointed = tables
-            .counters()?
+        let counters = tables.counters()?;
+        let checkpointed = counters
             .get(WAL_SEQUENCE)
             .map_err(storage_error)?
             .map_or(0, |v| v.value());
+        // Set when the state is a commit that left recent readings in the writer's memory
+        // (a non-durable commit that redb made durable when it was closed): the in-order
+        // readings of the records after this one, up to `checkpointed`, may be missing from
+        // the blocks although their summaries count them (see `recent`).
+        let recent_since = counters
+            .get(RECENT_SINCE)
+            .map_err(storage_error)?
+            .map(|v| v.value());
         let mut sequence = checkpointed;
+        let mut missing = Appends::default();
         for (number, ops) in records {
-            // The log continues the checkpoint with consecutive numbers; anything else (an
-            // older record left after a rewind) ends it.
+            if *number <= checkpointed {
+                // Applied already: only its readings that were recent may need writing.
+                if recent_since.is_some_and(|since| *number > since) {
+                    tables.find_missing(ops, &mut missing)?;
+                }
+                continue;
+            }
+            tables.restore(&mut missing)?;
+            // The log continues the last applied record with consecutive numbers; anything
+            // else (an older record left after a rewind) ends it.
             if *number != sequence + 1 {
                 break;
             }
             tables.replay(ops)?;
             sequence = *number;
+        }
+        tables.restore(&mut missing)?;
+        if recent_since.is_some() {
+            tables
+                .counters()?
+                .remove(RECENT_SINCE)
+                .map_err(storage_error)?;
         }
         if let Some(damage) = &log.damage {
             let dropped = damage.newer_records(sequence);
@@ -109,6 +135,47 @@ pub(super) fn recover(
 }
 
 impl Tables<'_> {
+    /// Adds to `missing` the readings of an applied log record that are in no table: they were
+    /// the writer's recent readings, counted but lost with its memory.
+    fn find_missing(&mut self, mut ops: &[u8], missing: &mut Appends) -> Result<(), StorageError> {
+        while !ops.is_empty() {
+            if let Op::Reading {
+                sensor,
+                micros,
+                temperature,
+            } = record::decode(&mut ops)?
+                && self.stored(sensor, micros)?.is_none()
+            {
+                missing
+                    .entry(sensor.to_owned())
+                    .or_default()
+                    .push((micros, temperature));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the readings [`Self::find_missing`] found to their blocks, where they were going
+    /// (each is newer than everything in its sensor's blocks), without counting them again.
+    fn restore(&mut self, missing: &mut Appends) -> Result<(), StorageError> {
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut sensors: Vec<(String, Vec<(i64, i64)>)> = missing.drain().collect();
+        sensors.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut restored = 0;
+        for (sensor, mut readings) in sensors {
+            readings.sort_unstable();
+            restored += readings.len();
+            reading_blocks::append(&mut self.blocks, &sensor, &readings)?;
+        }
+        tracing::info!(
+            restored,
+            "wrote the readings the writer held in memory at its last commit to their blocks"
+        );
+        Ok(())
+    }
+
     /// Re-applies one log record (on open). Exact, because only records newer than the
     /// sequence number stored in redb are replayed; idempotent anyway (readings are immutable,
     /// items carry their ids).

@@ -39,6 +39,7 @@ use redb::{ReadTransaction, ReadableTable, TableDefinition};
 
 use super::partials;
 use super::reading_blocks::{self, READING_BLOCKS};
+use super::recent::RecentReadings;
 use super::second_blocks::{self, BLOCK_CODE, Block};
 use super::storage_error;
 use super::tables::{READINGS, SENSOR_AGGREGATES, Tables, Touched, TouchedSensors};
@@ -306,9 +307,11 @@ impl<'t> Tables<'t> {
 }
 
 /// Answers a window's pieces from one read transaction (one consistent snapshot): each rollup
-/// row as `(bucket start, aggregate)`, each raw piece as `(its start, aggregate)`.
+/// row as `(bucket start, aggregate)`, each raw piece as `(its start, aggregate)`. `recent`:
+/// the writer's recent readings that go with `txn` (see [`super::recent`]).
 pub(super) fn evaluate(
     txn: &ReadTransaction,
+    recent: &RecentReadings,
     sensor: Option<&str>,
     pieces: &[Piece],
     mut sink: impl FnMut(i64, &Aggregate),
@@ -358,6 +361,7 @@ pub(super) fn evaluate(
                     for (_, value) in reading_blocks::range(
                         &readings,
                         &blocks,
+                        recent.of(sensor),
                         sensor,
                         span.from,
                         end,

@@ -6,20 +6,26 @@
 //! - `readings`: `(sensor_id, time in µs since the epoch)` → temperature in µ°C, for the
 //!   readings that are not in a block: late and out-of-order ones, those written while the
 //!   one-time rollup build runs, and those of earlier versions
-//! - `reading_blocks`: a sensor's in-order readings, packed (see [`super::reading_blocks`])
+//! - `reading_blocks`: a sensor's in-order readings, packed (see [`super::reading_blocks`]),
+//!   except those since the last checkpoint, which the writer keeps in memory until then (see
+//!   [`super::recent`])
 //! - `sensor_aggregates`: `sensor_id` → encoded [`SensorSummary`] (its aggregate, first
 //!   reading time and latest reading) followed by the partials of its current buckets (see
 //!   [`super::partials`]; earlier versions stored the summary alone, or the bare aggregate)
 //! - `totals`: `"all"` → encoded [`Aggregate`] over every reading
 //! - `items`: item id → the item's JSON object as text
 //! - `counters`: `"picus_last_id"` → last item id handed out; `"wal_sequence"` → number of
-//!   the last log record applied (see [`super`]); `"rollups_version"` (see [`super::rollups`])
+//!   the last log record applied (see [`super`]); `"recent_generation"` → the generation of
+//!   the writer's recent readings the committed state goes with (see [`super::recent`]); `"rollups_version"` (see [`super::rollups`])
 //! - the rollup tables: see [`super::rollups`]; `retention`: see [`super::retention`]
+
+use std::sync::Arc;
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::partials::{self, Partials};
 use super::reading_blocks::{self, READING_BLOCKS};
+use super::recent::RecentReadings;
 use super::record;
 use super::retention;
 use super::rollups::{Coverage, TotalDeltas};
@@ -80,8 +86,14 @@ pub(super) struct AppendRule {
 pub(super) struct Tables<'t> {
     pub(super) readings: redb::Table<'t, (&'static str, i64), i64>,
     pub(super) blocks: redb::Table<'t, (&'static str, i64), &'static [u8]>,
-    /// The group's in-order readings, written to their sensors' blocks with the aggregates.
+    /// The group's in-order readings, written to their sensors' blocks with the aggregates
+    /// (unless `defer_appends`).
     pub(super) appends: Appends,
+    /// The writer's recent readings committed before this group (see [`super::recent`]).
+    pub(super) recent: Arc<RecentReadings>,
+    /// Leave the group's appends in `appends` for the writer's recent readings instead of
+    /// writing them to the blocks.
+    pub(super) defer_appends: bool,
     pub(super) sensors: redb::Table<'t, &'static str, &'static [u8]>,
     pub(super) totals: redb::Table<'t, &'static str, &'static [u8]>,
     /// Opened on first use: most groups touch neither.
@@ -102,6 +114,8 @@ impl<'t> Tables<'t> {
             readings: txn.open_table(READINGS).map_err(storage_error)?,
             blocks: txn.open_table(READING_BLOCKS).map_err(storage_error)?,
             appends: Appends::default(),
+            recent: Arc::default(),
+            defer_appends: false,
             sensors: txn.open_table(SENSOR_AGGREGATES).map_err(storage_error)?,
             totals: txn.open_table(TOTALS).map_err(storage_error)?,
             items: None,
@@ -270,8 +284,8 @@ impl<'t> Tables<'t> {
         Some(appended[at].1)
     }
 
-    /// The temperature stored for `(sensor, micros)`: a row, a block, or an append of this
-    /// group.
+    /// The temperature stored for `(sensor, micros)`: a row, a block, a recent reading, or an
+    /// append of this group.
     pub(super) fn stored(&self, sensor: &str, micros: i64) -> Result<Option<i64>, StorageError> {
         if let Some(row) = self.readings.get((sensor, micros)).map_err(storage_error)? {
             return Ok(Some(row.value()));
@@ -279,11 +293,27 @@ impl<'t> Tables<'t> {
         if let Some(appended) = self.appended(sensor, micros) {
             return Ok(Some(appended));
         }
+        if let Some(recent) = self.recent.find(sensor, micros) {
+            return Ok(Some(recent));
+        }
         reading_blocks::find(&self.blocks, sensor, micros)
     }
 
-    /// Writes the group's appends to the sensors' blocks, in key order.
+    /// Writes the writer's recent readings to their blocks: from then on this transaction's
+    /// tables hold every reading.
+    pub(super) fn write_recent(&mut self) -> Result<(), StorageError> {
+        if !self.recent.is_empty() {
+            self.recent.write_to_blocks(&mut self.blocks)?;
+            self.recent = Arc::default();
+        }
+        Ok(())
+    }
+
+    /// Writes the group's appends to the sensors' blocks, in key order (unless deferred).
     fn write_appends(&mut self) -> Result<(), StorageError> {
+        if self.defer_appends {
+            return Ok(());
+        }
         let mut appends: Vec<(String, Vec<(i64, i64)>)> = self.appends.drain().collect();
         appends.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (sensor, readings) in &appends {

@@ -165,6 +165,9 @@ async fn stats_come_from_stored_aggregates_not_from_the_readings() {
     put(&store, body).await;
     let expected = store.stats(None).await.unwrap();
     assert_eq!(expected.count, 3);
+    // Closed and opened again: the readings are in the tables, none in the writer's memory.
+    drop(store);
+    let store = open(dir.path());
     {
         let txn = store.health.database().unwrap().begin_write().unwrap();
         txn.delete_table(READINGS).unwrap();
@@ -219,9 +222,10 @@ async fn rollup_rows_merged_from_memory_equal_a_recomputation() {
 
 /// A batch is inserted in key order, not request order: its conflicts are still named in
 /// request order, and a conflict still undoes every fresh insert of the batch.
-/// Rows and blocks of the `readings` and `reading_blocks` tables, for one sensor.
+/// Rows of the `readings` table, and readings of the `reading_blocks` table followed by the
+/// writer's recent ones (on their way to the blocks), for one sensor.
 fn stored_layout(store: &EmbeddedStore, name: &str) -> (Vec<i64>, Vec<i64>) {
-    let txn = store.health.database().unwrap().begin_read().unwrap();
+    let (txn, recent) = store.health.snapshot().unwrap();
     let rows = txn.open_table(READINGS).unwrap();
     let rows = rows
         .range((name, i64::MIN)..=(name, i64::MAX))
@@ -236,6 +240,12 @@ fn stored_layout(store: &EmbeddedStore, name: &str) -> (Vec<i64>, Vec<i64>) {
             in_blocks.push(micros / 1_000_000 % 60);
         }
     }
+    in_blocks.extend(
+        recent
+            .of(name)
+            .iter()
+            .map(|(micros, _)| micros / 1_000_000 % 60),
+    );
     (rows, in_blocks)
 }
 
@@ -309,6 +319,135 @@ async fn in_order_readings_go_to_blocks_late_ones_to_rows_and_both_are_checked()
     let verified = verify(dir.path()).unwrap();
     assert!(verified.is_consistent(), "{:?}", verified.differences);
     assert_eq!(verified.readings, 6);
+}
+
+/// The answers a store gives about sensors "a" and "b" (pages, windows with edges inside the
+/// readings, stats and scans), to compare between the writer's memory and the tables.
+async fn answers_about_a_and_b(store: &EmbeddedStore) -> Vec<String> {
+    let mut answers = Vec::new();
+    for name in ["a", "b"] {
+        let page = |after: Option<Timestamp>, limit| ReadingsQuery {
+            sensor_id: sensor(name),
+            from: None,
+            to: None,
+            after,
+            limit,
+        };
+        let first = store.readings(page(None, 2)).await.unwrap();
+        let rest = store.readings(page(first.next, 10)).await.unwrap();
+        let seconds: Vec<i64> = first
+            .readings
+            .iter()
+            .chain(&rest.readings)
+            .map(|r| r.time.to_datetime().timestamp() % 3_600)
+            .collect();
+        answers.push(format!("{name}: {seconds:?}, then {:?}", rest.next));
+        let micros = |second: i64| first.readings[0].time.micros() + (second - 10) * 1_000_000;
+        for (from, to) in [(12, 25), (10, 31), (16, 30), (29, 100)] {
+            let window = Span::new(micros(from), micros(to));
+            let got = store
+                .window_stats(Some(&sensor(name)), window)
+                .await
+                .unwrap();
+            let all = store.window_stats(None, window).await.unwrap();
+            answers.push(format!("{name} {from}..{to}: {got:?}, all sensors {all:?}"));
+        }
+        let stats = store.stats(Some(&sensor(name))).await.unwrap();
+        assert_eq!(stats, store.scan_stats(Some(&sensor(name))).await.unwrap());
+        answers.push(format!("{name}: {stats:?}"));
+    }
+    let all = store.stats(None).await.unwrap();
+    assert_eq!(all, store.scan_stats(None).await.unwrap());
+    answers.push(format!("all: {all:?}"));
+    answers
+}
+
+/// Between checkpoints the writer keeps its sensors' newest in-order readings in memory, not in
+/// their blocks: they are paged, windowed, scanned and checked for duplicates and conflicts
+/// exactly as the same readings once in the tables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_in_the_writers_memory_are_answered_and_checked_like_stored_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let stored = |stored, duplicates| PutOutcome::Stored { stored, duplicates };
+    for second in [10, 20, 30] {
+        let milli = second as i64 * 100;
+        let body = json!([reading("a", second, milli), reading("b", second, -milli)]);
+        assert_eq!(put(&store, body).await, stored(2, 0));
+    }
+    // A late reading is a row, between the recent ones.
+    assert_eq!(
+        put(&store, json!(reading("a", 15, 1_500))).await,
+        stored(1, 0)
+    );
+    let (_, recent) = store.health.snapshot().unwrap();
+    let in_memory = |name| recent.of(name).len();
+    assert_eq!(
+        (in_memory("a"), in_memory("b")),
+        (3, 3),
+        "not in the blocks yet"
+    );
+    assert_eq!(stored_layout(&store, "a"), (vec![15], vec![10, 20, 30]));
+    assert_eq!(
+        put(&store, json!(reading("a", 20, 2_000))).await,
+        stored(0, 1)
+    );
+    let contradicts = json!([reading("a", 31, 1), reading("a", 30, 1)]);
+    assert!(matches!(
+        put(&store, contradicts).await,
+        PutOutcome::Conflict(_)
+    ));
+    let before = answers_about_a_and_b(&store).await;
+    assert_eq!(before[0], "a: [10, 15, 20, 30], then None");
+    assert!(
+        before[1].contains("count: 2, sum_micros: 3500000"),
+        "15 and 20 in 12..25: {}",
+        before[1]
+    );
+    drop(store);
+    // The final checkpoint wrote them to their blocks: the same answers from the tables.
+    let store = open(dir.path());
+    let (_, recent) = store.health.snapshot().unwrap();
+    assert!(recent.is_empty());
+    assert_eq!(answers_about_a_and_b(&store).await, before);
+    drop(store);
+    let verified = verify(dir.path()).unwrap();
+    assert!(verified.is_consistent(), "{:?}", verified.differences);
+    assert_eq!(verified.readings, 7);
+}
+
+/// redb makes the writer's non-durable commits durable when the database is closed, so a close
+/// without the final checkpoint (here: a pending fault) leaves a state whose summaries count
+/// readings that were only in the writer's memory. Opening it writes them from the log to their
+/// blocks, without counting them twice, and replays only the records that were not applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_without_the_final_checkpoint_loses_no_recent_reading_and_counts_none_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let expected = write_a_mix(&store).await;
+    let (_, recent) = store.health.snapshot().unwrap();
+    assert!(!recent.is_empty(), "the mix left readings in memory");
+    drop(recent);
+    // The final checkpoint is skipped while a fault is pending.
+    store
+        .health
+        .set_fault("a simulated fault at shutdown".into());
+    drop(store);
+    let store = open(dir.path());
+    assert_the_mix_is_there(&store, expected).await;
+    let ids: Vec<ItemId> = store
+        .item_list(None, 10, 1 << 20)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(ids, [1, 3], "item puts and deletes applied once");
+    drop(store);
+    let verified = verify(dir.path()).unwrap();
+    assert!(verified.is_consistent(), "{:?}", verified.differences);
+    assert_eq!(verified.readings, expected.count);
 }
 
 #[test]

@@ -11,10 +11,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use redb::{Database, Durability};
+use redb::{Database, Durability, ReadableDatabase};
 use tokio::sync::oneshot;
 
 use super::health::{Health, RECOVERY_RETRY, ROOM_NEEDED, check_room, panic_message};
+use super::reading_blocks::READING_BLOCKS;
+use super::recent::{RECENT_GENERATION, RECENT_SINCE, RecentReadings, stored_generation};
 use super::recovery;
 use super::retention::{Cutoffs, SweepProgress, changes_derived_rows};
 use super::rollups::{BuildProgress, Coverage};
@@ -74,12 +76,15 @@ pub(super) struct Reopen {
 
 impl WriterHandle {
     /// Starts the syncer and the writer thread on `db` and `log`, which continue from log
-    /// record `sequence` (the last one recovery applied).
+    /// record `sequence` (the last one recovery applied) and the recent readings' `generation`
+    /// stored in `db`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn start(
         reopen: Reopen,
         db: Arc<Database>,
         log: Log,
         sequence: u64,
+        generation: u64,
         coverage: Coverage,
         checkpoint_every: Duration,
         on_group: GroupObserver,
@@ -124,6 +129,8 @@ impl WriterHandle {
             failed,
             aggregates: SummaryCache::default(),
             coverage,
+            recent: Arc::default(),
+            generation,
         };
         let (commit, thread) =
             GroupCommit::spawn_thread(writer, "embedded-writer", WRITE_QUEUE, MAX_GROUP, on_group)
@@ -245,6 +252,11 @@ struct Writer {
     aggregates: SummaryCache,
     /// How far the rollups cover the readings: the writer is the only one to change it.
     coverage: Coverage,
+    /// The sensors' in-order readings since the last checkpoint, not in their blocks yet, as
+    /// committed (see [`super::recent`]).
+    recent: Arc<RecentReadings>,
+    /// The generation `recent` goes with, as stored in the last commit.
+    generation: u64,
 }
 
 /// A committed group on its way to its callers, once the log is durable up to `appended`.
@@ -430,6 +442,10 @@ impl Writer {
         self.coverage = coverage;
         self.aggregates.clear();
         self.last_checkpoint = Instant::now();
+        // The replay wrote every reading to the tables: nothing is recent.
+        self.generation = stored_generation(&db.begin_read().map_err(storage_error)?)?;
+        self.recent = Arc::default();
+        self.reopen.health.recent.reset(self.generation);
         let db = Arc::new(db);
         self.db = Some(db.clone());
         self.reopen.health.put_database(db);
@@ -446,6 +462,10 @@ impl Writer {
     /// yet synced) and commits it without fsync; the syncer answers it once the log is durable
     /// up to the returned offset. When a checkpoint is due, the commit is an fsync'd one instead
     /// (which makes every earlier group durable in redb) and the log starts over.
+    ///
+    /// A group that is not a checkpoint leaves its in-order readings in `recent` instead of the
+    /// blocks; a checkpoint, a build slice or a sweep first writes `recent` to the blocks (see
+    /// [`super::recent`]).
     fn apply(&mut self, group: &[QueuedWrite]) -> Result<(Vec<Effect>, u64), StorageError> {
         let checkpoint = self.last_checkpoint.elapsed() >= self.checkpoint_every
             || self.log.written() >= CHECKPOINT_BYTES;
@@ -462,18 +482,45 @@ impl Writer {
         // hold; a build slice's changes to summaries and partials pass through `touched`.)
         let cache = std::mem::take(&mut self.aggregates);
         let built = group.iter().any(changes_derived_rows);
-        let (effects, touched, cache, coverage) = {
+        let defer = !checkpoint && !built;
+        let (effects, touched, cache, coverage, recent) = {
             let mut tables = Tables::open(&txn)?;
             tables.cache = cache;
             tables.coverage = self.coverage.clone();
+            tables.recent = self.recent.clone();
+            if !defer {
+                tables.write_recent()?;
+            }
+            tables.defer_appends = defer;
             let (effects, touched) = tables.apply(group, &mut self.ops)?;
             if !self.ops.is_empty() {
                 sequence += 1;
             }
-            if checkpoint {
-                // Only durable commits need the number: non-durable ones never survive a crash.
-                tables
-                    .counters()?
+            // The recent readings this commit leaves, when it changes them.
+            let recent = if defer {
+                let appends = std::mem::take(&mut tables.appends);
+                (!appends.is_empty()).then(|| Arc::new(self.recent.with(&appends)))
+            } else {
+                (!self.recent.is_empty()).then(Arc::default)
+            };
+            let counters = tables.counters()?;
+            if let Some(recent) = &recent {
+                counters
+                    .insert(RECENT_GENERATION, self.generation + 1)
+                    .map_err(storage_error)?;
+                match (self.recent.is_empty(), recent.is_empty()) {
+                    // The records up to the last one have all their readings in the tables.
+                    (true, false) => counters.insert(RECENT_SINCE, self.sequence).map(drop),
+                    (false, true) => counters.remove(RECENT_SINCE).map(drop),
+                    _ => Ok(()),
+                }
+                .map_err(storage_error)?;
+            }
+            if checkpoint || sequence != self.sequence {
+                // Non-durable commits too: redb makes them durable when the database is closed
+                // (a clean shutdown whose checkpoint failed, a reopen after a fault), and then
+                // recovery must know which records they applied (see `recent`).
+                counters
                     .insert(WAL_SEQUENCE, sequence)
                     .map_err(storage_error)?;
             }
@@ -483,6 +530,7 @@ impl Writer {
                 touched,
                 std::mem::take(&mut tables.cache),
                 coverage,
+                recent,
             )
         };
         if self.ops.is_empty() && !checkpoint && !built {
@@ -499,12 +547,22 @@ impl Writer {
             let bytes = self.log.write(sequence, &self.ops).map_err(log_error)?;
             self.appended += bytes;
         }
+        let published = &self.reopen.health.recent;
+        if let Some(recent) = &recent {
+            published.propose(self.generation + 1, recent.clone());
+        }
         if let Err(error) = txn.commit() {
             // Not applied: the next record takes this one's place in the log. (Were the process
             // to die before that, replay would apply writes whose callers got an error, which
             // only ever means "outcome unknown, retry".)
             self.log.discard_from(mark);
+            published.abandon();
             return Err(storage_error(error));
+        }
+        if let Some(recent) = recent {
+            published.commit();
+            self.recent = recent;
+            self.generation += 1;
         }
         self.sequence = sequence;
         self.coverage = coverage;
@@ -533,14 +591,38 @@ impl Writer {
         Ok((effects, self.appended))
     }
 
-    /// An fsync'd redb commit: everything applied so far is durable in redb, the log restarts.
+    /// An fsync'd redb commit: everything applied so far is durable in redb (the recent
+    /// readings written to their blocks), the log restarts.
     fn checkpoint(&mut self) -> Result<(), StorageError> {
         let txn = self.db()?.begin_write().map_err(storage_error)?;
-        txn.open_table(COUNTERS)
-            .map_err(storage_error)?
-            .insert(WAL_SEQUENCE, self.sequence)
-            .map_err(storage_error)?;
-        txn.commit().map_err(storage_error)?;
+        let flushed = !self.recent.is_empty();
+        {
+            let mut counters = txn.open_table(COUNTERS).map_err(storage_error)?;
+            counters
+                .insert(WAL_SEQUENCE, self.sequence)
+                .map_err(storage_error)?;
+            if flushed {
+                let mut blocks = txn.open_table(READING_BLOCKS).map_err(storage_error)?;
+                self.recent.write_to_blocks(&mut blocks)?;
+                counters
+                    .insert(RECENT_GENERATION, self.generation + 1)
+                    .map_err(storage_error)?;
+                counters.remove(RECENT_SINCE).map_err(storage_error)?;
+            }
+        }
+        let published = &self.reopen.health.recent;
+        if flushed {
+            published.propose(self.generation + 1, Arc::default());
+        }
+        if let Err(error) = txn.commit() {
+            published.abandon();
+            return Err(storage_error(error));
+        }
+        if flushed {
+            published.commit();
+            self.recent = Arc::default();
+            self.generation += 1;
+        }
         self.checkpointed();
         Ok(())
     }
