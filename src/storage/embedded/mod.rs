@@ -20,7 +20,10 @@
 //!    sequence number and the changes, framed with a length and a CRC-32 ([`wal`]) — and
 //!    the transaction is committed with `Durability::None` (no fsync; visible to later
 //!    transactions and readers). The writer also keeps recently written sensors' committed
-//!    aggregates in memory (it is redb's only writer), saving a lookup per new reading.
+//!    aggregates in memory (it is redb's only writer), saving a lookup per new reading, and
+//!    keeps the group's in-order readings in memory until the next checkpoint instead of
+//!    rewriting their blocks every group ([`recent`]: readers see them with the commit that
+//!    counted them).
 //! 2. A second thread, the **syncer**, takes every group committed so far, `fdatasync`s the
 //!    log once, and only then answers their callers, in commit order. Meanwhile the writer
 //!    applies the next group: the fsync overlaps the next group's B-tree work. At most one
@@ -29,15 +32,18 @@
 //!    "duplicate" or "conflict" waits for the same fsync, so it never rests on a reading that
 //!    is not yet durable. **200 still means durable**: the log record is on disk.
 //! 3. Every 250 ms (or 64 MiB of log), the group's transaction is committed with
-//!    `Durability::Immediate` instead: a **checkpoint**, which makes that group and every
-//!    earlier non-durable commit durable in redb, and stores in `counters` the sequence number
-//!    of the last record it contains; the log then starts over at offset 0. A clean
+//!    `Durability::Immediate` instead: a **checkpoint**, which writes the writer's recent
+//!    readings to their blocks and makes that group and every earlier non-durable commit
+//!    durable in redb; every commit stores in `counters` the sequence number of the last record
+//!    it contains; after a checkpoint the log starts over at offset 0. A clean
 //!    shutdown ends with a checkpoint (dropping the last store handle waits for it).
-//! 4. **On open**, redb comes back at its last durable commit (non-durable commits live only in
-//!    the process) with the sequence number `S` of the last record it contains; the log's
-//!    records `S+1, S+2, ...` are replayed in one fsync'd transaction, up to the first torn,
-//!    corrupt or out-of-sequence record (a stale record left after a rewind has a smaller
-//!    number). A torn record was never acknowledged: its callers were answered only after the
+//! 4. **On open**, redb comes back at its last durable commit after a crash (non-durable
+//!    commits live only in the process), or at its last commit after a close (redb makes the
+//!    pending non-durable commits durable then), with the sequence number `S` of the last
+//!    record it contains; the log's records `S+1, S+2, ...` are replayed in one fsync'd
+//!    transaction, up to the first torn, corrupt or out-of-sequence record (a stale record left
+//!    after a rewind has a smaller number). A state that counted readings still in the
+//!    writer's memory gets them written to their blocks from the log first ([`recent`]). A torn record was never acknowledged: its callers were answered only after the
 //!    `fdatasync` that would have covered it. Replay is exact (by sequence number) and would be
 //!    harmless anyway: readings are immutable and items carry their ids. A damaged record with
 //!    newer records after it, or a missing database beside a log that holds records, stops

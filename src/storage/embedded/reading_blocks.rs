@@ -10,7 +10,8 @@
 //!
 //! A reading newer than every stored reading of its sensor — the common case, a sensor sends in
 //! time order — is appended to the sensor's last block, or starts a new block when that one is
-//! full. Every other reading (late or out of order, or written while the one-time rollup build
+//! full (at the next checkpoint: until then the writer keeps it in memory, see
+//! [`super::recent`], and readers take it from there after the sensor's blocks). Every other reading (late or out of order, or written while the one-time rollup build
 //! runs, which reads rows only) is a row of the `readings` table, where every reading lived
 //! before blocks; a store written by an earlier version keeps its rows as they are. So a
 //! sensor's blocks never overlap, a reading is in exactly one place, and readers merge the two
