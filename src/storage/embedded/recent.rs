@@ -1,6 +1,6 @@
-//! Each sensor's newest in-order readings and its rollup deltas since the last checkpoint, kept
-//! by the writer in memory instead of in redb's `reading_blocks` and `sensor_rollups`, and the
-//! versions of them that readers pair with their read transactions.
+//! Each sensor's newest in-order readings since the last checkpoint, kept by the writer in
+//! memory instead of in redb's `reading_blocks`, and the versions of them that readers pair
+//! with their read transactions.
 //!
 //! # Why
 //!
@@ -8,30 +8,20 @@
 //! the group's in-order readings to their blocks rewrites one block per sensor per group. The
 //! groups between two checkpoints (every 250 ms) are committed without fsync and made durable by
 //! the write-ahead log alone; their blocks only need to reach redb with the checkpoint that lets
-//! the log start over. The same holds for the sensors' rollup rows: a sensor leaves a minute
-//! bucket every few readings, and each left bucket was an insert into that sensor's part of
-//! `sensor_rollups` (a page of its own to copy and commit) every group. So a group that is not a
-//! checkpoint leaves its in-order readings and its sensors' rollup deltas here (its summaries,
-//! totals and all-sensor rollups are still written in its transaction), and the checkpoint
-//! writes everything gathered here at once: one block write and one rollup page per sensor per
-//! checkpoint instead of per group.
+//! the log start over. So a group that is not a checkpoint leaves its in-order readings here
+//! (its summaries, totals and rollups are still written in its transaction), and the checkpoint
+//! writes every sensor's readings gathered here to its blocks at once: one block write per
+//! sensor per checkpoint instead of one per group (the layouts benchmark measured 1.5–1.8× the
+//! writer's redb throughput).
 //!
 //! # What stays true
 //!
 //! - **Durable as before.** The readings here are in the log, which is rewound only after the
-//!   fsync'd checkpoint that wrote them to the tables; a crash loses this memory and the log
-//!   replays them on open, as it replays everything after the last checkpoint (redb is then
-//!   at that checkpoint). redb also makes non-durable commits durable when it is *closed*, so
-//!   a close without the final checkpoint (a fault, a panic) leaves a state whose summaries
-//!   count what was here. Every commit therefore stores the last log record it applied
-//!   (`wal_sequence`) and, while anything is here, `recent_since`: recovery then writes the
-//!   readings of the records after `recent_since` that are in no table to their blocks, and
-//!   merges the rollup deltas those records carry (each group logs the deltas it left here) into
-//!   the rollup rows, before replaying the records that were not applied.
+//!   fsync'd checkpoint that wrote them to their blocks; a crash loses this memory and the log
+//!   replays them (into blocks) on open, as it replays everything after the last checkpoint.
 //! - **Every reader sees the readings its summaries count.** A reading here is newer than every
 //!   reading of its sensor in a block (it was appended after the sensor's latest), so a
-//!   sensor's readings are its rows merged with its blocks followed by its readings here, and a
-//!   rollup bucket is its row merged with its delta here (exact fixed-point merges). Each
+//!   sensor's readings are its rows merged with its blocks followed by its readings here. Each
 //!   version of this memory is tagged with a generation, which the writer stores in `counters`
 //!   (`"recent_generation"`) in the same transaction that makes that version true: the version
 //!   is published *before* the commit, the earlier one dropped after it, and a reader begins its
@@ -50,10 +40,8 @@ use std::sync::{Arc, Mutex};
 use redb::{Database, ReadTransaction, ReadableDatabase};
 
 use super::reading_blocks;
-use super::rollups;
 use super::storage_error;
 use super::tables::{Appends, COUNTERS};
-use crate::domain::Aggregate;
 use crate::storage::StorageError;
 
 /// `counters` key: the generation of the [`RecentReadings`] that the committed state goes with.
@@ -65,20 +53,12 @@ pub(super) const RECENT_SINCE: &str = "recent_since";
 /// One sensor's readings here, `(µs, µ°C)` in increasing time order.
 type Tail = Arc<Vec<(i64, i64)>>;
 
-/// One sensor's rollup deltas here, by `(level code, bucket start µs)`, in key order.
-type Deltas = Arc<Vec<((u8, i64), Aggregate)>>;
-
-/// A group's rollup deltas for the sensors' rollup rows: `(sensor, level code, bucket, delta)`.
-pub(super) type RollupDeltas = Vec<(String, u8, i64, Aggregate)>;
-
-/// Each sensor's in-order readings not yet in its blocks, and its rollup deltas not yet merged
-/// into its rollup rows (see the module's documentation). Cheap to clone: a version shares the
-/// readings and deltas of the sensors a group did not touch.
+/// Each sensor's in-order readings not yet in its blocks (see the module's documentation).
+/// Cheap to clone: a version shares the readings of the sensors a group did not touch.
 #[derive(Debug, Clone, Default)]
 pub(super) struct RecentReadings {
     sensors: foldhash::HashMap<Arc<str>, Tail>,
     readings: usize,
-    rollups: foldhash::HashMap<Arc<str>, Deltas>,
 }
 
 impl RecentReadings {
@@ -96,24 +76,8 @@ impl RecentReadings {
         Some(readings[at].1)
     }
 
-    /// The sensor's rollup deltas here of the level with `code`, for buckets in `span`
-    /// (from inclusive, to exclusive), in bucket order.
-    pub(super) fn deltas(
-        &self,
-        sensor: &str,
-        code: u8,
-        span: std::ops::Range<i64>,
-    ) -> impl Iterator<Item = (i64, Aggregate)> + '_ {
-        let deltas = self.rollups.get(sensor).map_or(&[][..], |d| d.as_slice());
-        let from = deltas.partition_point(|&(key, _)| key < (code, span.start));
-        deltas[from..]
-            .iter()
-            .take_while(move |&&(key, _)| key < (code, span.end))
-            .map(|&((_, bucket), delta)| (bucket, delta))
-    }
-
     pub(super) fn is_empty(&self) -> bool {
-        self.readings == 0 && self.rollups.is_empty()
+        self.readings == 0
     }
 
     /// Every reading here, in no particular order of sensors.
@@ -124,21 +88,9 @@ impl RecentReadings {
     }
 
     /// This version with a group's appends after each sensor's readings (each append is newer
-    /// than everything stored of its sensor, these readings included) and its rollup deltas
-    /// merged into the sensors' deltas.
-    pub(super) fn with(&self, appends: &Appends, deltas: &RollupDeltas) -> Self {
+    /// than everything stored of its sensor, these readings included).
+    pub(super) fn with(&self, appends: &Appends) -> Self {
         let mut next = self.clone();
-        for (sensor, code, bucket, delta) in deltas {
-            let key = (*code, *bucket);
-            let entries = match next.rollups.get_mut(sensor.as_str()) {
-                Some(entries) => Arc::make_mut(entries),
-                None => Arc::make_mut(next.rollups.entry(Arc::from(sensor.as_str())).or_default()),
-            };
-            match entries.binary_search_by_key(&key, |&(key, _)| key) {
-                Ok(at) => entries[at].1 = entries[at].1.merge(delta),
-                Err(at) => entries.insert(at, (key, *delta)),
-            }
-        }
         for (sensor, readings) in appends {
             if readings.is_empty() {
                 continue;
@@ -159,24 +111,15 @@ impl RecentReadings {
         next
     }
 
-    /// Writes every sensor's readings here to its blocks and its deltas into its rollup rows,
-    /// in key order.
-    pub(super) fn write_to_tables(
+    /// Writes every sensor's readings here to its blocks, in key order.
+    pub(super) fn write_to_blocks(
         &self,
         blocks: &mut redb::Table<'_, (&'static str, i64), &'static [u8]>,
-        rollups: &mut redb::Table<'_, (&'static str, u8, i64), &'static [u8]>,
     ) -> Result<(), StorageError> {
         let mut sensors: Vec<(&Arc<str>, &Tail)> = self.sensors.iter().collect();
         sensors.sort_unstable_by(|a, b| a.0.cmp(b.0));
         for (sensor, readings) in sensors {
             reading_blocks::append(blocks, sensor, readings)?;
-        }
-        let mut sensors: Vec<(&Arc<str>, &Deltas)> = self.rollups.iter().collect();
-        sensors.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        for (sensor, deltas) in sensors {
-            for &((code, bucket), delta) in deltas.iter() {
-                rollups::merge_row(rollups, sensor, code, bucket, &delta)?;
-            }
         }
         Ok(())
     }
@@ -294,7 +237,6 @@ impl Published {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Temperature;
 
     fn appends(entries: &[(&str, &[(i64, i64)])]) -> Appends {
         entries
@@ -305,12 +247,8 @@ mod tests {
 
     #[test]
     fn a_new_version_extends_the_sensors_a_group_touched_and_leaves_the_old_one_whole() {
-        let first =
-            RecentReadings::default().with(&appends(&[("a", &[(1, 10), (2, 20)])]), &Vec::new());
-        let second = first.with(
-            &appends(&[("a", &[(5, 50)]), ("b", &[(3, 30)])]),
-            &Vec::new(),
-        );
+        let first = RecentReadings::default().with(&appends(&[("a", &[(1, 10), (2, 20)])]));
+        let second = first.with(&appends(&[("a", &[(5, 50)]), ("b", &[(3, 30)])]));
         assert_eq!(first.of("a"), [(1, 10), (2, 20)]);
         assert_eq!(first.of("b"), []);
         assert_eq!(second.of("a"), [(1, 10), (2, 20), (5, 50)]);
@@ -321,39 +259,6 @@ mod tests {
         let mut values: Vec<i64> = second.values().collect();
         values.sort_unstable();
         assert_eq!(values, [10, 20, 30, 50]);
-    }
-
-    #[test]
-    fn rollup_deltas_merge_by_bucket_and_are_read_by_level_and_span() {
-        let delta = |milli: i64| Aggregate::of([Temperature::from_micros(milli * 1_000).unwrap()]);
-        let group = |entries: &[(&str, u8, i64, i64)]| -> RollupDeltas {
-            entries
-                .iter()
-                .map(|&(s, code, bucket, milli)| (s.to_owned(), code, bucket, delta(milli)))
-                .collect()
-        };
-        let first = RecentReadings::default().with(
-            &Appends::default(),
-            &group(&[("a", 0, 60, 1), ("a", 0, 0, 2), ("a", 1, 0, 3)]),
-        );
-        assert!(!first.is_empty(), "deltas alone are something to write");
-        let second = first.with(
-            &Appends::default(),
-            &group(&[("a", 0, 60, 4), ("b", 0, 0, 5)]),
-        );
-        let of = |recent: &RecentReadings, sensor, code, span| -> Vec<(i64, Aggregate)> {
-            recent.deltas(sensor, code, span).collect()
-        };
-        assert_eq!(of(&first, "a", 0, 0..120), [(0, delta(2)), (60, delta(1))]);
-        assert_eq!(
-            of(&second, "a", 0, 0..120),
-            [(0, delta(2)), (60, delta(1).merge(&delta(4)))]
-        );
-        assert_eq!(of(&second, "a", 0, 0..60), [(0, delta(2))]);
-        assert_eq!(of(&second, "a", 0, 61..120), []);
-        assert_eq!(of(&second, "a", 1, 0..3_600), [(0, delta(3))]);
-        assert_eq!(of(&second, "b", 0, 0..60), [(0, delta(5))]);
-        assert_eq!(of(&second, "c", 0, 0..60), []);
     }
 
     fn db_at(dir: &std::path::Path, generation: Option<u64>) -> Database {
@@ -386,8 +291,7 @@ mod tests {
         let (_, recent) = published.snapshot(&db).unwrap();
         assert!(recent.is_empty(), "a store that never stored one is at 0");
 
-        let one =
-            Arc::new(RecentReadings::default().with(&appends(&[("a", &[(1, 10)])]), &Vec::new()));
+        let one = Arc::new(RecentReadings::default().with(&appends(&[("a", &[(1, 10)])])));
         published.propose(1, one.clone());
         // Proposed but not committed yet: a reader still sees generation 0 and nothing recent.
         let (_, recent) = published.snapshot(&db).unwrap();

@@ -2,14 +2,11 @@
 //!
 //! The frame around it (length, CRC-32, sequence number) is [`super::wal`]'s.
 
-use crate::domain::Aggregate;
-use crate::domain::aggregate::ENCODED_LEN;
 use crate::storage::StorageError;
 
 const READING: u8 = 1;
 const ITEM_PUT: u8 = 2;
 const ITEM_DELETE: u8 = 3;
-const ROLLUP_DELTA: u8 = 4;
 
 pub enum Op<'a> {
     Reading {
@@ -23,15 +20,6 @@ pub enum Op<'a> {
     },
     ItemDelete {
         id: u64,
-    },
-    /// A delta the group left in the writer's memory for a sensor's rollup row (see
-    /// `recent`): derived from the group's readings, so replay recomputes it and skips this;
-    /// only a state that lost that memory needs it.
-    RollupDelta {
-        sensor: &'a str,
-        code: u8,
-        bucket: i64,
-        delta: Aggregate,
     },
 }
 
@@ -56,14 +44,6 @@ pub fn item_put(ops: &mut Vec<u8>, id: u64, json: &str) {
 pub fn item_delete(ops: &mut Vec<u8>, id: u64) {
     ops.push(ITEM_DELETE);
     ops.extend_from_slice(&id.to_le_bytes());
-}
-
-pub fn rollup_delta(ops: &mut Vec<u8>, sensor: &str, code: u8, bucket: i64, delta: &Aggregate) {
-    ops.push(ROLLUP_DELTA);
-    text(ops, sensor);
-    ops.push(code);
-    ops.extend_from_slice(&bucket.to_le_bytes());
-    ops.extend_from_slice(&delta.encode());
 }
 
 fn corrupt() -> StorageError {
@@ -103,12 +83,6 @@ pub fn decode<'a>(ops: &mut &'a [u8]) -> Result<Op<'a>, StorageError> {
             json: text_of(ops)?,
         }),
         ITEM_DELETE => Ok(Op::ItemDelete { id: u64_of(ops)? }),
-        ROLLUP_DELTA => Ok(Op::RollupDelta {
-            sensor: text_of(ops)?,
-            code: take(ops, 1)?[0],
-            bucket: u64_of(ops)? as i64,
-            delta: Aggregate::decode(take(ops, ENCODED_LEN)?).ok_or_else(corrupt)?,
-        }),
         _ => Err(corrupt()),
     }
 }

@@ -27,11 +27,11 @@ use redb::{Database, ReadableTable};
 use super::reading_blocks;
 use super::recent::RECENT_SINCE;
 use super::record::{self, Op};
-use super::rollups::{self, Coverage, SENSOR_ROLLUPS};
+use super::rollups::Coverage;
 use super::storage_error;
 use super::tables::{Appends, Tables, TouchedSensors, WAL_SEQUENCE};
 use super::wal::Contents;
-use crate::domain::{Aggregate, Temperature};
+use crate::domain::Temperature;
 use crate::storage::StorageError;
 
 /// What start-up may do to come up when that would drop data (see the module documentation).
@@ -85,7 +85,7 @@ pub(super) fn recover(
             .map_err(storage_error)?
             .map(|v| v.value());
         let mut sequence = checkpointed;
-        let mut missing = Missing::default();
+        let mut missing = Appends::default();
         for (number, ops) in records {
             if *number <= checkpointed {
                 // Applied already: only its readings that were recent may need writing.
@@ -134,56 +134,34 @@ pub(super) fn recover(
     Ok((sequence, coverage))
 }
 
-/// What a state that lost the writer's memory lacks: readings for their blocks, deltas for
-/// the sensors' rollup rows (see [`Tables::find_missing`]).
-#[derive(Default)]
-struct Missing {
-    readings: Appends,
-    deltas: Vec<(String, u8, i64, Aggregate)>,
-}
-
 impl Tables<'_> {
-    /// Adds to `missing` the readings of an applied log record that are in no table, and its
-    /// rollup deltas: they were the writer's recent readings and deltas, counted but lost with
-    /// its memory.
-    fn find_missing(&mut self, mut ops: &[u8], missing: &mut Missing) -> Result<(), StorageError> {
+    /// Adds to `missing` the readings of an applied log record that are in no table: they were
+    /// the writer's recent readings, counted but lost with its memory.
+    fn find_missing(&mut self, mut ops: &[u8], missing: &mut Appends) -> Result<(), StorageError> {
         while !ops.is_empty() {
-            match record::decode(&mut ops)? {
-                Op::Reading {
-                    sensor,
-                    micros,
-                    temperature,
-                } => {
-                    if self.stored(sensor, micros)?.is_none() {
-                        missing
-                            .readings
-                            .entry(sensor.to_owned())
-                            .or_default()
-                            .push((micros, temperature));
-                    }
-                }
-                Op::RollupDelta {
-                    sensor,
-                    code,
-                    bucket,
-                    delta,
-                } => missing
-                    .deltas
-                    .push((sensor.to_owned(), code, bucket, delta)),
-                Op::ItemPut { .. } | Op::ItemDelete { .. } => {}
+            if let Op::Reading {
+                sensor,
+                micros,
+                temperature,
+            } = record::decode(&mut ops)?
+                && self.stored(sensor, micros)?.is_none()
+            {
+                missing
+                    .entry(sensor.to_owned())
+                    .or_default()
+                    .push((micros, temperature));
             }
         }
         Ok(())
     }
 
     /// Writes the readings [`Self::find_missing`] found to their blocks, where they were going
-    /// (each is newer than everything in its sensor's blocks), and merges the deltas into their
-    /// rollup rows, without counting anything again.
-    fn restore(&mut self, missing: &mut Missing) -> Result<(), StorageError> {
-        if missing.readings.is_empty() && missing.deltas.is_empty() {
+    /// (each is newer than everything in its sensor's blocks), without counting them again.
+    fn restore(&mut self, missing: &mut Appends) -> Result<(), StorageError> {
+        if missing.is_empty() {
             return Ok(());
         }
-        let mut sensors: Vec<(String, Vec<(i64, i64)>)> = missing.readings.drain().collect();
+        let mut sensors: Vec<(String, Vec<(i64, i64)>)> = missing.drain().collect();
         sensors.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut restored = 0;
         for (sensor, mut readings) in sensors {
@@ -191,15 +169,9 @@ impl Tables<'_> {
             restored += readings.len();
             reading_blocks::append(&mut self.blocks, &sensor, &readings)?;
         }
-        let deltas = std::mem::take(&mut missing.deltas);
-        let mut rows = self.txn.open_table(SENSOR_ROLLUPS).map_err(storage_error)?;
-        for (sensor, code, bucket, delta) in &deltas {
-            rollups::merge_row(&mut rows, sensor, *code, *bucket, delta)?;
-        }
         tracing::info!(
             restored,
-            deltas = deltas.len(),
-            "wrote the readings and rollup deltas the writer held in memory at its last commit"
+            "wrote the readings the writer held in memory at its last commit to their blocks"
         );
         Ok(())
     }
@@ -229,8 +201,6 @@ impl Tables<'_> {
                 Op::ItemDelete { id } => {
                     self.items()?.remove(id).map_err(storage_error)?;
                 }
-                // Recomputed from the record's readings above.
-                Op::RollupDelta { .. } => {}
             }
         }
         self.write_aggregates(&mut touched)

@@ -166,20 +166,20 @@ impl<'t> Tables<'t> {
         &mut self,
         touched: &mut [(&String, &mut Touched)],
     ) -> Result<(), StorageError> {
-        // Left by the partials: buckets a sensor left, and late readings (rare). Between
-        // checkpoints they wait in the writer's recent readings (see `recent`).
-        if self.defer_appends {
-            for (sensor, entry) in touched.iter_mut() {
-                for &(level, bucket, delta) in &entry.rollups {
-                    self.deferred_rollups
-                        .push(((*sensor).clone(), level.code(), bucket, delta));
-                }
-            }
-        } else {
-            let mut sensors = self.txn.open_table(SENSOR_ROLLUPS).map_err(storage_error)?;
-            for (sensor, entry) in touched.iter_mut() {
-                for &(level, bucket, delta) in &entry.rollups {
-                    merge_row(&mut sensors, sensor, level.code(), bucket, &delta)?;
+        let mut sensors = self.txn.open_table(SENSOR_ROLLUPS).map_err(storage_error)?;
+        for (sensor, entry) in touched.iter_mut() {
+            // Left by the partials: buckets a sensor left, and late readings (rare).
+            for &(level, bucket, delta) in &entry.rollups {
+                let key = (sensor.as_str(), level.code(), bucket);
+                let replaced = sensors
+                    .insert(key, delta.encode().as_slice())
+                    .map_err(storage_error)?
+                    .map(|bytes| decode(bytes.value(), sensor))
+                    .transpose()?;
+                if let Some(stored) = replaced {
+                    sensors
+                        .insert(key, stored.merge(&delta).encode().as_slice())
+                        .map_err(storage_error)?;
                 }
             }
         }
@@ -306,28 +306,6 @@ impl<'t> Tables<'t> {
     }
 }
 
-/// Merges `delta` into the sensor's rollup row `(sensor, code, bucket)`.
-pub(super) fn merge_row(
-    table: &mut redb::Table<'_, (&'static str, u8, i64), &'static [u8]>,
-    sensor: &str,
-    code: u8,
-    bucket: i64,
-    delta: &Aggregate,
-) -> Result<(), StorageError> {
-    let key = (sensor, code, bucket);
-    let replaced = table
-        .insert(key, delta.encode().as_slice())
-        .map_err(storage_error)?
-        .map(|bytes| decode(bytes.value(), sensor))
-        .transpose()?;
-    if let Some(stored) = replaced {
-        table
-            .insert(key, stored.merge(delta).encode().as_slice())
-            .map_err(storage_error)?;
-    }
-    Ok(())
-}
-
 /// Answers a window's pieces from one read transaction (one consistent snapshot): each rollup
 /// row as `(bucket start, aggregate)`, each raw piece as `(its start, aggregate)`. `recent`:
 /// the writer's recent readings that go with `txn` (see [`super::recent`]).
@@ -342,7 +320,7 @@ pub(super) fn evaluate(
         match *piece {
             Piece::Rollup { level, span } => match sensor {
                 Some(sensor) => {
-                    for (bucket, aggregate) in sensor_buckets(txn, recent, sensor, level, span)? {
+                    for (bucket, aggregate) in sensor_buckets(txn, sensor, level, span)? {
                         sink(bucket, &aggregate);
                     }
                 }
@@ -471,7 +449,6 @@ fn edge_from_blocks(
 /// with the level's partial when that is the partial's bucket (see [`partials`]).
 fn sensor_buckets(
     txn: &ReadTransaction,
-    recent: &RecentReadings,
     sensor: &str,
     level: Level,
     span: Span,
@@ -491,13 +468,7 @@ fn sensor_buckets(
         Some(bytes) => partials::of_level(&partials::decode_row(bytes.value(), sensor)?.1, level),
         None => None,
     };
-    // A bucket is its row merged with the writer's recent delta for it and with the partial
-    // of its level, when current.
-    let current = partial.filter(|(bucket, _)| span.contains(*bucket));
-    for (bucket, aggregate) in recent
-        .deltas(sensor, code, span.from..span.to)
-        .chain(current)
-    {
+    if let Some((bucket, aggregate)) = partial.filter(|(bucket, _)| span.contains(*bucket)) {
         match buckets.binary_search_by_key(&bucket, |(start, _)| *start) {
             Ok(at) => buckets[at].1 = buckets[at].1.merge(&aggregate),
             Err(at) => buckets.insert(at, (bucket, aggregate)),

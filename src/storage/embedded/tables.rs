@@ -25,10 +25,10 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::partials::{self, Partials};
 use super::reading_blocks::{self, READING_BLOCKS};
-use super::recent::{RecentReadings, RollupDeltas};
+use super::recent::RecentReadings;
 use super::record;
 use super::retention;
-use super::rollups::{Coverage, SENSOR_ROLLUPS, TotalDeltas};
+use super::rollups::{Coverage, TotalDeltas};
 use super::storage_error;
 use super::writer::{Effect, QueuedWrite};
 use crate::domain::rollup::Level;
@@ -91,12 +91,9 @@ pub(super) struct Tables<'t> {
     pub(super) appends: Appends,
     /// The writer's recent readings committed before this group (see [`super::recent`]).
     pub(super) recent: Arc<RecentReadings>,
-    /// Leave the group's appends in `appends` and its sensors' rollup deltas in
-    /// `deferred_rollups`, for the writer's recent readings, instead of writing them to the
-    /// blocks and rollup rows.
+    /// Leave the group's appends in `appends` for the writer's recent readings instead of
+    /// writing them to the blocks.
     pub(super) defer_appends: bool,
-    /// The group's deferred rollup deltas (see `defer_appends`).
-    pub(super) deferred_rollups: RollupDeltas,
     pub(super) sensors: redb::Table<'t, &'static str, &'static [u8]>,
     pub(super) totals: redb::Table<'t, &'static str, &'static [u8]>,
     /// Opened on first use: most groups touch neither.
@@ -119,7 +116,6 @@ impl<'t> Tables<'t> {
             appends: Appends::default(),
             recent: Arc::default(),
             defer_appends: false,
-            deferred_rollups: RollupDeltas::new(),
             sensors: txn.open_table(SENSOR_AGGREGATES).map_err(storage_error)?,
             totals: txn.open_table(TOTALS).map_err(storage_error)?,
             items: None,
@@ -307,9 +303,7 @@ impl<'t> Tables<'t> {
     /// tables hold every reading.
     pub(super) fn write_recent(&mut self) -> Result<(), StorageError> {
         if !self.recent.is_empty() {
-            let mut rollups = self.txn.open_table(SENSOR_ROLLUPS).map_err(storage_error)?;
-            self.recent
-                .write_to_tables(&mut self.blocks, &mut rollups)?;
+            self.recent.write_to_blocks(&mut self.blocks)?;
             self.recent = Arc::default();
         }
         Ok(())

@@ -9,7 +9,6 @@ use std::fs;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::domain::rollup::Level;
 use crate::storage::group_commit::unobserved;
 
 const CACHE: usize = 1 << 20;
@@ -344,17 +343,7 @@ async fn answers_about_a_and_b(store: &EmbeddedStore) -> Vec<String> {
             .collect();
         answers.push(format!("{name}: {seconds:?}, then {:?}", rest.next));
         let micros = |second: i64| first.readings[0].time.micros() + (second - 10) * 1_000_000;
-        // Edges inside minutes, whole minutes and hours from rollups, and both.
-        for (from, to) in [
-            (12, 25),
-            (10, 31),
-            (16, 30),
-            (29, 100),
-            (0, 7_200),
-            (60, 3_600),
-            (61, 3_701),
-            (120, 180),
-        ] {
+        for (from, to) in [(12, 25), (10, 31), (16, 30), (29, 100)] {
             let window = Span::new(micros(from), micros(to));
             let got = store
                 .window_stats(Some(&sensor(name)), window)
@@ -381,9 +370,8 @@ async fn readings_in_the_writers_memory_are_answered_and_checked_like_stored_one
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let stored = |stored, duplicates| PutOutcome::Stored { stored, duplicates };
-    // Minutes and an hour apart too: the buckets they leave wait in memory as rollup deltas.
-    for second in [10, 20, 30, 70, 130, 3_700] {
-        let milli = second as i64 % 100 * 100;
+    for second in [10, 20, 30] {
+        let milli = second as i64 * 100;
         let body = json!([reading("a", second, milli), reading("b", second, -milli)]);
         assert_eq!(put(&store, body).await, stored(2, 0));
     }
@@ -396,24 +384,10 @@ async fn readings_in_the_writers_memory_are_answered_and_checked_like_stored_one
     let in_memory = |name| recent.of(name).len();
     assert_eq!(
         (in_memory("a"), in_memory("b")),
-        (6, 6),
+        (3, 3),
         "not in the blocks yet"
     );
-    let minute = Level::Minute.code();
-    let deltas: Vec<u64> = recent
-        .deltas("a", minute, i64::MIN..i64::MAX)
-        .map(|(_, delta)| delta.count)
-        .collect();
-    assert_eq!(
-        deltas,
-        [4, 1, 1],
-        "minutes 0, 1 and 2 left, counted 4, 1, 1"
-    );
-    drop(recent);
-    assert_eq!(
-        stored_layout(&store, "a"),
-        (vec![15], vec![10, 20, 30, 10, 10, 40])
-    );
+    assert_eq!(stored_layout(&store, "a"), (vec![15], vec![10, 20, 30]));
     assert_eq!(
         put(&store, json!(reading("a", 20, 2_000))).await,
         stored(0, 1)
@@ -424,7 +398,7 @@ async fn readings_in_the_writers_memory_are_answered_and_checked_like_stored_one
         PutOutcome::Conflict(_)
     ));
     let before = answers_about_a_and_b(&store).await;
-    assert_eq!(before[0], "a: [10, 15, 20, 30, 70, 130, 100], then None");
+    assert_eq!(before[0], "a: [10, 15, 20, 30], then None");
     assert!(
         before[1].contains("count: 2, sum_micros: 3500000"),
         "15 and 20 in 12..25: {}",
@@ -439,7 +413,7 @@ async fn readings_in_the_writers_memory_are_answered_and_checked_like_stored_one
     drop(store);
     let verified = verify(dir.path()).unwrap();
     assert!(verified.is_consistent(), "{:?}", verified.differences);
-    assert_eq!(verified.readings, 13);
+    assert_eq!(verified.readings, 7);
 }
 
 /// redb makes the writer's non-durable commits durable when the database is closed, so a close
@@ -450,19 +424,9 @@ async fn readings_in_the_writers_memory_are_answered_and_checked_like_stored_one
 async fn a_close_without_the_final_checkpoint_loses_no_recent_reading_and_counts_none_twice() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let mut expected = write_a_mix(&store).await;
-    // And buckets left behind, whose rollup deltas wait in memory.
-    for minute in 0..5 {
-        let milli = minute as i64 * 250 - 300;
-        put(&store, reading("m", minute * 60 + 7, milli)).await;
-        expected = expected.merge(&Aggregate::of([
-            Temperature::from_micros(milli * 1_000).unwrap()
-        ]));
-    }
+    let expected = write_a_mix(&store).await;
     let (_, recent) = store.health.snapshot().unwrap();
     assert!(!recent.is_empty(), "the mix left readings in memory");
-    let minute = Level::Minute.code();
-    assert_eq!(recent.deltas("m", minute, i64::MIN..i64::MAX).count(), 4);
     drop(recent);
     // The final checkpoint is skipped while a fault is pending.
     store

@@ -13,7 +13,6 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 
 use super::partials::{self, Partials};
 use super::reading_blocks::{self, READING_BLOCKS};
-use super::recent::RECENT_SINCE;
 use super::rollups::{ROLLUPS_VERSION, SENSOR_ROLLUPS, TOTAL_ROLLUPS};
 use super::second_blocks::{BLOCK_CODE, Block};
 use super::tables::{COUNTERS, READINGS, SENSOR_AGGREGATES, TOTAL_KEY, TOTALS, read_aggregate};
@@ -101,20 +100,6 @@ fn check(txn: &ReadTransaction) -> Result<Verification, StorageError> {
         found.notes.push(
             "the one-time rollup build has not finished: rollups were not compared (the next \
              start resumes the build)"
-                .into(),
-        );
-    }
-    let held_in_memory = txn
-        .open_table(COUNTERS)
-        .map_err(storage_error)?
-        .get(RECENT_SINCE)
-        .map_err(storage_error)?
-        .is_some();
-    if held_in_memory {
-        found.notes.push(
-            "the last commit left readings and rollup deltas in the writer's memory (the service \
-             was closed without its final checkpoint): the next start writes them from the log, \
-             so start and stop the service once before verifying"
                 .into(),
         );
     }

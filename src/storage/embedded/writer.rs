@@ -17,10 +17,9 @@ use tokio::sync::oneshot;
 use super::health::{Health, RECOVERY_RETRY, ROOM_NEEDED, check_room, panic_message};
 use super::reading_blocks::READING_BLOCKS;
 use super::recent::{RECENT_GENERATION, RECENT_SINCE, RecentReadings, stored_generation};
-use super::record;
 use super::recovery;
 use super::retention::{Cutoffs, SweepProgress, changes_derived_rows};
-use super::rollups::{BuildProgress, Coverage, SENSOR_ROLLUPS};
+use super::rollups::{BuildProgress, Coverage};
 use super::tables::{COUNTERS, Cached, SummaryCache, Tables, Touched, WAL_SEQUENCE};
 use super::wal::Log;
 use super::{log_error, open_database, storage_error};
@@ -494,18 +493,13 @@ impl Writer {
             }
             tables.defer_appends = defer;
             let (effects, touched) = tables.apply(group, &mut self.ops)?;
-            let deferred_rollups = std::mem::take(&mut tables.deferred_rollups);
-            for (sensor, code, bucket, delta) in &deferred_rollups {
-                record::rollup_delta(&mut self.ops, sensor, *code, *bucket, delta);
-            }
             if !self.ops.is_empty() {
                 sequence += 1;
             }
             // The recent readings this commit leaves, when it changes them.
             let recent = if defer {
                 let appends = std::mem::take(&mut tables.appends);
-                (!appends.is_empty() || !deferred_rollups.is_empty())
-                    .then(|| Arc::new(self.recent.with(&appends, &deferred_rollups)))
+                (!appends.is_empty()).then(|| Arc::new(self.recent.with(&appends)))
             } else {
                 (!self.recent.is_empty()).then(Arc::default)
             };
@@ -609,8 +603,7 @@ impl Writer {
                 .map_err(storage_error)?;
             if flushed {
                 let mut blocks = txn.open_table(READING_BLOCKS).map_err(storage_error)?;
-                let mut rollups = txn.open_table(SENSOR_ROLLUPS).map_err(storage_error)?;
-                self.recent.write_to_tables(&mut blocks, &mut rollups)?;
+                self.recent.write_to_blocks(&mut blocks)?;
                 counters
                     .insert(RECENT_GENERATION, self.generation + 1)
                     .map_err(storage_error)?;
