@@ -343,7 +343,17 @@ async fn answers_about_a_and_b(store: &EmbeddedStore) -> Vec<String> {
             .collect();
         answers.push(format!("{name}: {seconds:?}, then {:?}", rest.next));
         let micros = |second: i64| first.readings[0].time.micros() + (second - 10) * 1_000_000;
-        for (from, to) in [(12, 25), (10, 31), (16, 30), (29, 100)] {
+        // Edges inside minutes, whole minutes and hours from rollups, and both.
+        for (from, to) in [
+            (12, 25),
+            (10, 31),
+            (16, 30),
+            (29, 100),
+            (0, 7_200),
+            (60, 3_600),
+            (61, 3_701),
+            (120, 180),
+        ] {
             let window = Span::new(micros(from), micros(to));
             let got = store
                 .window_stats(Some(&sensor(name)), window)
@@ -370,8 +380,9 @@ async fn readings_in_the_writers_memory_are_answered_and_checked_like_stored_one
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let stored = |stored, duplicates| PutOutcome::Stored { stored, duplicates };
-    for second in [10, 20, 30] {
-        let milli = second as i64 * 100;
+    // Minutes and an hour apart too: windows take whole buckets from rollups.
+    for second in [10, 20, 30, 70, 130, 3_700] {
+        let milli = second as i64 % 100 * 100;
         let body = json!([reading("a", second, milli), reading("b", second, -milli)]);
         assert_eq!(put(&store, body).await, stored(2, 0));
     }
@@ -384,10 +395,14 @@ async fn readings_in_the_writers_memory_are_answered_and_checked_like_stored_one
     let in_memory = |name| recent.of(name).len();
     assert_eq!(
         (in_memory("a"), in_memory("b")),
-        (3, 3),
+        (6, 6),
         "not in the blocks yet"
     );
-    assert_eq!(stored_layout(&store, "a"), (vec![15], vec![10, 20, 30]));
+    drop(recent);
+    assert_eq!(
+        stored_layout(&store, "a"),
+        (vec![15], vec![10, 20, 30, 10, 10, 40])
+    );
     assert_eq!(
         put(&store, json!(reading("a", 20, 2_000))).await,
         stored(0, 1)
@@ -398,7 +413,7 @@ async fn readings_in_the_writers_memory_are_answered_and_checked_like_stored_one
         PutOutcome::Conflict(_)
     ));
     let before = answers_about_a_and_b(&store).await;
-    assert_eq!(before[0], "a: [10, 15, 20, 30], then None");
+    assert_eq!(before[0], "a: [10, 15, 20, 30, 70, 130, 100], then None");
     assert!(
         before[1].contains("count: 2, sum_micros: 3500000"),
         "15 and 20 in 12..25: {}",
@@ -413,7 +428,7 @@ async fn readings_in_the_writers_memory_are_answered_and_checked_like_stored_one
     drop(store);
     let verified = verify(dir.path()).unwrap();
     assert!(verified.is_consistent(), "{:?}", verified.differences);
-    assert_eq!(verified.readings, 7);
+    assert_eq!(verified.readings, 13);
 }
 
 /// redb makes the writer's non-durable commits durable when the database is closed, so a close
