@@ -431,6 +431,67 @@ async fn readings_in_the_writers_memory_are_answered_and_checked_like_stored_one
     assert_eq!(verified.readings, 13);
 }
 
+/// Whatever commit a reader lands between (checkpoints every 2 ms here, so the writer's memory
+/// is written to the blocks and emptied again and again), its snapshot of the tables and the
+/// writer's memory hold exactly the readings its summary counts: none missing, none twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_snapshot_pairs_the_tables_with_the_writers_memory_of_the_same_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open_with(
+        dir.path(),
+        CACHE,
+        unobserved(),
+        Duration::from_millis(2),
+        RecoveryOptions::default(),
+    )
+    .unwrap();
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for batch in 0..300 {
+                let body: Vec<Value> = (0..10)
+                    .map(|i| reading("c", batch * 10 + i, (i as i64) * 10))
+                    .collect();
+                put(&store, json!(body)).await;
+            }
+        })
+    };
+    let mut snapshots = 0;
+    let mut seen_in_memory = 0;
+    while !writer.is_finished() && snapshots < 100_000 {
+        let health = store.health.clone();
+        let (counted, held, in_memory) = tokio::task::spawn_blocking(move || {
+            let (txn, recent) = health.snapshot().unwrap();
+            let summaries = txn.open_table(SENSOR_AGGREGATES).unwrap();
+            let counted = match summaries.get("c").unwrap() {
+                Some(bytes) => decode_summary(bytes.value(), "c").unwrap().aggregate.count,
+                None => 0,
+            };
+            let rows = txn.open_table(READINGS).unwrap();
+            let blocks = txn.open_table(READING_BLOCKS).unwrap();
+            let held = reading_blocks::range(
+                &rows,
+                &blocks,
+                recent.of("c"),
+                "c",
+                i64::MIN,
+                Bound::Unbounded,
+                usize::MAX,
+            )
+            .unwrap();
+            (counted, held.len() as u64, !recent.of("c").is_empty())
+        })
+        .await
+        .unwrap();
+        assert_eq!(counted, held, "snapshot {snapshots}");
+        snapshots += 1;
+        seen_in_memory += usize::from(in_memory);
+    }
+    writer.await.unwrap();
+    assert!(seen_in_memory > 0, "no snapshot found readings in memory");
+    assert_eq!(store.stats(Some(&sensor("c"))).await.unwrap().count, 3_000);
+}
+
 /// redb makes the writer's non-durable commits durable when the database is closed, so a close
 /// without the final checkpoint (here: a pending fault) leaves a state whose summaries count
 /// readings that were only in the writer's memory. Opening it writes them from the log to their
