@@ -20,6 +20,18 @@ fn open(dir: &Path) -> EmbeddedStore {
         .expect("the store opens")
 }
 
+/// The store in `dir` with a checkpoint at least every `interval`.
+fn open_checkpointing_every(dir: &Path, interval: Duration) -> EmbeddedStore {
+    EmbeddedStore::open_with(
+        dir,
+        CACHE,
+        unobserved(),
+        interval,
+        RecoveryOptions::default(),
+    )
+    .expect("the store opens")
+}
+
 fn reading(sensor: &str, second: usize, milli: i64) -> Value {
     json!({
         "sensorID": sensor,
@@ -437,14 +449,7 @@ async fn readings_in_the_writers_memory_are_answered_and_checked_like_stored_one
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_snapshot_pairs_the_tables_with_the_writers_memory_of_the_same_commit() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open_with(
-        dir.path(),
-        CACHE,
-        unobserved(),
-        Duration::from_millis(2),
-        RecoveryOptions::default(),
-    )
-    .unwrap();
+    let store = open_checkpointing_every(dir.path(), Duration::from_millis(2));
     let writer = {
         let store = store.clone();
         tokio::spawn(async move {
@@ -699,14 +704,7 @@ async fn after_a_checkpoint_the_log_restarts_and_stale_records_are_not_replayed(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_checkpoint_every_group_nothing_depends_on_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open_with(
-        dir.path(),
-        CACHE,
-        unobserved(),
-        Duration::ZERO,
-        RecoveryOptions::default(),
-    )
-    .expect("the store opens");
+    let store = open_checkpointing_every(dir.path(), Duration::ZERO);
     let expected = write_a_mix(&store).await;
     // The database file alone, with an empty log, holds everything.
     let redb_now = fs::read(dir.path().join(FILE_NAME)).unwrap();
