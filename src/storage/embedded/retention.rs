@@ -13,8 +13,8 @@
 //!
 //! A pass fixes its cutoffs (`now - RETENTION_*`) when it starts, raising the floor in the same
 //! transaction, then visits every sensor in id order, deleting its readings older than the raw
-//! cutoff and its rollup rows whose bucket ends before the level's cutoff, then the all-sensor
-//! rollup rows. Each chunk deletes at most [`CHUNK_DELETIONS`] rows, for at most
+//! cutoff and its rollup rows whose bucket ends before the level's cutoff, then every sensor's
+//! expired minutes (one range: that table is in time order) and the all-sensor rollup rows. Each chunk deletes at most [`CHUNK_DELETIONS`] rows, for at most
 //! [`CHUNK_TIME`], visits at most [`CHUNK_SENSORS`] sensors, and stores the pass's cursor, in
 //! one write transaction: a chunk holds the writer for a couple of milliseconds at most, and
 //! ordinary writes queued meanwhile go into the next group. A pass is resumable: after a restart (or a `kill -9`) the next chunk continues
@@ -39,7 +39,7 @@ use redb::{ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
 use super::reading_blocks::{self, BlockBuf};
-use super::rollups::{SENSOR_ROLLUPS, TOTAL_ROLLUPS};
+use super::rollups::{MINUTE_ROLLUPS, SENSOR_ROLLUPS, TOTAL_ROLLUPS};
 use super::second_blocks::BLOCK_CODE;
 use super::storage_error;
 use super::tables::Tables;
@@ -310,6 +310,17 @@ impl Tables<'_> {
             };
         }
         if pass.stage == Stage::Totals && !budget.spent() {
+            // Every sensor's expired minutes at once: that table is in time order.
+            let mut minutes_left = false;
+            if let Some(cut) = pass.cutoffs.level(Level::Minute) {
+                let mut minutes = self.txn.open_table(MINUTE_ROLLUPS).map_err(storage_error)?;
+                let extract = minutes
+                    .extract_from_if((i64::MIN, "")..(cut, ""), |_, _| true)
+                    .map_err(storage_error)?;
+                let (deleted, early) = budget.drain(extract)?;
+                progress.rollups += deleted;
+                minutes_left = early;
+            }
             let mut totals = self.txn.open_table(TOTAL_ROLLUPS).map_err(storage_error)?;
             // Rows of each level below its cut, then whole minutes of second blocks below the
             // seconds' cut: the minute holding the cut keeps its earlier seconds until a later
@@ -324,8 +335,8 @@ impl Tables<'_> {
             if let Some(cut) = pass.cutoffs.level(Level::Second) {
                 ranges.push((BLOCK_CODE, cut.saturating_sub(MINUTE_MICROS - 1)));
             }
-            let mut complete = true;
-            for (code, below) in ranges {
+            let mut complete = !minutes_left;
+            for (code, below) in ranges.into_iter().filter(|_| complete) {
                 let extract = totals
                     .extract_from_if((code, i64::MIN)..(code, below), |_, _| true)
                     .map_err(storage_error)?;

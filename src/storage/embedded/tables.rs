@@ -409,7 +409,7 @@ impl<'t> Tables<'t> {
                 .insert(TOTAL_KEY, total.encode().as_slice())
                 .map_err(storage_error)?;
         }
-        self.write_rollups(&mut sensors)
+        self.write_rollups(&sensors)
     }
 
     /// Checks a request's readings against stored ones, then inserts the new ones, all or

@@ -232,6 +232,82 @@ async fn rollup_rows_merged_from_memory_equal_a_recomputation() {
     assert!(verification.is_consistent(), "{verification:?}");
 }
 
+/// A minute of a sensor whose row an earlier version wrote sensor first (`sensor_rollups`), and
+/// whose later readings went to the minute-first table, is answered and verified as the merge
+/// of both rows and the partial.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minute_split_between_an_earlier_versions_row_and_the_minute_table_is_merged() {
+    use super::rollups::{MINUTE_ROLLUPS, SENSOR_ROLLUPS};
+    use crate::domain::rollup::Level;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    // Minute 0 of "a", then minute 1: minute 0 moves from the partial into its row.
+    put(
+        &store,
+        json!([reading("a", 10, 1_000), reading("a", 20, 2_000)]),
+    )
+    .await;
+    put(&store, json!([reading("a", 70, 4_000)])).await;
+    drop(store);
+    let minute = 1_633_305_600_000_000; // 2021-10-04T00:00:00Z
+    {
+        let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut minutes = txn.open_table(MINUTE_ROLLUPS).unwrap();
+            let row = minutes
+                .remove((minute, "a"))
+                .unwrap()
+                .expect("minute 0's row")
+                .value()
+                .to_vec();
+            let mut earlier = txn.open_table(SENSOR_ROLLUPS).unwrap();
+            earlier
+                .insert(("a", Level::Minute.code(), minute), row.as_slice())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let store = open(dir.path());
+    // A late reading of minute 0 (its delta goes to the minute table), one more of minute 1
+    // (its partial).
+    put(
+        &store,
+        json!([reading("a", 30, -500), reading("a", 80, 5_000)]),
+    )
+    .await;
+    {
+        let (txn, _) = store.health.snapshot().unwrap();
+        let minutes = txn.open_table(MINUTE_ROLLUPS).unwrap();
+        let earlier = txn.open_table(SENSOR_ROLLUPS).unwrap();
+        assert!(minutes.get((minute, "a")).unwrap().is_some());
+        let key = ("a", Level::Minute.code(), minute);
+        assert!(earlier.get(key).unwrap().is_some());
+    }
+    let celsius = |values: &[f64]| {
+        Aggregate::of(
+            values
+                .iter()
+                .map(|c| Temperature::from_micros((c * 1e6) as i64).unwrap()),
+        )
+    };
+    let second = 1_000_000;
+    let a = Some(sensor("a"));
+    let minute_0 = Span::new(minute, minute + 60 * second);
+    let both = Span::new(minute, minute + 120 * second);
+    assert_eq!(
+        store.window_stats(a.as_ref(), minute_0).await.unwrap(),
+        celsius(&[1.0, 2.0, -0.5])
+    );
+    assert_eq!(
+        store.window_stats(a.as_ref(), both).await.unwrap(),
+        celsius(&[1.0, 2.0, -0.5, 4.0, 5.0])
+    );
+    drop(store);
+    let verification = verify(dir.path()).unwrap();
+    assert!(verification.is_consistent(), "{verification:?}");
+}
+
 /// A batch is inserted in key order, not request order: its conflicts are still named in
 /// request order, and a conflict still undoes every fresh insert of the batch.
 /// Rows of the `readings` table, and readings of the `reading_blocks` table followed by the

@@ -5,7 +5,7 @@
 //! the log are replayed at the next start, in their own atomic transactions), in one read
 //! transaction, and changes nothing but what redb's own repair after a crash changes.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Debug;
 use std::path::Path;
 
@@ -13,7 +13,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 
 use super::partials::{self, Partials};
 use super::reading_blocks::{self, READING_BLOCKS};
-use super::rollups::{ROLLUPS_VERSION, SENSOR_ROLLUPS, TOTAL_ROLLUPS};
+use super::rollups::{MINUTE_ROLLUPS, ROLLUPS_VERSION, SENSOR_ROLLUPS, TOTAL_ROLLUPS};
 use super::second_blocks::{BLOCK_CODE, Block};
 use super::tables::{COUNTERS, READINGS, SENSOR_AGGREGATES, TOTAL_KEY, TOTALS, read_aggregate};
 use super::{FILE_NAME, storage_error};
@@ -107,6 +107,25 @@ fn check(txn: &ReadTransaction) -> Result<Verification, StorageError> {
     let blocks = txn.open_table(READING_BLOCKS).map_err(storage_error)?;
     let sensors = txn.open_table(SENSOR_AGGREGATES).map_err(storage_error)?;
     let sensor_rollups = txn.open_table(SENSOR_ROLLUPS).map_err(storage_error)?;
+    // Per-sensor minutes are stored minute first: gathered per sensor up front. (A store
+    // last written by an earlier version has no such table.)
+    let mut minute_rows: HashMap<String, Vec<(i64, Aggregate)>> = HashMap::new();
+    let minutes = match txn.open_table(MINUTE_ROLLUPS) {
+        Ok(table) => Some(table),
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        Err(error) => return Err(storage_error(error)),
+    };
+    if let Some(minutes) = minutes.filter(|_| complete) {
+        for row in minutes.iter().map_err(storage_error)? {
+            let (key, value) = row.map_err(storage_error)?;
+            let (minute, sensor) = key.value();
+            found.rollup_rows += 1;
+            minute_rows
+                .entry(sensor.to_owned())
+                .or_default()
+                .push((minute, decode_rollup(value.value())?));
+        }
+    }
     let mut total = Aggregate::default();
     let mut total_rollups = Rollups::new();
     let mut seen: HashSet<String> = HashSet::new();
@@ -136,6 +155,10 @@ fn check(txn: &ReadTransaction) -> Result<Verification, StorageError> {
                 let (key, value) = row.map_err(storage_error)?;
                 let (_, level, bucket) = key.value();
                 stored.insert((level, bucket), decode_rollup(value.value())?);
+            }
+            for (minute, aggregate) in minute_rows.remove(&sensor).unwrap_or_default() {
+                let row = stored.entry((Level::Minute.code(), minute)).or_default();
+                *row = row.merge(&aggregate);
             }
             // A bucket is its row merged with the partial of its level, when current.
             for level in SENSOR_LEVELS {
@@ -217,6 +240,13 @@ fn check(txn: &ReadTransaction) -> Result<Verification, StorageError> {
             if !seen.contains(sensor) {
                 found.differs(format!(
                     "sensor {sensor:?} has a rollup row (level {level}, bucket {bucket}) but no reading"
+                ));
+            }
+        }
+        for (sensor, rows) in &minute_rows {
+            for (minute, _) in rows {
+                found.differs(format!(
+                    "sensor {sensor:?} has a rollup row (minute {minute}) but no reading"
                 ));
             }
         }
