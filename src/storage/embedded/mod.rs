@@ -328,9 +328,11 @@ impl EmbeddedStore {
             },
             db.clone(),
             log,
-            sequence,
-            generation,
-            coverage,
+            writer::Recovered {
+                sequence,
+                generation,
+                coverage,
+            },
             checkpoint_every,
             on_group,
         )?);

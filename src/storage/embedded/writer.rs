@@ -74,21 +74,31 @@ pub(super) struct Reopen {
     pub(super) health: Arc<Health>,
 }
 
+/// Where recovery left the store: what the writer continues from.
+pub(super) struct Recovered {
+    /// The last log record recovery applied.
+    pub(super) sequence: u64,
+    /// The recent readings' generation stored in the database (see [`super::recent`]).
+    pub(super) generation: u64,
+    /// How far the rollups cover the readings.
+    pub(super) coverage: Coverage,
+}
+
 impl WriterHandle {
-    /// Starts the syncer and the writer thread on `db` and `log`, which continue from log
-    /// record `sequence` (the last one recovery applied) and the recent readings' `generation`
-    /// stored in `db`.
-    #[allow(clippy::too_many_arguments)]
+    /// Starts the syncer and the writer thread on `db` and `log`, continuing from `recovered`.
     pub(super) fn start(
         reopen: Reopen,
         db: Arc<Database>,
         log: Log,
-        sequence: u64,
-        generation: u64,
-        coverage: Coverage,
+        recovered: Recovered,
         checkpoint_every: Duration,
         on_group: GroupObserver,
     ) -> Result<Self, StorageError> {
+        let Recovered {
+            sequence,
+            generation,
+            coverage,
+        } = recovered;
         let failed = Arc::new(AtomicBool::new(false));
         // Room for one group waiting behind the fsync in progress: the writer applies the next
         // group during the fsync, then lets writes pile up into a bigger group instead of
