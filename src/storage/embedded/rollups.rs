@@ -158,6 +158,28 @@ pub(super) fn add_to(
     }
 }
 
+/// Merges `delta` into the rollup row at `key`: inserted first, and merged with the row it
+/// replaced only when there was one, so a new bucket (the usual case as time moves on) costs one
+/// B-tree descent, not a lookup and an insert.
+fn merge_row<'k, K: redb::Key + 'static>(
+    table: &mut redb::Table<'_, K, &'static [u8]>,
+    key: &K::SelfType<'k>,
+    delta: &Aggregate,
+    what: &str,
+) -> Result<(), StorageError> {
+    let replaced = table
+        .insert(key, delta.encode().as_slice())
+        .map_err(storage_error)?
+        .map(|bytes| decode(bytes.value(), what))
+        .transpose()?;
+    if let Some(stored) = replaced {
+        table
+            .insert(key, stored.merge(delta).encode().as_slice())
+            .map_err(storage_error)?;
+    }
+    Ok(())
+}
+
 fn decode(bytes: &[u8], what: &str) -> Result<Aggregate, StorageError> {
     Aggregate::decode(bytes)
         .ok_or_else(|| StorageError::Internal(format!("corrupt rollup {what}").into()))
@@ -178,11 +200,9 @@ impl<'t> Tables<'t> {
         }
     }
 
-    /// Merges what the partials left of the group's deltas into the stored rollup rows,
-    /// `touched` in key order (each B-tree walk then starts where the last one ended). Each
-    /// delta is inserted first, and merged with the row it replaced only when there was one:
-    /// a new bucket (the usual case as time moves on) costs one B-tree descent, not a lookup
-    /// and an insert.
+    /// Merges what the partials left of the group's deltas into the stored rollup rows
+    /// ([`merge_row`]), each table in its key order (each B-tree walk then starts where the
+    /// last one ended); `touched` is in sensor order.
     pub(super) fn write_rollups(
         &mut self,
         touched: &[(&String, &mut Touched)],
@@ -198,49 +218,25 @@ impl<'t> Tables<'t> {
                     continue;
                 }
                 let key = (sensor.as_str(), level.code(), bucket);
-                let replaced = sensors
-                    .insert(key, delta.encode().as_slice())
-                    .map_err(storage_error)?
-                    .map(|bytes| decode(bytes.value(), sensor))
-                    .transpose()?;
-                if let Some(stored) = replaced {
-                    sensors
-                        .insert(key, stored.merge(&delta).encode().as_slice())
-                        .map_err(storage_error)?;
-                }
+                merge_row(&mut sensors, &key, &delta, sensor)?;
             }
         }
         minute_rows.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         let mut minutes = self.txn.open_table(MINUTE_ROLLUPS).map_err(storage_error)?;
         for (bucket, sensor, delta) in minute_rows {
-            let key = (bucket, sensor);
-            let replaced = minutes
-                .insert(key, delta.encode().as_slice())
-                .map_err(storage_error)?
-                .map(|bytes| decode(bytes.value(), sensor))
-                .transpose()?;
-            if let Some(stored) = replaced {
-                minutes
-                    .insert(key, stored.merge(&delta).encode().as_slice())
-                    .map_err(storage_error)?;
-            }
+            merge_row(&mut minutes, &(bucket, sensor), &delta, sensor)?;
         }
         let mut totals = self.txn.open_table(TOTAL_ROLLUPS).map_err(storage_error)?;
         let TotalDeltas { rows, blocks } = std::mem::take(&mut self.total_deltas);
         let mut deltas: Vec<_> = rows.into_iter().collect();
         deltas.sort_unstable_by_key(|((level, bucket), _)| (level.code(), *bucket));
         for ((level, bucket), delta) in deltas {
-            let key = (level.code(), bucket);
-            let replaced = totals
-                .insert(key, delta.encode().as_slice())
-                .map_err(storage_error)?
-                .map(|bytes| decode(bytes.value(), "of all sensors"))
-                .transpose()?;
-            if let Some(stored) = replaced {
-                totals
-                    .insert(key, stored.merge(&delta).encode().as_slice())
-                    .map_err(storage_error)?;
-            }
+            merge_row(
+                &mut totals,
+                &(level.code(), bucket),
+                &delta,
+                "of all sensors",
+            )?;
         }
         // Blocks after the rows: their code sorts after every level's.
         for (minute, delta) in blocks {
