@@ -14,12 +14,13 @@
 //! A pass fixes its cutoffs (`now - RETENTION_*`) when it starts, raising the floor in the same
 //! transaction, then visits every sensor in id order, deleting its readings older than the raw
 //! cutoff and its rollup rows whose bucket ends before the level's cutoff, then every sensor's
-//! expired minutes (one range: that table is in time order) and the all-sensor rollup rows. Each chunk deletes at most [`CHUNK_DELETIONS`] rows, for at most
-//! [`CHUNK_TIME`], visits at most [`CHUNK_SENSORS`] sensors, and stores the pass's cursor, in
-//! one write transaction: a chunk holds the writer for a couple of milliseconds at most, and
-//! ordinary writes queued meanwhile go into the next group. A pass is resumable: after a restart (or a `kill -9`) the next chunk continues
-//! from the cursor redb kept (never deleting more than the current retention allows, should it
-//! have been lengthened meanwhile).
+//! expired minutes (one range: that table is in time order) and the all-sensor rollup rows.
+//! Each chunk deletes at most [`CHUNK_DELETIONS`] rows, for at most [`CHUNK_TIME`], visits at
+//! most [`CHUNK_SENSORS`] sensors, and stores the pass's cursor, in one write transaction: a
+//! chunk holds the writer for a couple of milliseconds at most, and ordinary writes queued
+//! meanwhile go into the next group. A pass is resumable: after a restart (or a `kill -9`) the
+//! next chunk continues from the cursor redb kept (never deleting more than the current
+//! retention allows, should it have been lengthened meanwhile).
 //!
 //! # Why deletions need no log record
 //!
@@ -336,15 +337,17 @@ impl Tables<'_> {
                 ranges.push((BLOCK_CODE, cut.saturating_sub(MINUTE_MICROS - 1)));
             }
             let mut complete = !minutes_left;
-            for (code, below) in ranges.into_iter().filter(|_| complete) {
-                let extract = totals
-                    .extract_from_if((code, i64::MIN)..(code, below), |_, _| true)
-                    .map_err(storage_error)?;
-                let (deleted, early) = budget.drain(extract)?;
-                progress.rollups += deleted;
-                if early {
-                    complete = false;
-                    break;
+            if complete {
+                for (code, below) in ranges {
+                    let extract = totals
+                        .extract_from_if((code, i64::MIN)..(code, below), |_, _| true)
+                        .map_err(storage_error)?;
+                    let (deleted, early) = budget.drain(extract)?;
+                    progress.rollups += deleted;
+                    if early {
+                        complete = false;
+                        break;
+                    }
                 }
             }
             progress.done = complete;
