@@ -553,27 +553,21 @@ fn sensor_minutes(
 }
 
 /// Two lists of `(bucket, aggregate)` in bucket order, merged into one: a bucket in both is
-/// the merge of the two aggregates.
-fn merge_buckets(a: Vec<(i64, Aggregate)>, b: Vec<(i64, Aggregate)>) -> Vec<(i64, Aggregate)> {
+/// the merge of the two aggregates. (`a`, an earlier version's minute rows, is usually empty.)
+fn merge_buckets(mut a: Vec<(i64, Aggregate)>, b: Vec<(i64, Aggregate)>) -> Vec<(i64, Aggregate)> {
     if a.is_empty() {
         return b;
     }
-    let mut merged = Vec::with_capacity(a.len() + b.len());
-    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
-    loop {
-        let next = match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) if x.0 == y.0 => {
-                let (bucket, left) = a.next().expect("peeked");
-                let (_, right) = b.next().expect("peeked");
-                (bucket, left.merge(&right))
-            }
-            (Some(x), Some(y)) if x.0 < y.0 => a.next().expect("peeked"),
-            (Some(_), None) => a.next().expect("peeked"),
-            (_, Some(_)) => b.next().expect("peeked"),
-            (None, None) => return merged,
-        };
-        merged.push(next);
-    }
+    a.extend(b);
+    a.sort_by_key(|(bucket, _)| *bucket);
+    a.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            kept.1 = kept.1.merge(&later.1);
+        }
+        same
+    });
+    a
 }
 
 /// Whether a sensor with this summary may have readings in `span`: not when its first reading
