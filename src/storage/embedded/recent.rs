@@ -20,14 +20,17 @@
 //!   fsync'd checkpoint that wrote them to their blocks; a crash loses this memory and the log
 //!   replays them (into blocks) on open, as it replays everything after the last checkpoint.
 //! - **Every reader sees the readings its summaries count.** A reading here is newer than every
-//!   reading of its sensor in a block (it was appended after the sensor's latest), so a
-//!   sensor's readings are its rows merged with its blocks followed by its readings here. Each
-//!   version of this memory is tagged with a generation, which the writer stores in `counters`
-//!   (`"recent_generation"`) in the same transaction that makes that version true: the version
-//!   is published *before* the commit, the earlier one dropped after it, and a reader begins its
-//!   transaction and picks the version of the generation it sees under one lock
-//!   ([`Published::snapshot`]). So a reader never sees a reading twice (here and in a block)
-//!   or not at all, whichever commit it lands between.
+//!   reading of its sensor in a table, row or block: it comes here only when it is newer than
+//!   the sensor's latest committed reading or, arriving late (requests of concurrent clients
+//!   commit in any order), than the first of its readings here, and then takes its place among
+//!   them; an older late reading becomes a row. So a sensor's readings are its rows merged with
+//!   its blocks followed by its readings here. Each version of this memory is tagged with a
+//!   generation, which the writer stores in `counters` (`"recent_generation"`) in the same
+//!   transaction that makes that version true: the version is published *before* the commit,
+//!   the earlier one dropped after it, and a reader begins its transaction and picks the
+//!   version of the generation it sees under one lock ([`Published::snapshot`]). So a reader
+//!   never sees a reading twice (here and in a block) or not at all, whichever commit it lands
+//!   between.
 //! - **The writer's own checks see them**: the duplicate and conflict lookups of a group look
 //!   here too.
 //! - **Memory is bounded** by what 250 ms of writes (or 64 MiB of log) can hold: both end in a
@@ -87,8 +90,9 @@ impl RecentReadings {
             .flat_map(|tail| tail.iter().map(|&(_, value)| value))
     }
 
-    /// This version with a group's appends after each sensor's readings (each append is newer
-    /// than everything stored of its sensor, these readings included).
+    /// This version with a group's appends among each sensor's readings. Each append is newer
+    /// than every reading of its sensor in a table and is none of the readings here; most are
+    /// newer than these too, and a late one takes its place among them.
     pub(super) fn with(&self, appends: &Appends) -> Self {
         let mut next = self.clone();
         for (sensor, readings) in appends {
@@ -98,9 +102,15 @@ impl RecentReadings {
             next.readings += readings.len();
             match next.sensors.get_mut(sensor.as_str()) {
                 Some(tail) => {
-                    debug_assert!(tail.last().is_none_or(|&(last, _)| last < readings[0].0));
                     // Copies the sensor's readings only while an earlier version shares them.
-                    Arc::make_mut(tail).extend_from_slice(readings);
+                    let tail = Arc::make_mut(tail);
+                    let earliest = readings[0].0;
+                    let merged_from = tail.partition_point(|&(time, _)| time < earliest);
+                    let late = merged_from < tail.len();
+                    tail.extend_from_slice(readings);
+                    if late {
+                        tail[merged_from..].sort_unstable_by_key(|&(time, _)| time);
+                    }
                 }
                 None => {
                     next.sensors
@@ -259,6 +269,14 @@ mod tests {
         let mut values: Vec<i64> = second.values().collect();
         values.sort_unstable();
         assert_eq!(values, [10, 20, 30, 50]);
+        // Late appends take their places; the earlier version keeps its own.
+        let third = second.with(&appends(&[("a", &[(3, 30), (4, 40), (6, 60)])]));
+        assert_eq!(
+            third.of("a"),
+            [(1, 10), (2, 20), (3, 30), (4, 40), (5, 50), (6, 60)]
+        );
+        assert_eq!(second.of("a"), [(1, 10), (2, 20), (5, 50)]);
+        assert_eq!((third.find("a", 4), third.values().count()), (Some(40), 7));
     }
 
     fn db_at(dir: &std::path::Path, generation: Option<u64>) -> Database {

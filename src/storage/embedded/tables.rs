@@ -73,11 +73,14 @@ pub(super) struct Touched {
     pub(super) partials: Partials,
 }
 
-/// Where a sensor's readings go in a group: after `committed` (its latest committed reading)
-/// to its blocks, and after `unchecked` (its latest reading, this group's included) without
-/// any lookup.
+/// Where a sensor's readings go in a group, and which need which lookup: a reading after
+/// `in_tables_until` is in no table, so it is looked for in memory only (the group's appends,
+/// the writer's recent readings) and, when new, goes to the blocks (through the appends); after
+/// `committed` (its latest committed reading) only the group's appends can hold it; after
+/// `unchecked` (its latest reading, this group's included) it needs no lookup at all.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct AppendRule {
+    in_tables_until: i64,
     committed: i64,
     unchecked: i64,
 }
@@ -204,9 +207,9 @@ impl<'t> Tables<'t> {
     }
 
     /// Stores a reading known to be new (no reading of its sensor at its time): appended to
-    /// the sensor's blocks when `append_after` says it is newer than every committed reading of
-    /// the sensor (in time order among the group's appends: requests of concurrent clients
-    /// reach a group in any order), else a row. Then counts it.
+    /// the sensor's blocks when `append_after` says it is newer than every reading of the
+    /// sensor in a table (in time order among the group's appends: requests of concurrent
+    /// clients reach a group in any order), else a row. Then counts it.
     pub(super) fn store_fresh(
         &mut self,
         sensor: &str,
@@ -240,7 +243,7 @@ impl<'t> Tables<'t> {
     }
 
     /// The time after which a reading of `sensor` goes to its blocks: it is then newer than
-    /// every committed reading of the sensor. `None` while the rollup build runs (it reads rows
+    /// every reading of the sensor in a table. `None` while the rollup build runs (it reads rows
     /// only) or when the sensor's summary does not say (a summary of an earlier version without
     /// its latest reading).
     pub(super) fn append_after(
@@ -250,11 +253,18 @@ impl<'t> Tables<'t> {
     ) -> Result<Option<i64>, StorageError> {
         Ok(self
             .append_rule(sensor, touched)?
-            .map(|rule| rule.committed))
+            .map(|rule| rule.in_tables_until))
     }
 
-    /// [`Self::append_after`], and the time after which a reading of `sensor` needs no lookup
-    /// at all: it is then newer than this group's readings of it too.
+    /// [`Self::append_after`], and the times after which a reading of `sensor` needs fewer
+    /// lookups (see [`AppendRule`]).
+    ///
+    /// Every reading of the sensor in a table is at or before its latest committed reading,
+    /// and before the first of the writer's recent readings of it, which are newer than all of
+    /// them (see [`super::recent`]). So a late reading, older than the latest committed one
+    /// (requests of concurrent clients commit in any order), that is still newer than the
+    /// first recent reading joins the recent readings in its place, found new by lookups in
+    /// memory alone; only one older than those is looked up in the tables and becomes a row.
     fn append_rule(
         &mut self,
         sensor: &str,
@@ -270,6 +280,10 @@ impl<'t> Tables<'t> {
             None => None,
         };
         Ok(latest(&entry.before).map(|committed| AppendRule {
+            in_tables_until: match self.recent.of(sensor).first() {
+                Some(&(first, _)) => committed.min(first.saturating_sub(1)),
+                None => committed,
+            },
             committed,
             unchecked: latest(&entry.after).unwrap_or(committed).max(committed),
         }))
@@ -450,12 +464,16 @@ impl<'t> Tables<'t> {
                     rule
                 }
             };
-            let append_after = rule.map(|rule| rule.committed);
+            let append_after = rule.map(|rule| rule.in_tables_until);
             let incoming = reading.temperature.micros();
             let stored = match rule {
                 Some(rule) if micros > rule.unchecked => None,
                 // Newer than anything committed: only the group's appends can hold it.
                 Some(rule) if micros > rule.committed => self.appended(sensor, micros),
+                // In no table: in memory, if anywhere.
+                Some(rule) if micros > rule.in_tables_until => self
+                    .appended(sensor, micros)
+                    .or_else(|| self.recent.find(sensor, micros)),
                 _ => self.stored(sensor, micros)?,
             };
             match stored {

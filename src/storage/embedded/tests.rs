@@ -124,6 +124,17 @@ async fn write_a_mix(store: &EmbeddedStore) -> Aggregate {
         put(store, reading("b", 2, 9_000)).await,
         PutOutcome::Conflict(_)
     ));
+    // A late reading, among the ones the writer may still hold in memory.
+    for (second, milli) in [(5, 700), (3, 300)] {
+        assert_eq!(
+            put(store, reading("c", second, milli)).await,
+            PutOutcome::Stored {
+                stored: 1,
+                duplicates: 0
+            }
+        );
+        all.push(Temperature::from_micros(milli * 1_000).unwrap());
+    }
     for name in ["one", "two", "three"] {
         store
             .item_put(json!({ "name": name }).to_string())
@@ -150,6 +161,25 @@ async fn assert_the_mix_is_there(store: &EmbeddedStore, expected: Aggregate) {
         (b.count, b.max_micros),
         (2, Some(1_500_000)),
         "no conflict stored"
+    );
+    let c: Vec<i64> = store
+        .readings(ReadingsQuery {
+            sensor_id: sensor("c"),
+            from: None,
+            to: None,
+            after: None,
+            limit: 10,
+        })
+        .await
+        .unwrap()
+        .readings
+        .iter()
+        .map(|r| r.temperature.micros() / 1_000)
+        .collect();
+    assert_eq!(
+        c,
+        [0, 300, 700],
+        "c in time order, the late reading in its place"
     );
     assert!(store.item_get(1).await.unwrap().is_some());
     assert!(
@@ -337,8 +367,12 @@ fn stored_layout(store: &EmbeddedStore, name: &str) -> (Vec<i64>, Vec<i64>) {
     (rows, in_blocks)
 }
 
+/// In-order readings go to the blocks (through the writer's memory until a checkpoint). A late
+/// reading still newer than the first one in memory joins those in its place; an older one, or
+/// any late one once the memory is written to the blocks, is a row. Each place answers the
+/// duplicate and conflict checks for its own readings.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_order_readings_go_to_blocks_late_ones_to_rows_and_both_are_checked() {
+async fn in_order_readings_go_to_blocks_late_ones_among_them_or_to_rows_and_all_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let stored = |stored, duplicates| PutOutcome::Stored { stored, duplicates };
@@ -354,38 +388,49 @@ async fn in_order_readings_go_to_blocks_late_ones_to_rows_and_both_are_checked()
         .await,
         stored(3, 0)
     );
-    // A late reading is a row; each place answers for its own readings.
-    assert_eq!(
-        put(&store, json!(reading("a", 11, 1_100))).await,
-        stored(1, 0)
-    );
-    assert_eq!(
-        put(&store, json!(reading("a", 11, 1_100))).await,
-        stored(0, 1)
-    );
+    // Late, but after the first reading in memory: among them. Earlier than all: a row.
+    for late in [reading("a", 11, 1_100), reading("a", 1, 100)] {
+        assert_eq!(put(&store, late.clone()).await, stored(1, 0));
+        assert_eq!(put(&store, late).await, stored(0, 1));
+    }
     assert_eq!(
         put(&store, json!(reading("a", 12, 1_200))).await,
         stored(0, 1)
     );
-    for late in [reading("a", 11, 9_000), reading("a", 12, 9_000)] {
+    for late in [
+        reading("a", 1, 9_000),
+        reading("a", 11, 9_000),
+        reading("a", 12, 9_000),
+    ] {
         assert!(matches!(put(&store, late).await, PutOutcome::Conflict(_)));
     }
     // A conflict undoes the request's in-order reading too.
     let body = json!([reading("a", 20, 2_000), reading("a", 14, 9_000)]);
     assert!(matches!(put(&store, body).await, PutOutcome::Conflict(_)));
-    assert_eq!(stored_layout(&store, "a"), (vec![11], vec![10, 12, 14]));
-    // An earlier reading than all of them is late too; a later one is appended.
+    assert_eq!(stored_layout(&store, "a"), (vec![1], vec![10, 11, 12, 14]));
+    let (_, recent) = store.health.snapshot().unwrap();
+    assert_eq!(recent.of("a").len(), 4, "not in the blocks yet");
+    drop(recent);
+    // A later reading is appended, a late one in the same request takes its place.
     assert_eq!(
         put(
             &store,
-            json!([reading("a", 1, 100), reading("a", 15, 1_500)])
+            json!([reading("a", 15, 1_500), reading("a", 13, 1_300)])
         )
         .await,
         stored(2, 0)
     );
     assert_eq!(
         stored_layout(&store, "a"),
-        (vec![1, 11], vec![10, 12, 14, 15])
+        (vec![1], vec![10, 11, 12, 13, 14, 15])
+    );
+    drop(store);
+    // The final checkpoint wrote them to the blocks: a late reading now is a row.
+    let store = open(dir.path());
+    assert_eq!(put(&store, json!(reading("a", 9, 900))).await, stored(1, 0));
+    assert_eq!(
+        stored_layout(&store, "a"),
+        (vec![1, 9], vec![10, 11, 12, 13, 14, 15])
     );
     let seconds: Vec<u32> = store
         .readings(ReadingsQuery {
@@ -401,12 +446,12 @@ async fn in_order_readings_go_to_blocks_late_ones_to_rows_and_both_are_checked()
         .iter()
         .map(|r| r.time.to_datetime().timestamp() as u32 % 60)
         .collect();
-    assert_eq!(seconds, [1, 10, 11, 12, 14, 15]);
-    assert_eq!(store.stats(None).await.unwrap().count, 6);
+    assert_eq!(seconds, [1, 9, 10, 11, 12, 13, 14, 15]);
+    assert_eq!(store.stats(None).await.unwrap().count, 8);
     drop(store);
     let verified = verify(dir.path()).unwrap();
     assert!(verified.is_consistent(), "{:?}", verified.differences);
-    assert_eq!(verified.readings, 6);
+    assert_eq!(verified.readings, 8);
 }
 
 /// The answers a store gives about sensors "a" and "b" (pages, windows with edges inside the
@@ -474,7 +519,7 @@ async fn readings_in_the_writers_memory_are_answered_and_checked_like_stored_one
         let body = json!([reading("a", second, milli), reading("b", second, -milli)]);
         assert_eq!(put(&store, body).await, stored(2, 0));
     }
-    // A late reading is a row, between the recent ones.
+    // A late reading takes its place among the recent ones.
     assert_eq!(
         put(&store, json!(reading("a", 15, 1_500))).await,
         stored(1, 0)
@@ -483,13 +528,13 @@ async fn readings_in_the_writers_memory_are_answered_and_checked_like_stored_one
     let in_memory = |name| recent.of(name).len();
     assert_eq!(
         (in_memory("a"), in_memory("b")),
-        (6, 6),
+        (7, 6),
         "not in the blocks yet"
     );
     drop(recent);
     assert_eq!(
         stored_layout(&store, "a"),
-        (vec![15], vec![10, 20, 30, 10, 10, 40])
+        (vec![], vec![10, 15, 20, 30, 10, 10, 40])
     );
     assert_eq!(
         put(&store, json!(reading("a", 20, 2_000))).await,
