@@ -9,6 +9,10 @@ use telemetry::app::Application;
 use telemetry::cli::{self, Command};
 use telemetry::config::Config;
 
+/// The allocator of the whole process (see BENCHMARKS.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code for a problem with the configuration or the environment (a bad variable, a busy
 /// port, an unusable or locked `DATA_DIR`, unreachable storage): fix the set-up, not the code.
 const EXIT_SETUP: u8 = 2;
