@@ -58,19 +58,24 @@ fn sensor(name: &str) -> SensorId {
     SensorId::from_text(name).unwrap()
 }
 
-async fn count_of(store: &EmbeddedStore, name: &str) -> usize {
+/// Every stored reading of sensor `name` (up to 100,000), in time order, through the readings
+/// route's query.
+async fn readings_of(store: &EmbeddedStore, name: &str) -> Vec<Reading> {
     store
         .readings(ReadingsQuery {
             sensor_id: sensor(name),
             from: None,
             to: None,
             after: None,
-            limit: 10_000,
+            limit: 100_000,
         })
         .await
         .unwrap()
         .readings
-        .len()
+}
+
+async fn count_of(store: &EmbeddedStore, name: &str) -> usize {
+    readings_of(store, name).await.len()
 }
 
 /// 16 concurrent writers × 25 readings, a batch, a duplicate, a conflict, and items.
@@ -162,17 +167,8 @@ async fn assert_the_mix_is_there(store: &EmbeddedStore, expected: Aggregate) {
         (2, Some(1_500_000)),
         "no conflict stored"
     );
-    let c: Vec<i64> = store
-        .readings(ReadingsQuery {
-            sensor_id: sensor("c"),
-            from: None,
-            to: None,
-            after: None,
-            limit: 10,
-        })
+    let c: Vec<i64> = readings_of(store, "c")
         .await
-        .unwrap()
-        .readings
         .iter()
         .map(|r| r.temperature.micros() / 1_000)
         .collect();
@@ -432,17 +428,8 @@ async fn in_order_readings_go_to_blocks_late_ones_among_them_or_to_rows_and_all_
         stored_layout(&store, "a"),
         (vec![1, 9], vec![10, 11, 12, 13, 14, 15])
     );
-    let seconds: Vec<u32> = store
-        .readings(ReadingsQuery {
-            sensor_id: sensor("a"),
-            from: None,
-            to: None,
-            after: None,
-            limit: 100,
-        })
+    let seconds: Vec<u32> = readings_of(&store, "a")
         .await
-        .unwrap()
-        .readings
         .iter()
         .map(|r| r.time.to_datetime().timestamp() as u32 % 60)
         .collect();
@@ -879,17 +866,7 @@ mod build {
     async fn assert_rollups_exact(store: &EmbeddedStore) {
         let mut all = Vec::new();
         for name in SENSORS {
-            let page = store
-                .readings(ReadingsQuery {
-                    sensor_id: sensor(name),
-                    from: None,
-                    to: None,
-                    after: None,
-                    limit: 100_000,
-                })
-                .await
-                .unwrap();
-            all.extend(page.readings);
+            all.extend(readings_of(store, name).await);
         }
         let windows = [
             (T0, T0 + 48 * HOUR),
@@ -1073,17 +1050,8 @@ mod faults {
         // Reading 2 got a 503 ("outcome unknown"); it was in the log, so it is stored too.
         assert!(count_of(&store, "a").await >= 2);
         assert_eq!(
-            store
-                .readings(ReadingsQuery {
-                    sensor_id: sensor("a"),
-                    from: None,
-                    to: None,
-                    after: None,
-                    limit: 10,
-                })
+            readings_of(&store, "a")
                 .await
-                .unwrap()
-                .readings
                 .last()
                 .map(|r| r.temperature.micros()),
             Some(3_000_000)
