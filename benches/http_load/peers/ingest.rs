@@ -46,7 +46,7 @@ impl IngestRow {
 
 pub fn print_header() {
     println!(
-        "{:<22} {:<17} {:>6} {:>7} {:>11} {:>10} {:>8} {:>8} {:>9} {:>9} {:>8} {:>7} {:>6}",
+        "{:<22} {:<17} {:>6} {:>7} {:>11} {:>10} {:>8} {:>8} {:>9} {:>9} {:>8} {:>7} {:>6} {:>7}",
         "system",
         "durability",
         "batch",
@@ -59,13 +59,14 @@ pub fn print_header() {
         "disk B/r",
         "peak MiB",
         "gen CPU",
-        "count"
+        "count",
+        "errors"
     );
 }
 
 fn print_row(r: &IngestRow) {
     println!(
-        "{:<22} {:<17} {:>6} {:>7} {:>11.0} {:>10.2} {:>8.3} {:>8.3} {:>9.3} {:>9.1} {:>8.1} {:>7.2} {:>6}",
+        "{:<22} {:<17} {:>6} {:>7} {:>11.0} {:>10.2} {:>8.3} {:>8.3} {:>9.3} {:>9.1} {:>8.1} {:>7.2} {:>6} {:>7}",
         r.system,
         r.durability,
         r.batch,
@@ -78,7 +79,8 @@ fn print_row(r: &IngestRow) {
         r.disk_bytes_per_reading,
         r.peak_rss_mib,
         r.generator_cpu_cores,
-        if r.count_checks() { "ok" } else { "WRONG" }
+        if r.count_checks() { "ok" } else { "WRONG" },
+        r.errors
     );
     if !r.count_checks() {
         println!(
