@@ -158,6 +158,7 @@ pub async fn drive(
     seq_base: Arc<AtomicU64>,
 ) -> Run {
     let sent = Arc::new(AtomicU64::new(0));
+    let told_refusal = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = Vec::with_capacity(clients);
@@ -165,6 +166,7 @@ pub async fn drive(
         let make = make.clone();
         let sent = sent.clone();
         let seq_base = seq_base.clone();
+        let told_refusal = told_refusal.clone();
         tasks.push(tokio::spawn(async move {
             let mut histogram = histogram();
             let mut errors = 0u64;
@@ -172,11 +174,21 @@ pub async fn drive(
             while Instant::now() < deadline && sent.fetch_add(1, Ordering::Relaxed) < cap {
                 let call = make(task, seq_base.fetch_add(1, Ordering::Relaxed));
                 let began = Instant::now();
-                let status = send(&mut sender, call).await.map(|(status, _)| status);
+                let answer = send(&mut sender, call).await;
                 record(&mut histogram, began);
-                match status {
-                    Some(status) if status < 300 => {}
-                    Some(_) => errors += 1,
+                match answer {
+                    Some((status, _)) if status < 300 => {}
+                    Some((status, body)) => {
+                        errors += 1;
+                        // The first refusal of a run, status and problem body, once: a cell with
+                        // errors says what refused it (the server log says why in full).
+                        if !told_refusal.swap(true, Ordering::Relaxed) {
+                            eprintln!(
+                                "  first refusal: {status} {}",
+                                String::from_utf8_lossy(&body).trim_end()
+                            );
+                        }
+                    }
                     None => {
                         errors += 1;
                         break; // the connection is gone
