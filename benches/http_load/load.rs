@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -158,7 +158,7 @@ pub async fn drive(
     seq_base: Arc<AtomicU64>,
 ) -> Run {
     let sent = Arc::new(AtomicU64::new(0));
-    let told_refusal = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let told_refusal = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = Vec::with_capacity(clients);
